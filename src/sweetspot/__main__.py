@@ -1,0 +1,3 @@
+from sweetspot.cli import main
+
+main()

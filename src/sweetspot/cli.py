@@ -1,0 +1,68 @@
+"""The `sweetspot` command: one subcommand per pipeline stage, each a thin shell over its main()."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from sweetspot import config
+
+
+def _add_overrides(parser: argparse.ArgumentParser, cls) -> None:
+    """One --option per field of a config dataclass; unset options keep params.yaml's value."""
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        parser.add_argument(flag, dest=field.name, default=None, metavar="VALUE",
+                            help=f"override {field.name} from params.yaml")
+
+
+def _overrides(args: argparse.Namespace, cls) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweetspot", description=__doc__)
+    parser.add_argument("--params", type=Path, default=config.PARAMS_FILE,
+                        help="the params file (default: params.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("download", help="fetch and verify the dataset into data/<dataset>/raw")
+    _add_overrides(p, config.DataConfig)
+    p.add_argument("--root", type=Path, default=config.DATA_ROOT, help="data root (default: data)")
+
+    p = sub.add_parser("train", help="train once; one MLflow run")
+    _add_overrides(p, config.TrainConfig)
+    p.add_argument("--out", type=Path, default=None, help="also write the result JSON here")
+    p.add_argument("--dataset", default=None, help="override data.dataset")
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "download":
+        from sweetspot import download
+
+        params = config.load(args.params, data=_overrides(args, config.DataConfig))
+        return download.main(params.data, root=args.root)
+    if args.command == "train":
+        from sweetspot import train
+
+        params = config.load(args.params, train=_overrides(args, config.TrainConfig),
+                             data={"dataset": args.dataset})
+        return train.main(params, out=args.out)
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = run(argv)
+    except config.ConfigError as e:
+        print(f"sweetspot: error: {e}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Typed `params.yaml`: each section loads once into a frozen dataclass that checks itself.
+
+Unknown or missing keys, wrong types and out-of-range values raise `ConfigError` with a one-line
+message naming the key; the CLI turns that into exit code 2 before any work starts. Paths the
+stages write are named here too, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+DATA_ROOT = Path("data")  # torchvision's `root`: files live in data/<dataset>/raw
+TRAIN_SIZE = 60_000  # both datasets: 60000 training and 10000 test images
+
+DATASETS = ("MNIST", "FashionMNIST")
+SOURCES = ("torchvision", "pypi", "local")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+ACTIVATIONS = ("sigmoid", "relu", "tanh")
+DEVICES = ("cpu", "cuda", "auto")
+LOADERS = ("tensor", "torchvision")
+
+
+class ConfigError(ValueError):
+    """A bad parameter; its message is one line that names the key."""
+
+
+def raw_dir(dataset: str, root: Path = DATA_ROOT) -> Path:
+    return Path(root) / dataset / "raw"
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(allowed)}")
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str
+    sources: tuple[str, ...]
+    local_dir: str
+    timeout_s: float
+
+    def check(self) -> None:
+        if self.dataset not in DATASETS:
+            hint = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+            guess = hint.get(self.dataset.lower())
+            extra = f" (did you mean {guess!r}?)" if guess else ""
+            raise ConfigError(
+                f"data.dataset: unknown dataset {self.dataset!r}{extra}; "
+                f"choose one of {', '.join(DATASETS)}"
+            )
+        _require(len(self.sources) > 0, "data.sources", "name at least one source")
+        for source in self.sources:
+            _one_of("data.sources", source, SOURCES)
+        _require(self.timeout_s > 0, "data.timeout_s", "must be > 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int
+    lr: float
+    optimizer: str
+    momentum: float
+    width: int
+    activation: str
+    seed: int
+    device: str
+    loader: str
+    target_accuracy: float
+    eval_every_examples: int
+    max_epochs: int
+    stop_at_target: bool
+    warmup_steps: int
+    train_examples: int
+    threads: int
+    experiment: str
+
+    @property
+    def n_train(self) -> int:
+        return self.train_examples or TRAIN_SIZE
+
+    def check(self) -> None:
+        _require(self.train_examples >= 0, "train.train_examples", "must be >= 0")
+        _require(self.train_examples <= TRAIN_SIZE, "train.train_examples",
+                 f"must be <= {TRAIN_SIZE}")
+        _require(self.batch_size > 0, "train.batch_size", "must be > 0")
+        _require(self.batch_size <= self.n_train, "train.batch_size",
+                 f"{self.batch_size} is larger than the training set ({self.n_train})")
+        _require(self.lr > 0 and math.isfinite(self.lr), "train.lr", "must be a finite number > 0")
+        _one_of("train.optimizer", self.optimizer, OPTIMIZERS)
+        _require(0 <= self.momentum < 1, "train.momentum", "must be in [0, 1)")
+        _require(self.width > 0, "train.width", "must be > 0")
+        _one_of("train.activation", self.activation, ACTIVATIONS)
+        _one_of("train.device", self.device, DEVICES)
+        _one_of("train.loader", self.loader, LOADERS)
+        _require(0 < self.target_accuracy <= 1, "train.target_accuracy", "must be in (0, 1]")
+        _require(self.eval_every_examples > 0, "train.eval_every_examples", "must be > 0")
+        _require(self.max_epochs > 0, "train.max_epochs", "must be > 0")
+        _require(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
+        _require(self.threads >= 0, "train.threads", "must be >= 0")
+        _require(bool(self.experiment.strip()), "train.experiment", "must not be empty")
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataConfig
+    train: TrainConfig
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def convert(key: str, tp, value):
+    """Check (and for strings from the command line, parse) one value against its field type."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp, _) = typing.get_args(tp)
+        return tuple(convert(key, item_tp, v) for v in value)
+    if isinstance(value, str) and tp is not str:
+        text = value.strip()
+        if tp is bool:
+            if text.lower() in ("true", "1", "yes"):
+                return True
+            if text.lower() in ("false", "0", "no"):
+                return False
+        else:
+            try:
+                return convert(key, tp, tp(text) if tp is float else int(text, 10))
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def build(cls, section: str, values: dict, overrides: dict | None = None):
+    """Make a `cls` from one params.yaml section plus command-line overrides, checked."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"params.yaml: section {section!r} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"params.yaml: unknown key {section}.{unknown[0]}")
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise ConfigError(f"params.yaml: missing key {section}.{missing[0]}")
+    merged = {**values, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    obj = cls(**{n: convert(f"{section}.{n}", hints[n], merged[n]) for n in names})
+    obj.check()
+    return obj
+
+
+SECTIONS = {"data": DataConfig, "train": TrainConfig}
+
+
+def read_yaml(path: Path = PARAMS_FILE) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: not found (run from the project root)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections")
+    return raw
+
+
+def load(path: Path = PARAMS_FILE, **overrides: dict) -> Params:
+    """Load params.yaml; `overrides` maps a section to {key: value} (None keeps the file's)."""
+    raw = read_yaml(path)
+    built = {}
+    for section, cls in SECTIONS.items():
+        if section not in raw:
+            raise ConfigError(f"params.yaml: missing section {section!r}")
+        built[section] = build(cls, section, raw[section], overrides.get(section))
+    return Params(**built)
+
+
+def as_dict(config) -> dict:
+    return dataclasses.asdict(config)
