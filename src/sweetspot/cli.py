@@ -36,6 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(p, config.TrainConfig)
     p.add_argument("--out", type=Path, default=None, help="also write the result JSON here")
     p.add_argument("--dataset", default=None, help="override data.dataset")
+
+    p = sub.add_parser("sweep", help="one cell of the sweep grid (dvc.yaml's sweep stage)")
+    p.add_argument("--batch-size", type=int, required=True)
+    p.add_argument("--base-lr", type=float, required=True,
+                   help="a rate of sweep.lrs; sweep.lr_policy turns it into this cell's rate")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", type=Path, default=None, help="the cell's JSON (default: by name)")
+
+    sub.add_parser("refine", help="train the 3*2^n neighbours of the coarse sweet spot")
+    sub.add_parser("report", help="sweet spot, figures and report.md from the cells")
     return parser
 
 
@@ -52,6 +62,19 @@ def run(argv: list[str] | None = None) -> int:
         params = config.load(args.params, train=_overrides(args, config.TrainConfig),
                              data={"dataset": args.dataset})
         return train.main(params, out=args.out)
+    params = config.load(args.params)
+    if args.command == "sweep":
+        from sweetspot import sweep
+
+        return sweep.main(params, args.batch_size, args.base_lr, args.seed, args.out)
+    if args.command == "refine":
+        from sweetspot import sweep
+
+        return sweep.refine_main(params)
+    if args.command == "report":
+        from sweetspot import report
+
+        return report.main(params)
     raise AssertionError(args.command)
 
 

@@ -113,10 +113,51 @@ class TrainConfig:
         _require(bool(self.experiment.strip()), "train.experiment", "must not be empty")
 
 
+LR_POLICIES = ("fixed", "linear", "sqrt", "tuned")
+
+
+def _distinct_positive(key: str, values: tuple, upper: float | None = None) -> None:
+    _require(len(values) > 0, key, "the grid is empty")
+    _require(len(set(values)) == len(values), key, f"duplicate values in {list(values)}")
+    for v in values:
+        _require(v > 0 and (upper is None or v <= upper), key,
+                 f"{v} is out of range (0, {upper if upper is not None else 'inf'}]")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    batch_sizes: tuple[int, ...]
+    extremes: tuple[int, ...]
+    lr_policy: str
+    lrs: tuple[float, ...]
+    ref_batch: int
+    seeds: tuple[int, ...]
+    targets: tuple[float, ...]
+    max_epochs: int
+    refine: bool
+
+    def check(self) -> None:
+        _distinct_positive("sweep.batch_sizes", self.batch_sizes, TRAIN_SIZE)
+        if self.extremes:
+            _distinct_positive("sweep.extremes", self.extremes, TRAIN_SIZE)
+            both = sorted(set(self.extremes) & set(self.batch_sizes))
+            _require(not both, "sweep.extremes", f"{both} already in sweep.batch_sizes")
+        _one_of("sweep.lr_policy", self.lr_policy, LR_POLICIES)
+        _distinct_positive("sweep.lrs", self.lrs)
+        _require(self.lr_policy == "tuned" or len(self.lrs) == 1, "sweep.lrs",
+                 f"the {self.lr_policy} policy scales one base rate; give one, or use tuned")
+        _require(self.ref_batch > 0, "sweep.ref_batch", "must be > 0")
+        _require(len(self.seeds) > 0, "sweep.seeds", "name at least one seed")
+        _require(len(set(self.seeds)) == len(self.seeds), "sweep.seeds", "duplicate seeds")
+        _distinct_positive("sweep.targets", self.targets, 1.0)
+        _require(self.max_epochs > 0, "sweep.max_epochs", "must be > 0")
+
+
 @dataclass(frozen=True)
 class Params:
     data: DataConfig
     train: TrainConfig
+    sweep: SweepConfig
 
 
 def _type_name(tp) -> str:
@@ -171,7 +212,7 @@ def build(cls, section: str, values: dict, overrides: dict | None = None):
     return obj
 
 
-SECTIONS = {"data": DataConfig, "train": TrainConfig}
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "sweep": SweepConfig}
 
 
 def read_yaml(path: Path = PARAMS_FILE) -> dict:

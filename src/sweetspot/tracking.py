@@ -1,0 +1,122 @@
+"""Everything MLflow: where the store is, how a run starts and ends, and the provenance it carries.
+
+The store is MLflow's default sqlite file, `mlflow.db` in the project root, named by an absolute URI
+so runs launched from DVC's temporary experiment copies land in the same store; artifacts go to
+`mlruns/` beside it. MLFLOW_TRACKING_URI overrides both. Under `mlflow run` (MLFLOW_RUN_ID set) the
+given run is resumed instead of choosing an experiment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+
+def project_root() -> Path:
+    """The project folder: DVC_ROOT under DVC (the parent repo, also for temporary experiment
+    copies), else the working directory."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def retry(fn, *args, attempts: int = 8, **kwargs):
+    """Call an MLflow write, retrying while SQLite reports a concurrent writer."""
+    for i in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # MlflowException or sqlalchemy's OperationalError
+            if "database is locked" not in str(e) or i == attempts - 1:
+                raise
+            time.sleep(0.1 * 2**i)
+
+
+def experiment_id(name: str) -> str:
+    """The experiment's id, creating it (artifacts under <root>/mlruns) when it is new."""
+    client = MlflowClient(tracking_uri())
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        location = (project_root() / "mlruns").as_uri()
+    try:
+        return retry(client.create_experiment, name, artifact_location=location)
+    except Exception:  # created meanwhile by a parallel process
+        return client.get_experiment_by_name(name).experiment_id
+
+
+@contextlib.contextmanager
+def run(experiment: str, run_name: str, tags: dict | None = None):
+    """One MLflow run that always ends: FINISHED, FAILED on an exception, KILLED on Ctrl-C."""
+    mlflow.set_tracking_uri(tracking_uri())
+    if os.environ.get("MLFLOW_RUN_ID"):  # launched by `mlflow run`: resume its run
+        active = mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"], log_system_metrics=False)
+        retry(mlflow.set_tag, "mlflow.runName", run_name)
+    else:
+        active = mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name,
+                                  log_system_metrics=False)
+    status = RunStatus.FAILED
+    try:
+        if tags:
+            retry(mlflow.set_tags, tags)
+        yield active
+        status = RunStatus.FINISHED
+    except KeyboardInterrupt:
+        status = RunStatus.KILLED
+        raise
+    finally:
+        mlflow.end_run(RunStatus.to_string(status))
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                             cwd=project_root())
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(device: str) -> dict[str, str]:
+    """Tags for every run: code version, library versions, hardware."""
+    import torch
+    import torchvision
+
+    tags = {
+        "git_commit": _git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower(),
+        "torch_version": torch.__version__,
+        "torchvision_version": torchvision.__version__,
+        "mlflow_version": mlflow.__version__,
+        "python_version": platform.python_version(),
+        "cpu_model": cpu_model(),
+        "cpu_count": str(os.cpu_count()),
+        "torch_threads": str(torch.get_num_threads()),
+        "device": device,
+    }
+    if device.startswith("cuda"):
+        tags["gpu_name"] = torch.cuda.get_device_name(torch.device(device))
+    if os.environ.get("DVC_STAGE"):
+        tags["dvc_stage"] = os.environ["DVC_STAGE"]
+    return tags

@@ -1,0 +1,180 @@
+"""One training run is one MLflow run with an honest clock: real training on (a subset of) MNIST."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from sweetspot import config, train
+
+SWEETSPOT = [sys.executable, "-m", "sweetspot"]
+TINY = {  # a few hundred steps on a 6000-example subset
+    "train_examples": 6000, "batch_size": 64, "lr": 1.0, "max_epochs": 1,
+    "eval_every_examples": 1500, "target_accuracy": 0.5, "warmup_steps": 2,
+    "stop_at_target": False,
+}
+
+
+@pytest.fixture
+def project(tmp_path, mnist_root):
+    """A working folder like the project root: params.yaml, data/ (the verified MNIST), a store."""
+    (tmp_path / "params.yaml").write_text(config.PARAMS_FILE.read_text())
+    (tmp_path / "data").symlink_to(mnist_root.resolve())
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    return tmp_path, env
+
+
+def sweetspot_train(project, **overrides):
+    folder, env = project
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in {**TINY, **overrides}.items()]
+    return subprocess.run([*SWEETSPOT, "train", *args, "--out", "result.json"], cwd=folder,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def runs(project):
+    client = MlflowClient(project[1]["MLFLOW_TRACKING_URI"])
+    return client, client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def tiny_cfg(**overrides) -> config.TrainConfig:
+    return config.load(train={**TINY, **overrides}).train
+
+
+@pytest.fixture(scope="module")
+def tiny_data(mnist_root):
+    return train.load_data("MNIST", torch.device("cpu"), 6000, mnist_root)
+
+
+@pytest.mark.slow
+def test_a_run_is_logged_and_read_back(project):
+    done = sweetspot_train(project)
+    assert done.returncode == 0, done.stderr
+    client, found = runs(project)
+    assert len(found) == 1
+    run = found[0]
+    assert run.info.status == "FINISHED"
+    p = run.data.params
+    assert (p["batch_size"], p["lr"], p["optimizer"], p["loader"], p["dataset"]) == (
+        "64", "1.0", "sgd", "tensor", "MNIST")
+    assert p["model"] == "Linear(784,256)-sigmoid-Linear(256,10)"
+    for key in ("seed", "device", "momentum", "target_accuracy", "eval_every_examples"):
+        assert key in p
+    tags = run.data.tags
+    assert tags["outcome"] == "reached"
+    assert tags["data_md5.train-images-idx3-ubyte"] == "6bbc9ace898e44ae57da46a324031adb"
+    for key in ("git_commit", "git_dirty", "torch_version", "mlflow_version", "cpu_model",
+                "torch_threads"):
+        assert tags[key]
+    m = run.data.metrics
+    assert 0 < m["time_to_target"] <= m["train_time"]
+    assert m["steps"] == 94  # ceil(6000 / 64), the last batch partial
+    assert m["examples"] == 6000
+    history = client.get_metric_history(run.info.run_id, "test/acc")
+    assert [h.step for h in history] == [1536, 3008, 4544, 6000]  # first batch end past each 1500
+    assert history[-1].value > 0.7  # one sixth of an epoch of MNIST at lr 1
+    assert [h.step for h in client.get_metric_history(run.info.run_id, "epoch_time")] == [1]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"curve.csv", "result.json", "model_state_dict.pt"} <= artifacts
+    result = json.loads((project[0] / "result.json").read_text())
+    assert result["run_id"] == run.info.run_id
+    assert result["time_to_target"] == pytest.approx(m["time_to_target"])
+    assert len(result["curve"]) == 4
+
+
+def test_evaluation_stays_off_the_clock(tiny_data):
+    """Evaluating after every batch costs more than training, yet the clock barely moves."""
+    rare = train.train_one(tiny_cfg(eval_every_examples=6000, target_accuracy=1.0), tiny_data)
+    often = train.train_one(tiny_cfg(eval_every_examples=64, target_accuracy=1.0), tiny_data)
+    assert rare["steps"] == often["steps"] == 94
+    assert len(often["curve"]) == 94 and len(rare["curve"]) == 1
+    # Evaluation costs many times the whole training here, so on the clock it would show;
+    # off it, training time stays of the same order (steps after an evaluation start cache-cold).
+    assert often["eval_time"] > 5 * rare["train_time"]
+    assert often["train_time"] < 3 * rare["train_time"]
+    # ...and the two runs are the same training: evaluation does not touch the weights or streams
+    assert often["curve"][-1]["test_acc"] == pytest.approx(rare["curve"][-1]["test_acc"])
+
+
+def test_time_to_target_is_the_first_evaluation_at_or_above_it(tiny_data):
+    result = train.train_one(tiny_cfg(target_accuracy=0.6, stop_at_target=True), tiny_data)
+    accs = [p["test_acc"] for p in result["curve"]]
+    first = next(i for i, a in enumerate(accs) if a >= 0.6)
+    assert len(accs) == first + 1  # stopped there
+    hit = result["curve"][first]
+    assert (result["time_to_target"], result["steps_to_target"]) == (hit["time"], hit["step"])
+    assert result["epochs_to_target"] == pytest.approx(hit["examples"] / 6000)
+
+
+def test_unreached_target_is_censored_not_an_error(tiny_data):
+    result = train.train_one(tiny_cfg(target_accuracy=0.999), tiny_data)
+    assert result["outcome"] == "not_reached"
+    assert result["time_to_target"] is None
+    assert "time_to_target" not in train.summary_metrics(result)
+
+
+def test_same_seed_same_training(tiny_data):
+    a = train.train_one(tiny_cfg(), tiny_data)
+    b = train.train_one(tiny_cfg(), tiny_data)
+    c = train.train_one(tiny_cfg(seed=1), tiny_data)
+    losses = lambda r: [p["train_loss"] for p in r["curve"]]  # noqa: E731
+    assert losses(a) == losses(b)
+    assert losses(a) != losses(c)
+
+
+@pytest.mark.slow
+def test_divergence_is_recorded_not_a_crash(project):
+    done = sweetspot_train(project, lr=1e6, activation="relu")  # sigmoid saturates, stays finite
+    assert done.returncode == 0, done.stderr
+    _, found = runs(project)
+    assert [r.data.tags["outcome"] for r in found] == ["diverged"]
+    assert found[0].info.status == "FINISHED"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"batch_size": 0}, "train.batch_size: must be > 0"),
+        ({"batch_size": 60001, "train_examples": 0}, "larger than the training set"),
+        ({"batch_size": "2.5"}, "train.batch_size: expected int"),
+        ({"lr": 0}, "train.lr: must be"),
+        ({"lr": -1}, "train.lr: must be"),
+        ({"target_accuracy": 0}, "train.target_accuracy: must be in (0, 1]"),
+        ({"target_accuracy": 1.01}, "train.target_accuracy: must be in (0, 1]"),
+        ({"device": "tpu"}, "train.device: unknown value 'tpu'"),
+        ({"optimizer": "rmsprop"}, "train.optimizer: unknown value 'rmsprop'"),
+        ({"dataset": "cifar"}, "data.dataset: unknown dataset 'cifar'"),
+        ({"dataset": "FashionMNIST"}, "run `dvc repro download`"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_run(project, override, message):
+    done = sweetspot_train(project, **override)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert runs(project)[1] == []
+    assert not (project[0] / "result.json").exists()
+
+
+@pytest.mark.slow
+def test_both_loaders_see_the_same_examples_and_learn_alike(mnist_root):
+    """One full epoch at batch 1000 (60 steps, a partial-free split) through each data path."""
+    data = train.load_data("MNIST", torch.device("cpu"), 0, mnist_root)
+    cfg = dict(train_examples=0, batch_size=1000, eval_every_examples=60000)
+    tensor = train.train_one(tiny_cfg(**cfg), data)
+    question = train.train_one(tiny_cfg(loader="torchvision", **cfg), data)
+    for key in ("steps", "examples"):
+        assert tensor[key] == question[key] == {"steps": 60, "examples": 60000}[key]
+    assert tensor["final_test_acc"] > 0.7
+    assert abs(tensor["final_test_acc"] - question["final_test_acc"]) < 0.03
+
+
+def test_the_last_partial_batch_is_kept(tiny_data):
+    result = train.train_one(tiny_cfg(batch_size=1024), tiny_data)  # 5 x 1024 + 880
+    assert (result["steps"], result["examples"]) == (6, 6000)
