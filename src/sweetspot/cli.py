@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="also write the result JSON here")
     p.add_argument("--dataset", default=None, help="override data.dataset")
 
+    p = sub.add_parser("question", help="the StackOverflow question's setup: batch 1 vs 60000")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per run (the question: 10)")
+    p.add_argument("--train-examples", default=None, help="override train.train_examples")
+
     p = sub.add_parser("sweep", help="one cell of the sweep grid (dvc.yaml's sweep stage)")
     p.add_argument("--batch-size", type=int, required=True)
     p.add_argument("--base-lr", type=float, required=True,
@@ -46,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("refine", help="train the 3*2^n neighbours of the coarse sweet spot")
     sub.add_parser("report", help="sweet spot, figures and report.md from the cells")
+
+    p = sub.add_parser("bench", help="seconds per epoch: the question's loop against the engine")
+    _add_overrides(p, config.BenchConfig)
     return parser
 
 
@@ -62,6 +69,17 @@ def run(argv: list[str] | None = None) -> int:
         params = config.load(args.params, train=_overrides(args, config.TrainConfig),
                              data={"dataset": args.dataset})
         return train.main(params, out=args.out)
+    if args.command == "bench":
+        from sweetspot import bench
+
+        return bench.main(config.load(args.params, bench=_overrides(args, config.BenchConfig)))
+    if args.command == "question":
+        from sweetspot import train
+
+        if args.epochs < 1:
+            raise config.ConfigError("--epochs: must be >= 1")
+        params = config.load(args.params, train={"train_examples": args.train_examples})
+        return train.question_main(params, args.epochs)
     params = config.load(args.params)
     if args.command == "sweep":
         from sweetspot import sweep

@@ -154,10 +154,29 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class BenchConfig:
+    batch_sizes: tuple[int, ...]
+    repeats: int
+    min_examples: int
+    warmup_steps: int
+    device: str
+    matmul_size: int
+
+    def check(self) -> None:
+        _distinct_positive("bench.batch_sizes", self.batch_sizes, TRAIN_SIZE)
+        _require(self.repeats > 0, "bench.repeats", "must be > 0")
+        _require(self.min_examples > 0, "bench.min_examples", "must be > 0")
+        _require(self.warmup_steps >= 0, "bench.warmup_steps", "must be >= 0")
+        _one_of("bench.device", self.device, DEVICES)
+        _require(self.matmul_size > 0, "bench.matmul_size", "must be > 0")
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataConfig
     train: TrainConfig
     sweep: SweepConfig
+    bench: BenchConfig
 
 
 def _type_name(tp) -> str:
@@ -212,7 +231,8 @@ def build(cls, section: str, values: dict, overrides: dict | None = None):
     return obj
 
 
-SECTIONS = {"data": DataConfig, "train": TrainConfig, "sweep": SweepConfig}
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "sweep": SweepConfig,
+            "bench": BenchConfig}
 
 
 def read_yaml(path: Path = PARAMS_FILE) -> dict:

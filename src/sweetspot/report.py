@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from sweetspot import analysis, config, sweep  # noqa: E402
-from sweetspot.config import ConfigError, Params  # noqa: E402
+from sweetspot.config import Params  # noqa: E402
 
 REPORTS = Path("reports")
 METRICS = REPORTS / "sweet_spot.json"
@@ -236,9 +236,7 @@ def sweep_key(params: Params) -> str:
 
 def main(params: Params) -> int:
     targets = list(params.sweep.targets)
-    results = sweep.read_cells(*sorted(p for p in sweep.CELLS.glob("*") if p.is_dir()))
-    if not results:
-        raise ConfigError(f"no cells in {sweep.CELLS}: run `dvc repro` (the sweep stages) first")
+    results = sweep.read_cells(sweep.grid_paths(params) + sweep.refined_paths())
     plan_file = sweep.REFINE / "plan.json"
     plan = json.loads(plan_file.read_text()) if plan_file.exists() else None
     table = analysis.target_table(results, targets)

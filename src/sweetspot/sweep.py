@@ -19,6 +19,7 @@ from sweetspot.config import ConfigError, Params
 
 CELLS = Path("reports/cells")
 COARSE = CELLS / "coarse"
+EXTREMES = CELLS / "extremes"
 REFINE = CELLS / "refine"
 
 
@@ -43,15 +44,28 @@ def run_cell(params: Params, batch_size: int, base_lr: float, seed: int, out: Pa
     return train.main(cell_params(params, batch_size, base_lr, seed), out=out, extra=extra)
 
 
-def read_cells(*folders: Path) -> list[dict]:
-    """Every cell result under the given folders (refine's plan file is not a cell)."""
-    results = []
-    for folder in folders:
-        for path in sorted(Path(folder).glob("*.json")):
-            result = json.loads(path.read_text())
-            if "outcome" in result:
-                results.append({**result, "name": path.stem})
-    return results
+def grid_paths(params: Params) -> list[Path]:
+    """The cell files of the grid params.yaml defines now (old cells left on disk by an earlier
+    grid are not part of it), coarse then extremes."""
+    sweep = params.sweep
+    return [folder / f"{cell_name(b, lr, seed)}.json"
+            for folder, sizes in ((COARSE, sweep.batch_sizes), (EXTREMES, sweep.extremes))
+            for b in sizes for lr in sweep.lrs for seed in sweep.seeds]
+
+
+def read_cells(paths: list[Path]) -> list[dict]:
+    """The results of the given cells; a missing cell is an error that names it."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise ConfigError(f"{len(missing)} cell(s) missing, e.g. {missing[0]}: run `dvc repro`")
+    return [{**json.loads(p.read_text()), "name": p.stem} for p in paths]
+
+
+def refined_paths(folder: Path = REFINE) -> list[Path]:
+    plan = folder / "plan.json"
+    if not plan.exists():
+        return []
+    return [folder / f"{name}.json" for name in json.loads(plan.read_text())["cells"]]
 
 
 def main(params: Params, batch_size: int, base_lr: float, seed: int, out: Path | None) -> int:
@@ -60,12 +74,10 @@ def main(params: Params, batch_size: int, base_lr: float, seed: int, out: Path |
     return run_cell(params, batch_size, base_lr, seed, out, "coarse")
 
 
-def refine_main(params: Params, coarse: Path = COARSE, out_dir: Path = REFINE) -> int:
+def refine_main(params: Params, out_dir: Path = REFINE) -> int:
     """Train the 3*2^n neighbours of the coarse sweet spot (128 -> 96 and 192) at every rate."""
     sweep = params.sweep
-    results = read_cells(coarse)
-    if not results:
-        raise ConfigError(f"no coarse cells in {coarse}: run the sweep stage first")
+    results = read_cells([p for p in grid_paths(params) if p.parent == COARSE])
     target = sweep.targets[0]  # the headline target, as in the report
     best = analysis.sweet_spot(analysis.target_table(results, [target]), target)
     tried = {r["batch_size"] for r in results}
@@ -76,8 +88,9 @@ def refine_main(params: Params, coarse: Path = COARSE, out_dir: Path = REFINE) -
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*.json"):
         stale.unlink()
+    cells = [cell_name(b, lr, seed) for b in batches for lr in sweep.lrs for seed in sweep.seeds]
     plan = {"target": target, "coarse_best": best["batch_size"], "batch_sizes": batches,
-            "enabled": sweep.refine}
+            "enabled": sweep.refine, "cells": cells}
     print(f"refine: coarse sweet spot {best['batch_size']} at {target}; training {batches}",
           file=sys.stderr)
     for b in batches:

@@ -362,3 +362,33 @@ def _write_curve_csv(path: Path, curve: list[dict]) -> None:
     import pandas as pd
 
     pd.DataFrame(curve).to_csv(path, index=False)
+
+
+QUESTION = {"lr": 0.1, "loader": "torchvision", "optimizer": "sgd", "width": 256,
+            "activation": "sigmoid", "stop_at_target": False}
+
+
+def question_main(params: Params, epochs: int = 10) -> int:
+    """The StackOverflow question's own setup, batch 1 then batch 60000 (lr 0.1, its DataLoader):
+    per-epoch lines as it printed them, then the two runs side by side."""
+    import dataclasses
+
+    n = params.train.n_train
+    rows = {}
+    for batch_size in (1, n):
+        cfg = dataclasses.replace(params.train, **QUESTION, batch_size=batch_size,
+                                  max_epochs=epochs, eval_every_examples=n)  # once an epoch
+        cfg.check()
+        print(f"\n===== batch size {batch_size}, lr {cfg.lr}, {epochs} epochs, torchvision "
+              "DataLoader =====", file=sys.stderr, flush=True)
+        out = Path(tempfile.mkdtemp()) / "result.json"
+        main(dataclasses.replace(params, train=cfg), out=out)
+        rows[batch_size] = json.loads(out.read_text())
+    print("\nepoch | " + " | ".join(f"batch {b}: s/epoch, test acc" for b in rows))
+    for i in range(epochs):
+        cells = [f"{r['epoch_rows'][i]['epoch_time']:7.2f} s, {r['epoch_rows'][i]['test_acc']:.4f}"
+                 for r in rows.values()]
+        print(f"{i + 1:5d} | " + " | ".join(cells))
+    print("Per-epoch time favours the big batch; only time to a target accuracy says which "
+          "learns faster (see `dvc repro`).")
+    return 0

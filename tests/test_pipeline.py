@@ -1,0 +1,136 @@
+"""The real `dvc repro` on a small profile, in a copy of the repository: cells, refinement, report,
+MLflow grouping, resumability, and a DVC experiment."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SMALL = {  # two batch sizes, one rate, a tiny budget: about a minute on 2 cores
+    "train": {"train_examples": 6000, "eval_every_examples": 1000, "warmup_steps": 2},
+    "sweep": {"batch_sizes": [32, 128], "lrs": [1.0], "seeds": [0], "targets": [0.8, 0.85],
+              "max_epochs": 3},
+}
+
+
+def sh(*args, cwd, check=True):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and done.returncode:
+        raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def set_params(folder: Path, changes: dict) -> None:
+    params = yaml.safe_load((folder / "params.yaml").read_text())
+    for section, values in changes.items():
+        params[section].update(values)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mnist_root):
+    """A fresh clone-like copy (tracked + untracked-not-ignored files) with the small profile and
+    the verified MNIST in place, so the download stage verifies without network."""
+    folder = tmp_path_factory.mktemp("project")
+    files = sh("git", "ls-files", "-co", "--exclude-standard", cwd=REPO).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, folder / name)
+    shutil.copytree(mnist_root / "MNIST" / "raw", folder / "data" / "MNIST" / "raw")
+    set_params(folder, SMALL)
+    sh("git", "init", "-q", cwd=folder)
+    sh("git", "add", "-A", cwd=folder)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "small", cwd=folder)
+    repro = sh("dvc", "repro", "report", cwd=folder)
+    return folder, repro.stdout
+
+
+def ran_stages(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+@pytest.mark.slow
+def test_repro_writes_the_answer(project):
+    folder, output = project
+    assert ran_stages(output) == ["download", "sweep@32-1.0-0", "sweep@128-1.0-0", "refine",
+                                  "report"]
+    metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
+    plan = json.loads((folder / "reports/cells/refine/plan.json").read_text())
+    tried = {32, 128, *plan["batch_sizes"]}
+    assert metrics["batch_size"] in tried
+    assert metrics["target"] == 0.8 and set(metrics["per_target"]) == {"0.8", "0.85"}
+    assert metrics["time_to_target"] > 0
+    for name in ("epoch_vs_target", "accuracy_vs_time", "steps_to_target"):
+        png = (folder / "reports/figures" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    report = (folder / "reports/report.md").read_text()
+    assert f"**Batch size {metrics['batch_size']}**" in report
+    assert "Refinement (automatic" in report
+    shown = sh("dvc", "metrics", "show", "--json", cwd=folder).stdout
+    assert f'"batch_size": {metrics["batch_size"]}' in shown.replace("\n", " ").replace("  ", " ")
+
+
+@pytest.mark.slow
+def test_every_cell_is_a_child_of_the_sweep_run(project):
+    folder, _ = project
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    parents = [r for r in runs if r.data.tags.get("kind") == "sweep"]
+    assert len(parents) == 1
+    parent = parents[0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    plan = json.loads((folder / "reports/cells/refine/plan.json").read_text())
+    assert len(children) == 2 + len(plan["cells"]) == len(runs) - 1
+    metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
+    assert parent.data.metrics["sweet_spot_batch_size"] == metrics["batch_size"]
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert "figures/epoch_vs_target.png" in artifacts
+    assert (folder / "mlruns").is_dir()  # artifacts beside the store, in the project root
+
+
+@pytest.mark.slow
+def test_changing_one_cell_reruns_only_that_cell(project):
+    folder, _ = project
+    set_params(folder, {"sweep": {"batch_sizes": [32, 64]}})  # 128 -> 64: one new cell
+    output = sh("dvc", "repro", "report", cwd=folder).stdout
+    cells = [s for s in ran_stages(output) if s.startswith("sweep@")]
+    assert cells == ["sweep@64-1.0-0"]
+    assert sh("dvc", "status", "report", cwd=folder).stdout.strip().endswith("up to date.")
+    report = (folder / "reports/report.md").read_text()
+    assert "| 128 |" not in report.split("Refinement")[0]  # the dropped cell is not reported
+
+
+@pytest.mark.slow
+def test_bad_grid_fails_at_the_start_with_one_line(project):
+    folder, _ = project
+    shutil.copy(folder / "params.yaml", folder / "params.good")
+    try:
+        set_params(folder, {"sweep": {"targets": [1.5]}})
+        done = sh("dvc", "repro", "report", cwd=folder, check=False)
+        assert done.returncode != 0
+        assert "sweep.targets: 1.5 is out of range (0, 1.0]" in done.stdout + done.stderr
+    finally:
+        shutil.move(folder / "params.good", folder / "params.yaml")
+
+
+@pytest.mark.slow
+def test_dvc_experiment_with_a_set_param(project):
+    folder, _ = project
+    sh("git", "add", "-A", cwd=folder)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro", cwd=folder)
+    sh("dvc", "exp", "run", "report", "-n", "bigger", "-S", "sweep.batch_sizes=[32,64,256]",
+       cwd=folder)
+    shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=folder).stdout)
+    names = json.dumps(shown)
+    assert '"bigger"' in names
