@@ -2,32 +2,20 @@
 MLflow grouping, resumability, and a DVC experiment."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from conftest import commit, copy_project, sh
+
 SMALL = {  # two batch sizes, one rate, a tiny budget: about a minute on 2 cores
     "train": {"train_examples": 6000, "eval_every_examples": 1000, "warmup_steps": 2},
     "sweep": {"batch_sizes": [32, 128], "lrs": [1.0], "seeds": [0], "targets": [0.8, 0.85],
               "max_epochs": 3},
 }
-
-
-def sh(*args, cwd, check=True):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and done.returncode:
-        raise AssertionError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done
 
 
 def set_params(folder: Path, changes: dict) -> None:
@@ -39,19 +27,9 @@ def set_params(folder: Path, changes: dict) -> None:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mnist_root):
-    """A fresh clone-like copy (tracked + untracked-not-ignored files) with the small profile and
-    the verified MNIST in place, so the download stage verifies without network."""
-    folder = tmp_path_factory.mktemp("project")
-    files = sh("git", "ls-files", "-co", "--exclude-standard", cwd=REPO).stdout.split()
-    for name in files:
-        if (REPO / name).is_file():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, folder / name)
-    shutil.copytree(mnist_root / "MNIST" / "raw", folder / "data" / "MNIST" / "raw")
+    folder = copy_project(tmp_path_factory.mktemp("project"), mnist_root)
     set_params(folder, SMALL)
-    sh("git", "init", "-q", cwd=folder)
-    sh("git", "add", "-A", cwd=folder)
-    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "small", cwd=folder)
+    commit(folder, "small profile")
     repro = sh("dvc", "repro", "report", cwd=folder)
     return folder, repro.stdout
 
@@ -127,8 +105,7 @@ def test_bad_grid_fails_at_the_start_with_one_line(project):
 @pytest.mark.slow
 def test_dvc_experiment_with_a_set_param(project):
     folder, _ = project
-    sh("git", "add", "-A", cwd=folder)
-    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "repro", cwd=folder)
+    commit(folder, "repro")
     sh("dvc", "exp", "run", "report", "-n", "bigger", "-S", "sweep.batch_sizes=[32,64,256]",
        cwd=folder)
     shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=folder).stdout)
