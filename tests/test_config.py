@@ -39,6 +39,17 @@ def test_project_params_load():
         ({"train.target_accuracy": 1.5}, "train.target_accuracy: must be in (0, 1]"),
         ({"train.optimizer": "rmsprop"}, "train.optimizer: unknown value"),
         ({"train.device": "tpu"}, "train.device: unknown value"),
+        ({"sweep.batch_sizes": []}, "sweep.batch_sizes: the grid is empty"),
+        ({"sweep.batch_sizes": [64, 64]}, "sweep.batch_sizes: duplicate values"),
+        ({"sweep.batch_sizes": [0, 64]}, "sweep.batch_sizes: 0 is out of range"),
+        ({"sweep.batch_sizes": [64, 70000]}, "sweep.batch_sizes: 70000 is out of range"),
+        ({"sweep.targets": [0.97, 1.2]}, "sweep.targets: 1.2 is out of range (0, 1.0]"),
+        ({"sweep.lr_policy": "linear"}, "sweep.lrs: the linear policy scales one base rate"),
+        ({"sweep.lr_policy": "cosine"}, "sweep.lr_policy: unknown value 'cosine'"),
+        ({"sweep.extra_seeds": [0]}, "sweep.extra_seeds: [0] already in sweep.seeds"),
+        ({"sweep.loaders": ["tensor", "dali"]}, "sweep.loaders: unknown value 'dali'"),
+        ({"sweep.extremes": [64]}, "sweep.extremes: [64] already in sweep.batch_sizes"),
+        ({"bench.repeats": 0}, "bench.repeats: must be > 0"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, change, message):

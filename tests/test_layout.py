@@ -36,11 +36,14 @@ def test_dvc_outs_are_the_paths_the_code_writes():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert stage_outs(stages["download"]) == ["data/${data.dataset}/raw"]
     assert str(config.raw_dir("MNIST")) == "data/MNIST/raw"
-    cell = "b${item.batch_size}-lr${item.lr}-s${item.seed}.json"
-    assert stage_outs(stages["sweep"]) == [f"{sweep.COARSE}/{cell}"]
-    assert f"--out {sweep.COARSE}/{cell}" in stages["sweep"]["cmd"]
-    assert sweep.cell_name(64, 1.0, 0) == "b64-lr1.0-s0"  # as DVC formats ${item.lr} = 1.0
+    cell = "b${item.batch_size}-lr${item.lr}-s${item.seed}-${item.loader}.json"
+    for stage, folder in (("sweep", sweep.COARSE), ("extremes", sweep.EXTREMES)):
+        assert stage_outs(stages[stage]) == [f"{folder}/{cell}"]
+        assert f"--out {folder}/{cell}" in stages[stage]["cmd"]
+    # as DVC formats ${item.lr} = 1.0
+    assert sweep.Cell(64, 1.0, 0, "tensor").name == "b64-lr1.0-s0-tensor"
     assert stage_outs(stages["refine"]) == [str(sweep.REFINE)]
+    assert stage_outs(stages["seeds"]) == [str(sweep.SEEDS)]
     assert set(stage_outs(stages["report"])) == {
         str(report.METRICS), str(report.FIGURES), str(report.REPORT_MD),
         str(report.PLOTS / "curves"), str(report.PLOTS / "time_to_target.csv")}
@@ -50,6 +53,9 @@ def test_dvc_outs_are_the_paths_the_code_writes():
 def test_cells_depend_on_every_train_setting_except_their_own():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     keys = {p.split(".", 1)[1] for p in stages["sweep"]["params"] if p.startswith("train.")}
-    own = {"batch_size", "lr", "seed", "target_accuracy", "max_epochs", "stop_at_target",
-           "experiment"}  # set per cell by the sweep, or naming only
+    own = {"batch_size", "lr", "seed", "loader", "target_accuracy", "max_epochs",
+           "stop_at_target", "experiment"}  # set per cell by the sweep, or naming only
     assert keys == set(config.read_yaml()["train"]) - own
+    for stage in ("refine", "seeds"):
+        planned = {p.split(".", 1)[1] for p in stages[stage]["params"] if p.startswith("train.")}
+        assert planned == keys, stage

@@ -13,8 +13,8 @@ from conftest import commit, copy_project, sh
 
 SMALL = {  # two batch sizes, one rate, a tiny budget: about a minute on 2 cores
     "train": {"train_examples": 6000, "eval_every_examples": 1000, "warmup_steps": 2},
-    "sweep": {"batch_sizes": [32, 128], "lrs": [1.0], "seeds": [0], "targets": [0.8, 0.85],
-              "max_epochs": 3},
+    "sweep": {"batch_sizes": [32, 128], "lrs": [1.0], "seeds": [0], "extra_seeds": [1],
+              "targets": [0.8, 0.85], "max_epochs": 3},
 }
 
 
@@ -41,8 +41,8 @@ def ran_stages(output: str) -> list[str]:
 @pytest.mark.slow
 def test_repro_writes_the_answer(project):
     folder, output = project
-    assert ran_stages(output) == ["download", "sweep@32-1.0-0", "sweep@128-1.0-0", "refine",
-                                  "report"]
+    assert ran_stages(output) == ["download", "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor",
+                                  "refine", "seeds", "report"]
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     plan = json.loads((folder / "reports/cells/refine/plan.json").read_text())
     tried = {32, 128, *plan["batch_sizes"]}
@@ -68,8 +68,10 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     assert len(parents) == 1
     parent = parents[0]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    plan = json.loads((folder / "reports/cells/refine/plan.json").read_text())
-    assert len(children) == 2 + len(plan["cells"]) == len(runs) - 1
+    planned = [json.loads((folder / f"reports/cells/{stage}/plan.json").read_text())["cells"]
+               for stage in ("refine", "seeds")]
+    assert len(planned[1]) >= 1  # at least the sweet spot reached the target: one more seed
+    assert len(children) == 2 + len(planned[0]) + len(planned[1]) == len(runs) - 1
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     assert parent.data.metrics["sweet_spot_batch_size"] == metrics["batch_size"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
@@ -83,7 +85,7 @@ def test_changing_one_cell_reruns_only_that_cell(project):
     set_params(folder, {"sweep": {"batch_sizes": [32, 64]}})  # 128 -> 64: one new cell
     output = sh("dvc", "repro", "report", cwd=folder).stdout
     cells = [s for s in ran_stages(output) if s.startswith("sweep@")]
-    assert cells == ["sweep@64-1.0-0"]
+    assert cells == ["sweep@64-1.0-0-tensor"]
     assert sh("dvc", "status", "report", cwd=folder).stdout.strip().endswith("up to date.")
     report = (folder / "reports/report.md").read_text()
     assert "| 128 |" not in report.split("Refinement")[0]  # the dropped cell is not reported

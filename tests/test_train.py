@@ -79,6 +79,8 @@ def test_a_run_is_logged_and_read_back(project):
     assert [h.step for h in history] == [1536, 3008, 4544, 6000]  # first batch end past each 1500
     assert history[-1].value > 0.7  # one sixth of an epoch of MNIST at lr 1
     assert [h.step for h in client.get_metric_history(run.info.run_id, "epoch_time")] == [1]
+    noise = client.get_metric_history(run.info.run_id, "noise/b_simple")
+    assert [h.step for h in noise] == [1536, 3008, 4544, 6000] and noise[0].value > 0
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"curve.csv", "result.json", "model_state_dict.pt"} <= artifacts
     result = json.loads((project[0] / "result.json").read_text())
@@ -125,6 +127,23 @@ def test_same_seed_same_training(tiny_data):
     losses = lambda r: [p["train_loss"] for p in r["curve"]]  # noqa: E731
     assert losses(a) == losses(b)
     assert losses(a) != losses(c)
+
+
+def test_lr_warmup_ramps_the_rate(tiny_data):
+    plain = train.train_one(tiny_cfg(noise_scale=False), tiny_data)
+    one = train.train_one(tiny_cfg(noise_scale=False, lr_warmup_steps=1), tiny_data)
+    ramp = train.train_one(tiny_cfg(noise_scale=False, lr_warmup_steps=50), tiny_data)
+    loss = lambda r: r["curve"][0]["train_loss"]  # noqa: E731
+    assert loss(one) == loss(plain)  # a one-step ramp is the full rate from the start
+    assert loss(ramp) != loss(plain)
+
+
+def test_noise_scale_is_estimated_off_the_clock(tiny_data):
+    on = train.train_one(tiny_cfg(), tiny_data)
+    off = train.train_one(tiny_cfg(noise_scale=False), tiny_data)
+    assert [p["train_loss"] for p in on["curve"]] == [p["train_loss"] for p in off["curve"]]
+    assert all(p["b_simple"] > 0 for p in on["curve"]) and "b_simple" not in off["curve"][0]
+    assert on["b_simple_mean"] > 0 and off["b_simple_mean"] is None
 
 
 @pytest.mark.slow

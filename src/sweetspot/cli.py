@@ -46,9 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-lr", type=float, required=True,
                    help="a rate of sweep.lrs; sweep.lr_policy turns it into this cell's rate")
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--loader", choices=config.LOADERS, required=True)
     p.add_argument("--out", type=Path, default=None, help="the cell's JSON (default: by name)")
 
     sub.add_parser("refine", help="train the 3*2^n neighbours of the coarse sweet spot")
+    sub.add_parser("seeds", help="more seeds at each batch size's chosen rate")
     sub.add_parser("report", help="sweet spot, figures and report.md from the cells")
 
     p = sub.add_parser("bench", help="seconds per epoch: the question's loop against the engine")
@@ -84,11 +86,12 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "sweep":
         from sweetspot import sweep
 
-        return sweep.main(params, args.batch_size, args.base_lr, args.seed, args.out)
-    if args.command == "refine":
+        cell = sweep.Cell(args.batch_size, args.base_lr, args.seed, args.loader)
+        return sweep.main(params, cell, args.out)
+    if args.command in ("refine", "seeds"):
         from sweetspot import sweep
 
-        return sweep.refine_main(params)
+        return (sweep.refine_main if args.command == "refine" else sweep.seeds_main)(params)
     if args.command == "report":
         from sweetspot import report
 

@@ -83,6 +83,8 @@ class TrainConfig:
     max_epochs: int
     stop_at_target: bool
     warmup_steps: int
+    lr_warmup_steps: int
+    noise_scale: bool
     train_examples: int
     threads: int
     experiment: str
@@ -109,6 +111,7 @@ class TrainConfig:
         _require(self.eval_every_examples > 0, "train.eval_every_examples", "must be > 0")
         _require(self.max_epochs > 0, "train.max_epochs", "must be > 0")
         _require(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
+        _require(self.lr_warmup_steps >= 0, "train.lr_warmup_steps", "must be >= 0")
         _require(self.threads >= 0, "train.threads", "must be >= 0")
         _require(bool(self.experiment.strip()), "train.experiment", "must not be empty")
 
@@ -132,6 +135,8 @@ class SweepConfig:
     lrs: tuple[float, ...]
     ref_batch: int
     seeds: tuple[int, ...]
+    extra_seeds: tuple[int, ...]
+    loaders: tuple[str, ...]
     targets: tuple[float, ...]
     max_epochs: int
     refine: bool
@@ -149,6 +154,14 @@ class SweepConfig:
         _require(self.ref_batch > 0, "sweep.ref_batch", "must be > 0")
         _require(len(self.seeds) > 0, "sweep.seeds", "name at least one seed")
         _require(len(set(self.seeds)) == len(self.seeds), "sweep.seeds", "duplicate seeds")
+        _require(len(set(self.extra_seeds)) == len(self.extra_seeds), "sweep.extra_seeds",
+                 "duplicate seeds")
+        both = sorted(set(self.seeds) & set(self.extra_seeds))
+        _require(not both, "sweep.extra_seeds", f"{both} already in sweep.seeds")
+        _require(len(self.loaders) > 0, "sweep.loaders", "name at least one loader")
+        _require(len(set(self.loaders)) == len(self.loaders), "sweep.loaders", "duplicates")
+        for loader in self.loaders:
+            _one_of("sweep.loaders", loader, LOADERS)
         _distinct_positive("sweep.targets", self.targets, 1.0)
         _require(self.max_epochs > 0, "sweep.max_epochs", "must be > 0")
 

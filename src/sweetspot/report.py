@@ -34,6 +34,8 @@ FIGURE_FILES = {
     "accuracy_vs_time": "Test accuracy against training-clock seconds",
     "steps_to_target": "Steps to the target against batch size, with perfect scaling",
     "lr_heatmap": "Seconds to the target by batch size and learning rate",
+    "cost_model": "The cost model T(B) = S(B) t(B) over the measured times",
+    "loaders": "Seconds to the target with each data pipeline",
 }
 
 
@@ -49,6 +51,73 @@ def answers(targets_table: pd.DataFrame, targets: list[float], cells: list[dict]
         spot["chosen"] = chosen
         out[target] = spot
     return out
+
+
+def cost_model(chosen: pd.DataFrame, cells: pd.DataFrame) -> dict | None:
+    """Fit S(B) = S_min (1 + B_noise/B) to the steps and t(B) = t0 + c B to the step times; their
+    product T(B) is smallest at B* = sqrt(B_noise t0 / c). None with fewer than 2 reached sizes."""
+    hit = chosen[chosen["reached"]]
+    if len(hit) < 2:
+        return None
+    s_min, b_noise = analysis.fit_steps(hit["batch_size"], hit["median_steps"])
+    per_batch = cells.groupby("batch_size")["mean_step_time"].median()
+    t0, c = analysis.fit_step_time(per_batch.index, per_batch.to_numpy())
+    return {"s_min": s_min, "b_noise": b_noise, "t0": t0, "c": c,
+            "b_star": analysis.optimal_batch(b_noise, t0, c)}
+
+
+def noise_scale(cells: pd.DataFrame) -> dict:
+    """The gradient noise scale B_simple measured during training: median over runs of the first
+    estimate and of the run-averaged one (McCandlish et al. report ~50 and ~900 for MNIST)."""
+    def median(column):
+        values = cells[column].replace([math.inf, -math.inf], np.nan).dropna() \
+            if column in cells else pd.Series(dtype=float)
+        return float(values.median()) if len(values) else None
+
+    return {"early": median("b_simple_first"), "averaged": median("b_simple_mean")}
+
+
+def figure_cost_model(chosen: pd.DataFrame, model: dict, spot: dict, target: float) -> plt.Figure:
+    """(e) Why the sweet spot sits where it does: the fitted T(B) over the measured times."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    hit = chosen[chosen["reached"]]
+    sns.scatterplot(hit, x="batch_size", y="median_time", s=60, ax=ax, label="measured (median)")
+    grid = np.geomspace(chosen["batch_size"].min() / 2, chosen["batch_size"].max() * 2, 200)
+    fitted = analysis.predicted_time(grid, model["s_min"], model["b_noise"], model["t0"],
+                                     model["c"])
+    ax.plot(grid, fitted, "k-", linewidth=1, label="T(B) = S(B) t(B), fitted")
+    if math.isfinite(model["b_star"]):
+        ax.axvline(model["b_star"], color="C2", linestyle="--",
+                   label=f"B* = {model['b_star']:.0f} (model)")
+    _mark(ax, spot, f"sweet spot {spot['batch_size']} (measured)")
+    ax.set(xscale="log", xlabel="batch size", ylabel=f"seconds to {target:g}",
+           title=f"Cost model: B_noise = {model['b_noise']:.0f}, t(B) = "
+                 f"{model['t0'] * 1e6:.0f} us + {model['c'] * 1e6:.2f} us x B")
+    ax.set_xscale("log", base=2)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def figure_loaders(per_loader: dict, target: float) -> plt.Figure:
+    """(f) The same question with the question's DataLoader: per-example overhead moves it."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for loader, spot in per_loader.items():
+        hit = spot["chosen"][spot["chosen"]["reached"]]
+        sns.lineplot(hit, x="batch_size", y="median_time", marker="o", ax=ax,
+                     label=f"{loader}: sweet spot {spot['batch_size']}")
+    ax.set(xlabel="batch size", ylabel=f"seconds to {target:g}", yscale="log",
+           title="Seconds to the target by data pipeline")
+    ax.set_xscale("log", base=2)
+    fig.tight_layout()
+    return fig
+
+
+def _mark(ax, spot: dict, label: str) -> None:
+    """The sweet spot as a gold star (nothing when no batch size reached the target)."""
+    if spot["batch_size"] is not None:
+        ax.scatter([spot["batch_size"]], [spot["median_time"]], marker="*", s=260, color="gold",
+                   edgecolors="black", zorder=5, label=label)
 
 
 def _censored_budget(cells: pd.DataFrame) -> pd.Series:
@@ -72,10 +141,7 @@ def figure_epoch_vs_target(cells: pd.DataFrame, spots: dict) -> plt.Figure:
                      label=f"target {target:g}")
         right.scatter(miss["batch_size"], budget.loc[miss["batch_size"]], facecolors="none",
                       edgecolors=color, s=60, label=f"not reached ({target:g}): time spent")
-        if spot["batch_size"] is not None:
-            right.scatter([spot["batch_size"]], [spot["median_time"]], marker="*", s=260,
-                          color="gold", edgecolors="black", zorder=5,
-                          label=f"sweet spot {spot['batch_size']} ({target:g})")
+        _mark(right, spot, f"sweet spot {spot['batch_size']} ({target:g})")
     right.set(title="What matters: time to the target", ylabel="seconds to target (training clock)")
     for ax in (left, right):
         ax.set_xscale("log", base=2)
@@ -164,6 +230,8 @@ def metrics_doc(spots: dict, targets: list[float]) -> dict:
 
 def _plain(value):
     """JSON-safe: numpy scalars to Python, inf to None."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, np.generic):
@@ -174,7 +242,8 @@ def _plain(value):
 
 
 def markdown(spots: dict, targets: list[float], cells: pd.DataFrame, plan: dict | None,
-             machine: dict, figures: list[str]) -> str:
+             machine: dict, figures: list[str], model: dict | None = None,
+             noise: dict | None = None, loaders: dict | None = None) -> str:
     target = targets[0]
     spot = spots[target]
     chosen = spot["chosen"]
@@ -199,9 +268,16 @@ def markdown(spots: dict, targets: list[float], cells: pd.DataFrame, plan: dict 
                       f"{_fmt(spots[t].get('median_time'))} |" for t in targets]
             lines.append("")
     if plan:
+        best = ", ".join(f"{b} ({loader})" for loader, b in plan["coarse_best"].items())
         lines += [f"Refinement (automatic, as the answer prescribes): the coarse sweet spot was "
-                  f"{plan['coarse_best']}, so batch sizes {plan['batch_sizes'] or 'none'} were "
-                  "added.", ""]
+                  f"{best}, so batch sizes {plan['batch_sizes'] or 'none'} were added.", ""]
+    lines += _why(model, noise, spot)
+    if loaders and len(loaders) > 1:
+        lines += ["| data pipeline | sweet spot | seconds to target |", "|---|---:|---:|"]
+        lines += [f"| {name} | {s['batch_size']} | {_fmt(s.get('median_time'))} |"
+                  for name, s in loaders.items()]
+        lines += ["", "Per-example overhead (the question's DataLoader converts every image in "
+                  "Python) makes every step dearer and moves the sweet spot.", ""]
     per_epoch = cells.groupby("batch_size")["seconds_per_epoch"].median()
     lines += ["| batch size | lr | seconds to target | spread | steps | seconds/epoch | reached |",
               "|---:|---:|---:|---:|---:|---:|---|"]
@@ -217,6 +293,30 @@ def markdown(spots: dict, targets: list[float], cells: pd.DataFrame, plan: dict 
     lines += ["", "Timings: training clock only (device synchronised, evaluation and warm-up "
               "off the clock). Re-measure with `dvc repro -f`.", ""]
     return "\n".join(lines)
+
+
+def _why(model: dict | None, noise: dict | None, spot: dict) -> list[str]:
+    """The cost model's explanation, in words."""
+    if not model:
+        return ["Too few batch sizes reached the target to fit the cost model.", ""]
+    lines = [
+        "## Why there",
+        "",
+        f"Steps to the target follow S(B) = S_min (1 + B_noise/B) with S_min = "
+        f"{model['s_min']:.0f} and B_noise = {model['b_noise']:.0f}: below B_noise a bigger "
+        "batch saves steps, above it mostly not. A step costs t(B) = t0 + c B with t0 = "
+        f"{model['t0'] * 1e6:.0f} µs (fixed per-step overhead) and c = {model['c'] * 1e6:.3f} µs "
+        f"per example. Their product is smallest at B* = sqrt(B_noise t0 / c) = "
+        f"{model['b_star']:.0f}, beside the measured sweet spot {spot['batch_size']}. Faster "
+        "arithmetic (smaller c) moves B* up as 1/sqrt(c); less per-step overhead moves it down.",
+    ]
+    if noise and noise.get("averaged") is not None:
+        lines.append(
+            f"The gradient noise scale measured during training (B_simple, McCandlish et al. "
+            f"2018) was {_fmt(noise['early'], '.0f')} at the first evaluation and "
+            f"{_fmt(noise['averaged'], '.0f')} averaged over training (they report about 50 and "
+            "900 for MNIST), against the fitted B_noise above.")
+    return [*lines, ""]
 
 
 def _fmt(value, spec: str = ".2f") -> str:
@@ -236,31 +336,49 @@ def sweep_key(params: Params) -> str:
 
 def main(params: Params) -> int:
     targets = list(params.sweep.targets)
-    results = sweep.read_cells(sweep.grid_paths(params) + sweep.refined_paths())
-    plan_file = sweep.REFINE / "plan.json"
+    target, loader = targets[0], params.sweep.loaders[0]  # the headline
+    results = sweep.read_cells(sweep.all_paths(params))
+    plan_file = sweep.REFINE / sweep.PLAN
     plan = json.loads(plan_file.read_text()) if plan_file.exists() else None
-    table = analysis.target_table(results, targets)
-    cells = analysis.cells_table(results)
-    spots = answers(table, targets, results)
+    per_loader = {}
+    for name in params.sweep.loaders:
+        mine = [r for r in results if r["loader"] == name]
+        per_loader[name] = answers(analysis.target_table(mine, targets), targets, mine)
+    headline = [r for r in results if r["loader"] == loader]
+    table = analysis.target_table(headline, targets)
+    cells = analysis.cells_table(headline)
+    spots = per_loader[loader]
+    chosen = spots[target]["chosen"]
+    model = cost_model(chosen, cells)
+    noise = noise_scale(cells)
 
     figures = {"epoch_vs_target": figure_epoch_vs_target(cells, spots),
-               "accuracy_vs_time": figure_accuracy_vs_time(results, spots[targets[0]]["chosen"],
-                                                           targets[0]),
-               "steps_to_target": figure_steps_to_target(spots[targets[0]]["chosen"], results,
-                                                         targets[0])}
+               "accuracy_vs_time": figure_accuracy_vs_time(headline, chosen, target),
+               "steps_to_target": figure_steps_to_target(chosen, headline, target)}
     if table["lr"].nunique() > 1:
-        figures["lr_heatmap"] = figure_lr_heatmap(table, targets[0])
+        figures["lr_heatmap"] = figure_lr_heatmap(table, target)
+    if model:
+        figures["cost_model"] = figure_cost_model(chosen, model, spots[target], target)
+    if len(per_loader) > 1:
+        figures["loaders"] = figure_loaders({k: v[target] for k, v in per_loader.items()}, target)
     FIGURES.mkdir(parents=True, exist_ok=True)
+    for stale in FIGURES.glob("*.png"):
+        stale.unlink()
     for name, fig in figures.items():
         fig.savefig(FIGURES / f"{name}.png", dpi=110)
         plt.close(fig)
-    write_plots(results, spots[targets[0]]["chosen"])
+    write_plots(headline, chosen)
     doc = metrics_doc(spots, targets)
-    METRICS.write_text(json.dumps(doc, indent=1) + "\n")
+    doc.update(loader=loader, cost_model=model, noise_scale=noise)
+    if len(per_loader) > 1:
+        doc["per_loader"] = {k: metrics_doc(v, targets)["per_target"] for k, v in
+                             per_loader.items()}
+    METRICS.write_text(json.dumps(_plain(doc), indent=1) + "\n")
     machine = {k: v for k, v in results[0].get("provenance", {}).items() if k != "dvc_stage"}
-    REPORT_MD.write_text(markdown(spots, targets, cells, plan, machine, list(figures)))
+    REPORT_MD.write_text(markdown(spots, targets, cells, plan, machine, list(figures), model,
+                                  noise, {k: v[target] for k, v in per_loader.items()}))
     file_sweep(params, results, doc)
-    print(f"report: sweet spot {doc['batch_size']} at {doc['target']:g} "
+    print(f"report: sweet spot {doc['batch_size']} at {target:g} "
           f"({_fmt(doc['time_to_target'])} s); wrote {REPORT_MD}")
     return 0
 

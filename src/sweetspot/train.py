@@ -21,11 +21,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sweetspot import config, download, tracking
+from sweetspot import analysis, config, download, tracking
 from sweetspot.config import ConfigError, Params, TrainConfig
 from sweetspot.model import MLP, make_optimizer
 
 EVAL_CHUNK = 10_000  # test examples per forward pass during evaluation
+NOISE_BATCHES = (128, 4096, 4)  # noise scale: small batch, big batch, small batches averaged
+NOISE_EMA = 0.2  # smoothing of each noise-scale term across evaluations
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,33 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return loss_sum.item() / len(x), correct.item() / len(x)
 
 
+def grad_sq_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """|g|^2 of the mean-loss gradient on one batch, leaving the parameters' .grad untouched."""
+    loss = nn.functional.cross_entropy(model(x), y)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    return float(sum(g.pow(2).sum() for g in grads))
+
+
+def noise_terms(model: nn.Module, data: Data, generator: torch.Generator) -> tuple:
+    """The two-batch estimate of McCandlish et al. (2018, appendix A): |G|^2 and tr(Sigma) from
+    the gradient norms at a small and a big batch of training examples drawn at random."""
+    n = len(data.x_train)
+    small, big, k = NOISE_BATCHES
+    big = min(big, n)
+    small = min(small, big // (2 * k))
+    idx = torch.randperm(n, generator=generator)[:big].to(data.x_train.device)
+    x, y = data.x_train[idx], data.y_train[idx]
+    g_big = grad_sq_norm(model, x, y)
+    g_small = sum(grad_sq_norm(model, x[i * small:(i + 1) * small], y[i * small:(i + 1) * small])
+                  for i in range(k)) / k
+    return analysis.noise_scale_terms(g_small, g_big, small, big)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def make_step(model: nn.Module, optimizer: torch.optim.Optimizer):
     """One SGD step; returns the batch's mean loss as a device tensor (no host sync)."""
     loss_fn = nn.CrossEntropyLoss()
@@ -170,6 +199,17 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
     loss_sum = torch.zeros((), device=device)  # running sum of batch losses, read at evaluations
     last = {"loss": 0.0, "steps": 0}  # loss_sum and steps at the previous evaluation
     next_eval = cfg.eval_every_examples
+    noise_generator = torch.Generator().manual_seed(cfg.seed + 2)  # its own stream
+    noise = {"g2": [], "trace": [], "g2_ema": None, "trace_ema": None}
+
+    def estimate_noise(point: dict) -> None:
+        g2, trace = noise_terms(model, data, noise_generator)
+        noise["g2"].append(g2)
+        noise["trace"].append(trace)
+        for key, value in (("g2_ema", g2), ("trace_ema", trace)):
+            old = noise[key]
+            noise[key] = value if old is None else (1 - NOISE_EMA) * old + NOISE_EMA * value
+        point["b_simple"] = analysis.b_simple(noise["trace_ema"], noise["g2_ema"])
 
     def checkpoint(epoch_float: float) -> dict:
         """Pause-time work: evaluate, record a curve point, check target and divergence."""
@@ -184,8 +224,11 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
         curve.append(point)
         if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
             outcome = "diverged"
-        elif hit is None and test_acc >= cfg.target_accuracy:
-            outcome, hit = "reached", point
+        else:
+            if cfg.noise_scale:
+                estimate_noise(point)
+            if hit is None and test_acc >= cfg.target_accuracy:
+                outcome, hit = "reached", point
         if on_eval:
             on_eval(point)
         eval_time += time.perf_counter() - t0
@@ -198,6 +241,10 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
         start_time, start_loss, start_steps = train_time, loss_sum.item(), steps
         t0 = clock(device)
         for xb, yb in batches():
+            if steps < cfg.lr_warmup_steps:  # ramp the rate: lr * (step + 1) / warm-up steps
+                set_lr(optimizer, cfg.lr * analysis.warmup_factor(steps, cfg.lr_warmup_steps))
+            elif steps == cfg.lr_warmup_steps > 0:
+                set_lr(optimizer, cfg.lr)
             loss_sum += step(xb, yb)
             steps += 1
             seen += len(yb)
@@ -223,6 +270,12 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
             break
 
     final = curve[-1]
+    if noise["g2"]:  # "averaged over training": the ratio of the terms' means
+        noise_summary = {"b_simple_first": curve[0].get("b_simple"),
+                         "b_simple_mean": analysis.b_simple(sum(noise["trace"]) / len(noise["g2"]),
+                                                            sum(noise["g2"]) / len(noise["g2"]))}
+    else:
+        noise_summary = {"b_simple_first": None, "b_simple_mean": None}
     return {
         "outcome": outcome,
         "batch_size": cfg.batch_size,
@@ -242,6 +295,7 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
         "final_test_acc": final["test_acc"],
         "final_test_loss": final["test_loss"],
         "best_test_acc": max(p["test_acc"] for p in curve),
+        **noise_summary,
         "epoch_rows": epochs,
         "curve": curve,
         "model": model,
@@ -252,10 +306,9 @@ def summary_metrics(result: dict) -> dict[str, float]:
     """The run's scalar metrics for MLflow (unreached targets are absent, not zero)."""
     keys = ["time_to_target", "steps_to_target", "examples_to_target", "epochs_to_target",
             "train_time", "eval_time", "steps", "examples", "epochs", "mean_step_time",
-            "final_test_acc", "final_test_loss", "best_test_acc"]
+            "final_test_acc", "final_test_loss", "best_test_acc", "b_simple_first",
+            "b_simple_mean"]
     out = {k: float(result[k]) for k in keys if result[k] is not None}
-    if math.isfinite(out["final_test_loss"]):
-        return out
     return {k: v for k, v in out.items() if math.isfinite(v)}
 
 
@@ -328,9 +381,11 @@ def main(params: Params, out: Path | None = None, extra: dict | None = None) -> 
         on_eval_progress, on_epoch_progress = _progress(cfg, len(data.x_train))
 
         def on_eval(p):
-            tracking.retry(mlflow.log_metrics, {"train/loss": p["train_loss"],
-                                                "test/loss": p["test_loss"],
-                                                "test/acc": p["test_acc"]}, step=p["examples"])
+            metrics = {"train/loss": p["train_loss"], "test/loss": p["test_loss"],
+                       "test/acc": p["test_acc"]}
+            if math.isfinite(p.get("b_simple", math.nan)):
+                metrics["noise/b_simple"] = p["b_simple"]
+            tracking.retry(mlflow.log_metrics, metrics, step=p["examples"])
             on_eval_progress(p)
 
         def on_epoch(row):
