@@ -53,7 +53,7 @@ def test_dvc_outs_are_the_paths_the_code_writes():
 def test_cells_depend_on_every_train_setting_except_their_own():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     keys = {p.split(".", 1)[1] for p in stages["sweep"]["params"] if p.startswith("train.")}
-    own = {"batch_size", "lr", "seed", "loader", "target_accuracy", "max_epochs",
+    own = {"batch_size", "lr", "seed", "loader", "target_accuracy", "max_epochs", "max_seconds",
            "stop_at_target", "experiment"}  # set per cell by the sweep, or naming only
     assert keys == set(config.read_yaml()["train"]) - own
     for stage in ("refine", "seeds"):

@@ -55,8 +55,11 @@ def test_repro_writes_the_answer(project):
     report = (folder / "reports/report.md").read_text()
     assert f"**Batch size {metrics['batch_size']}**" in report
     assert "Refinement (automatic" in report
-    shown = sh("dvc", "metrics", "show", "--json", cwd=folder).stdout
-    assert f'"batch_size": {metrics["batch_size"]}' in shown.replace("\n", " ").replace("  ", " ")
+    shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=folder).stdout)
+    assert json.dumps(metrics["batch_size"]) in json.dumps(shown)
+    html = sh("dvc", "plots", "show", "-o", "plots_html", cwd=folder).stdout
+    assert "plots_html" in html and "time_to_target.csv" in (
+        folder / "plots_html/index.html").read_text()
 
 
 @pytest.mark.slow
@@ -113,3 +116,20 @@ def test_dvc_experiment_with_a_set_param(project):
     shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=folder).stdout)
     names = json.dumps(shown)
     assert '"bigger"' in names
+
+
+@pytest.mark.slow
+def test_fashion_mnist_is_the_same_pipeline(project):
+    """The second workload by changing params only: Debian's dataset-fashion-mnist folder (the
+    README's set-up installs it) through the `local` source, then the same stages."""
+    folder, _ = project
+    debian = Path("/usr/share/datasets/fashion-mnist")
+    assert debian.is_dir(), "run the README's set-up (apt-get install dataset-fashion-mnist)"
+    sh("dvc", "exp", "run", "report", "-n", "fashion", "-S", "data.dataset=FashionMNIST",
+       "-S", f"data.local_dir={debian}", "-S", "sweep.targets=[0.7]", cwd=folder)
+    metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
+    assert metrics["dataset"] == "FashionMNIST" and metrics["target"] == 0.7
+    assert metrics["batch_size"] in {32, 64, 24, 48, 96}
+    assert (folder / "reports/report.md").read_text().startswith(
+        "# Which batch size reaches the target fastest here? FashionMNIST")
+    assert (folder / "data/FashionMNIST/raw/train-images-idx3-ubyte").stat().st_size == 47040016

@@ -113,6 +113,11 @@ def test_time_to_target_is_the_first_evaluation_at_or_above_it(tiny_data):
     assert result["epochs_to_target"] == pytest.approx(hit["examples"] / 6000)
 
 
+def test_a_seconds_budget_censors_the_run(tiny_data):
+    result = train.train_one(tiny_cfg(max_seconds=1e-9, target_accuracy=0.99), tiny_data)
+    assert result["outcome"] == "not_reached" and len(result["curve"]) == 1  # first evaluation
+
+
 def test_unreached_target_is_censored_not_an_error(tiny_data):
     result = train.train_one(tiny_cfg(target_accuracy=0.999), tiny_data)
     assert result["outcome"] == "not_reached"
@@ -197,3 +202,17 @@ def test_both_loaders_see_the_same_examples_and_learn_alike(mnist_root):
 def test_the_last_partial_batch_is_kept(tiny_data):
     result = train.train_one(tiny_cfg(batch_size=1024), tiny_data)  # 5 x 1024 + 880
     assert (result["steps"], result["examples"]) == (6, 6000)
+
+
+@pytest.mark.slow
+def test_the_question_preset_prints_its_table(project):
+    folder, env = project
+    done = subprocess.run([*SWEETSPOT, "question", "--epochs", "2", "--train-examples", "600"],
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 2 and "batch 1: s/epoch" in done.stdout and "batch 600" in done.stdout
+    _, found = runs(project)
+    assert sorted(int(r.data.params["batch_size"]) for r in found) == [1, 600]
+    assert {r.data.params["loader"] for r in found} == {"torchvision"}
+    assert {r.data.params["lr"] for r in found} == {"0.1"}

@@ -81,6 +81,7 @@ class TrainConfig:
     target_accuracy: float
     eval_every_examples: int
     max_epochs: int
+    max_seconds: float
     stop_at_target: bool
     warmup_steps: int
     lr_warmup_steps: int
@@ -110,6 +111,7 @@ class TrainConfig:
         _require(0 < self.target_accuracy <= 1, "train.target_accuracy", "must be in (0, 1]")
         _require(self.eval_every_examples > 0, "train.eval_every_examples", "must be > 0")
         _require(self.max_epochs > 0, "train.max_epochs", "must be > 0")
+        _require(self.max_seconds >= 0, "train.max_seconds", "must be >= 0 (0 = no limit)")
         _require(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
         _require(self.lr_warmup_steps >= 0, "train.lr_warmup_steps", "must be >= 0")
         _require(self.threads >= 0, "train.threads", "must be >= 0")
@@ -139,6 +141,7 @@ class SweepConfig:
     loaders: tuple[str, ...]
     targets: tuple[float, ...]
     max_epochs: int
+    max_seconds: float
     refine: bool
 
     def check(self) -> None:
@@ -164,6 +167,7 @@ class SweepConfig:
             _one_of("sweep.loaders", loader, LOADERS)
         _distinct_positive("sweep.targets", self.targets, 1.0)
         _require(self.max_epochs > 0, "sweep.max_epochs", "must be > 0")
+        _require(self.max_seconds >= 0, "sweep.max_seconds", "must be >= 0 (0 = no limit)")
 
 
 @dataclass(frozen=True)

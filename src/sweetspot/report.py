@@ -247,7 +247,8 @@ def markdown(spots: dict, targets: list[float], cells: pd.DataFrame, plan: dict 
     target = targets[0]
     spot = spots[target]
     chosen = spot["chosen"]
-    lines = ["# Which batch size reaches the target fastest here?", ""]
+    dataset = machine.get("dataset", "")
+    lines = [f"# Which batch size reaches the target fastest here? {dataset}".rstrip(), ""]
     if spot["batch_size"] is None:
         lines += [f"No run reached {target:g} test accuracy: {spot.get('reason', '')}.", ""]
     else:
@@ -369,12 +370,13 @@ def main(params: Params) -> int:
         plt.close(fig)
     write_plots(headline, chosen)
     doc = metrics_doc(spots, targets)
-    doc.update(loader=loader, cost_model=model, noise_scale=noise)
+    doc.update(dataset=params.data.dataset, loader=loader, cost_model=model, noise_scale=noise)
     if len(per_loader) > 1:
         doc["per_loader"] = {k: metrics_doc(v, targets)["per_target"] for k, v in
                              per_loader.items()}
     METRICS.write_text(json.dumps(_plain(doc), indent=1) + "\n")
-    machine = {k: v for k, v in results[0].get("provenance", {}).items() if k != "dvc_stage"}
+    machine = {"dataset": params.data.dataset,
+               **{k: v for k, v in results[0].get("provenance", {}).items() if k != "dvc_stage"}}
     REPORT_MD.write_text(markdown(spots, targets, cells, plan, machine, list(figures), model,
                                   noise, {k: v[target] for k, v in per_loader.items()}))
     file_sweep(params, results, doc)

@@ -44,7 +44,8 @@ def cell_params(params: Params, cell: Cell) -> Params:
     lr = analysis.lr_for_batch(sweep.lr_policy, cell.base_lr, cell.batch_size, sweep.ref_batch)
     cfg = dataclasses.replace(params.train, batch_size=cell.batch_size, lr=lr, seed=cell.seed,
                               loader=cell.loader, target_accuracy=max(sweep.targets),
-                              max_epochs=sweep.max_epochs, stop_at_target=True)
+                              max_epochs=sweep.max_epochs, max_seconds=sweep.max_seconds,
+                              stop_at_target=True)
     cfg.check()  # e.g. a batch size larger than train.train_examples
     return dataclasses.replace(params, train=cfg)
 

@@ -26,7 +26,7 @@ from sweetspot.config import ConfigError, Params, TrainConfig
 from sweetspot.model import MLP, make_optimizer
 
 EVAL_CHUNK = 10_000  # test examples per forward pass during evaluation
-NOISE_BATCHES = (128, 4096, 4)  # noise scale: small batch, big batch, small batches averaged
+NOISE_BATCHES = (128, 2048, 4)  # noise scale: small batch, big batch, small batches averaged
 NOISE_EMA = 0.2  # smoothing of each noise-scale term across evaluations
 
 
@@ -235,7 +235,8 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
         return point
 
     def done() -> bool:
-        return outcome == "diverged" or (hit is not None and cfg.stop_at_target)
+        over_budget = cfg.max_seconds > 0 and train_time >= cfg.max_seconds
+        return outcome == "diverged" or (hit is not None and cfg.stop_at_target) or over_budget
 
     for epoch in range(1, cfg.max_epochs + 1):
         start_time, start_loss, start_steps = train_time, loss_sum.item(), steps
@@ -420,7 +421,7 @@ def _write_curve_csv(path: Path, curve: list[dict]) -> None:
 
 
 QUESTION = {"lr": 0.1, "loader": "torchvision", "optimizer": "sgd", "width": 256,
-            "activation": "sigmoid", "stop_at_target": False}
+            "activation": "sigmoid", "stop_at_target": False, "max_seconds": 0}
 
 
 def question_main(params: Params, epochs: int = 10) -> int:
