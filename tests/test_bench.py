@@ -1,0 +1,92 @@
+"""The benchmark: its arithmetic on hand-made numbers, then one tiny real run end to end."""
+
+import json
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from sweetspot import bench, cli, config
+
+TINY = {"batch_sizes": "1,256,4096", "repeats": "1", "min_examples": "256", "warmup_steps": "1",
+        "matmul_size": "256"}
+
+
+def test_flops_count_the_matmuls_a_step_runs():
+    # forward 784x256 and 256x10, weight grads of both, the hidden grad 10x256; no input grad
+    assert bench.flops_per_example(256) == 2 * (784 * 256 + 256 * 10) * 2 + 2 * 256 * 10
+    assert bench.flops_per_example(256) == 818_176
+
+
+def rows(table: dict[tuple[str, int], list[float]]) -> list[dict]:
+    return [{"loop": loop, "batch_size": b, "repeat": i, "seconds_per_epoch": t}
+            for (loop, b), times in table.items() for i, t in enumerate(times)]
+
+
+def test_summary_takes_medians_ratios_and_the_flops_fraction():
+    made = rows({("question", 1): [30.0, 29.0, 31.0], ("eager", 1): [16.0, 17.0, 15.0],
+                 ("engine", 1): [5.0, 6.0, 4.0],
+                 ("question", 4096): [2.5], ("eager", 4096): [0.3], ("engine", 4096): [0.2]})
+    out = bench.summarise(made, 256, matmul=300e9)
+    assert out["b1"] == {"question_s_per_epoch": 30.0, "eager_s_per_epoch": 16.0,
+                         "engine_s_per_epoch": 5.0, "question_over_engine": 6.0,
+                         "eager_over_engine": 3.2}  # no FLOP/s below FLOPS_FROM
+    big = out["b4096"]
+    assert big["engine_gflops"] == pytest.approx(818_176 * 60_000 / 0.2 / 1e9)
+    assert big["engine_flops_fraction"] == pytest.approx(big["engine_gflops"] / 300)
+    assert bench.summarise(made, 256, matmul=None)["b4096"].keys() == out["b1"].keys()
+
+
+def test_the_figure_has_one_line_per_loop():
+    made = rows({(loop, b): [1.0 / b, 1.1 / b] for loop in bench.LOOPS for b in (1, 16, 256)})
+    fig = bench.figure(made, "test")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(bench.LOOPS)
+
+
+def test_dvc_bench_stage_outputs_are_the_files_bench_writes():
+    stage = yaml.safe_load((config.PARAMS_FILE.resolve().parent / "dvc.yaml").read_text())[
+        "stages"]["bench"]
+    assert [next(iter(m)) for m in stage["metrics"]] == [str(bench.JSON_FILE)]
+    assert [next(iter(o)) for o in stage["outs"]] == [str(bench.FIGURE_FILE)]
+    assert "src/sweetspot/engine.py" in stage["deps"] and "src/sweetspot/bench.py" in stage["deps"]
+
+
+def test_bad_settings_exit_2_before_any_work(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bench", "--repeats", "0"])
+    assert exit_.value.code == 2
+    assert "bench.repeats" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_tiny_benchmark_writes_its_json_figure_and_mlflow_run(tmp_path, mnist_root,
+                                                                monkeypatch, capsys):
+    (tmp_path / "params.yaml").write_text(config.PARAMS_FILE.read_text())
+    (tmp_path / "data").symlink_to(mnist_root.resolve())
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert bench.main(config.load(bench=TINY)) == 0
+
+    result = json.loads((tmp_path / bench.JSON_FILE).read_text())
+    for key in ("device", "threads", "torch_version", "cpu_model", "repeats", "matmul_gflops",
+                "flops_per_example"):
+        assert result[key], key
+    for b in (1, 256, 4096):
+        cell = result[f"b{b}"]
+        for key in ("question_s_per_epoch", "eager_s_per_epoch", "engine_s_per_epoch",
+                    "question_over_engine", "eager_over_engine"):
+            assert cell[key] > 0, (b, key)
+    assert 0 < result["b4096"]["engine_flops_fraction"]
+    assert "engine_flops_fraction" not in result["b256"]
+    assert (tmp_path / bench.FIGURE_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FINISHED" and run.data.params["repeats"] == "1"
+    assert run.data.metrics["b1/engine_s_per_epoch"] == result["b1"]["engine_s_per_epoch"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"bench.json", "bench.png", "bench_rows.json"} <= artifacts
+    assert "engine" in capsys.readouterr().out  # the table

@@ -1,0 +1,149 @@
+"""The engine trains exactly as the eager step does: same losses, same parameters, step by step."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from sweetspot import engine, train
+from sweetspot.model import MLP
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+ACTIVATIONS = ("sigmoid", "relu", "tanh")
+N_TRAIN = 1000  # examples: batch 7 and 128 end each epoch on a partial batch (6 and 104)
+BATCHES = {"one": 1, "small": 7, "large": 128}
+STEPS = 300
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(scope="module")
+def data(mnist_root):
+    return train.load_data("MNIST", torch.device("cpu"), N_TRAIN, mnist_root)
+
+
+def lr_for(optimizer: str) -> float:
+    return 0.01 if optimizer == "adam" else 0.1
+
+
+def trajectories(data, optimizer="sgd", activation="sigmoid", batch_size=7, steps=STEPS, lr=None,
+                 lr_at=None):
+    """Train two copies of one model, eagerly and with the engine, on the same batches; return
+    both loss trajectories and both models. `lr_at(step)` changes the rate before a step."""
+    lr = lr if lr is not None else lr_for(optimizer)
+    torch.manual_seed(0)
+    eager_model = MLP(256, activation).to(data.x_train.device)
+    engine_model = copy.deepcopy(eager_model)
+    eager = engine.eager_step(eager_model, optimizer, lr, 0.9)
+    fast = engine.make_step(engine_model, optimizer, lr, 0.9)
+    gen_eager, gen_engine = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    losses_eager, losses_engine = [], []
+    while len(losses_eager) < steps:
+        pairs = zip(train.tensor_batches(data, batch_size, gen_eager),
+                    engine.batches(data.x_train, data.y_train, batch_size, gen_engine), strict=True)
+        for (x1, y1), (x2, y2) in pairs:
+            if lr_at is not None:
+                eager.set_lr(lr_at(len(losses_eager)))
+                fast.set_lr(lr_at(len(losses_engine)))
+            losses_eager.append(eager(x1, y1))
+            losses_engine.append(fast(x2, y2))
+            if len(losses_eager) == steps:
+                break
+    return torch.stack(losses_eager), torch.stack(losses_engine), eager_model, engine_model
+
+
+def assert_same_training(result, rtol=1e-5, atol=1e-6):
+    losses_eager, losses_engine, eager_model, engine_model = result
+    assert torch.isfinite(losses_eager).all()
+    torch.testing.assert_close(losses_engine, losses_eager, rtol=rtol, atol=atol)
+    for p, q in zip(engine_model.parameters(), eager_model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_the_engine_trains_as_eager_does(data, optimizer, activation, batch):
+    steps = STEPS if batch != "large" else STEPS // 2  # 19 epochs of 8 steps, 19 partial batches
+    assert_same_training(trajectories(data, optimizer, activation, BATCHES[batch], steps))
+
+
+def test_bitwise_where_rounding_would_show(data):
+    """lr 1 at batch 1 (params.yaml's rate): two runs one rounding apart part within a few hundred
+    steps, so allclose alone would not hold there; the engine runs autograd's own kernels."""
+    losses_eager, losses_engine, eager_model, engine_model = trajectories(
+        data, "sgd", "sigmoid", batch_size=1, steps=500, lr=1.0)
+    assert torch.equal(losses_engine, losses_eager)
+    for p, q in zip(engine_model.parameters(), eager_model.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_a_changed_learning_rate_is_used_from_the_next_step(data):
+    warm = 40  # a linear warm-up over the first steps, then the base rate
+    result = trajectories(data, "momentum", "sigmoid", batch_size=16, steps=120, lr=0.5,
+                          lr_at=lambda s: 0.5 * min(1.0, (s + 1) / warm))
+    assert_same_training(result)
+
+
+def test_the_model_keeps_its_parameters_and_grads():
+    torch.manual_seed(0)
+    model = MLP(256, "sigmoid")
+    before = {name: (p.data_ptr(), p.detach().clone()) for name, p in model.named_parameters()}
+    step = engine.make_step(model, "sgd", 0.1, 0.9)
+    x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))  # DataLoader's image shape
+    first, second = step(x, y), step(x, y)
+    assert first.shape == () and first.item() > second.item()  # fresh tensors, learning
+    for name, p in model.named_parameters():
+        assert p.data_ptr() == before[name][0] and p.grad is None and p.requires_grad
+        assert not torch.equal(p.detach(), before[name][1]), name
+
+
+def test_anything_else_falls_back_to_the_eager_step():
+    torch.manual_seed(0)
+    other = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    double = MLP(256, "sigmoid").double()
+    assert not engine.supports(other) and not engine.supports(double)
+    assert engine.supports(MLP(64, "relu"))
+    x, y = torch.rand(8, 784), torch.randint(0, 10, (8,))
+    step = engine.make_step(other, "momentum", 0.1, 0.9)
+    step.set_lr(0.05)
+    assert torch.isfinite(step(x, y))
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        engine.make_step(MLP(), "lbfgs", 0.1, 0.9)
+
+
+def test_batches_are_the_eager_loops_batches(data):
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    buffers = {}
+    for _ in range(2):  # two epochs, the second reusing the shuffled copy
+        ours = [(x.clone(), y.clone()) for x, y in engine.batches(data.x_train, data.y_train, 96,
+                                                                   g2, buffers)]
+        theirs = list(train.tensor_batches(data, 96, g1))
+        assert len(ours) == len(theirs) == 11  # 10 full batches and one of 40
+        for (x1, y1), (x2, y2) in zip(ours, theirs, strict=True):
+            assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+@pytest.fixture(scope="module")
+def cuda_data(data):
+    return train.Data(data.x_train.cuda(), data.y_train.cuda(), data.x_test.cuda(),
+                      data.y_test.cuda(), data.dataset, data.root)
+
+
+@pytest.mark.gpu
+@requires_cuda
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("batch_size", [1, 128])
+def test_on_cuda_with_graphs_the_engine_trains_as_eager_does(cuda_data, optimizer, batch_size):
+    """Graphs are captured after 3 eager steps per batch size; 128 also captures its partial
+    batch (from the 4th epoch on). Adam runs without graphs (its step size changes)."""
+    assert_same_training(trajectories(cuda_data, optimizer, "sigmoid", batch_size, STEPS))
+
+
+@pytest.mark.gpu
+@requires_cuda
+def test_on_cuda_a_new_rate_recaptures_the_graphs(cuda_data):
+    result = trajectories(cuda_data, "nesterov", "relu", batch_size=64, steps=120, lr=0.5,
+                          lr_at=lambda s: 0.5 if s < 60 else 0.1)
+    assert_same_training(result)
+
