@@ -41,8 +41,9 @@ def ran_stages(output: str) -> list[str]:
 @pytest.mark.slow
 def test_repro_writes_the_answer(project):
     folder, output = project
-    assert ran_stages(output) == ["download", "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor",
-                                  "refine", "seeds", "report"]
+    ran = [s for s in ran_stages(output) if s != "download"]  # dvc.lock may know the data
+    assert ran == ["sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "refine", "seeds",
+                   "report"]
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     plan = json.loads((folder / "reports/cells/refine/plan.json").read_text())
     tried = {32, 128, *plan["batch_sizes"]}
