@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -216,3 +218,22 @@ def test_the_question_preset_prints_its_table(project):
     assert sorted(int(r.data.params["batch_size"]) for r in found) == [1, 600]
     assert {r.data.params["loader"] for r in found} == {"torchvision"}
     assert {r.data.params["lr"] for r in found} == {"0.1"}
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_run_killed(project):
+    folder, env = project
+    args = [*SWEETSPOT, "train", "--batch-size=1", "--max-epochs=5", "--train-examples=60000",
+            "--target-accuracy=1.0"]
+    proc = subprocess.Popen(args, cwd=folder, env=env, stderr=subprocess.PIPE, text=True)
+    for _ in range(600):  # wait until the training process has made the store...
+        time.sleep(0.1)
+        if (folder / "mlflow.db").exists():
+            break
+    time.sleep(5)  # ...its run (made before training starts) and a few seconds of training
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "sweetspot: interrupted"
+    assert [r.info.status for r in runs(project)[1]] == ["KILLED"]

@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     except config.ConfigError as e:
         print(f"sweetspot: error: {e}", file=sys.stderr)
         code = 2
+    except KeyboardInterrupt:  # the MLflow run is already marked KILLED
+        print("sweetspot: interrupted", file=sys.stderr)
+        code = 130
     sys.exit(code)
 
 
