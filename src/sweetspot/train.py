@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -149,6 +150,29 @@ def make_step(model: nn.Module, optimizer: torch.optim.Optimizer):
     return step
 
 
+def noise_tracker(model: nn.Module, data: Data, seed: int):
+    """B_simple = tr(Sigma)/|G|^2 at each evaluation, each term smoothed separately; `averaged()`
+    is the ratio of the terms' means over the run ("averaged over training")."""
+    generator = torch.Generator().manual_seed(seed)  # its own stream: training's stays untouched
+    terms, smooth = [], []
+
+    def estimate() -> float:
+        g2, trace = noise_terms(model, data, generator)
+        terms.append((g2, trace))
+        last = smooth[-1] if smooth else (g2, trace)
+        smooth.append(tuple((1 - NOISE_EMA) * a + NOISE_EMA * b
+                            for a, b in zip(last, (g2, trace), strict=True)))
+        return analysis.b_simple(smooth[-1][1], smooth[-1][0])
+
+    def averaged() -> float | None:
+        if not terms:
+            return None
+        g2, trace = (sum(column) / len(terms) for column in zip(*terms, strict=True))
+        return analysis.b_simple(trace, g2)
+
+    return SimpleNamespace(estimate=estimate, averaged=averaged)
+
+
 def step_for(cfg: TrainConfig, model: nn.Module):
     """The engine (the same training as autograd + torch.optim, faster), except with the
     question's own pipeline, which keeps the question's eager step: its loop, as it ran."""
@@ -201,17 +225,7 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
     loss_sum = torch.zeros((), device=device)  # running sum of batch losses, read at evaluations
     last = {"loss": 0.0, "steps": 0}  # loss_sum and steps at the previous evaluation
     next_eval = cfg.eval_every_examples
-    noise_generator = torch.Generator().manual_seed(cfg.seed + 2)  # its own stream
-    noise = {"g2": [], "trace": [], "g2_ema": None, "trace_ema": None}
-
-    def estimate_noise(point: dict) -> None:
-        g2, trace = noise_terms(model, data, noise_generator)
-        noise["g2"].append(g2)
-        noise["trace"].append(trace)
-        for key, value in (("g2_ema", g2), ("trace_ema", trace)):
-            old = noise[key]
-            noise[key] = value if old is None else (1 - NOISE_EMA) * old + NOISE_EMA * value
-        point["b_simple"] = analysis.b_simple(noise["trace_ema"], noise["g2_ema"])
+    noise = noise_tracker(model, data, cfg.seed + 2) if cfg.noise_scale else None
 
     def checkpoint(epoch_float: float) -> dict:
         """Pause-time work: evaluate, record a curve point, check target and divergence."""
@@ -227,8 +241,8 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
         if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
             outcome = "diverged"
         else:
-            if cfg.noise_scale:
-                estimate_noise(point)
+            if noise:
+                point["b_simple"] = noise.estimate()
             if hit is None and test_acc >= cfg.target_accuracy:
                 outcome, hit = "reached", point
         if on_eval:
@@ -273,12 +287,6 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
             break
 
     final = curve[-1]
-    if noise["g2"]:  # "averaged over training": the ratio of the terms' means
-        noise_summary = {"b_simple_first": curve[0].get("b_simple"),
-                         "b_simple_mean": analysis.b_simple(sum(noise["trace"]) / len(noise["g2"]),
-                                                            sum(noise["g2"]) / len(noise["g2"]))}
-    else:
-        noise_summary = {"b_simple_first": None, "b_simple_mean": None}
     return {
         "outcome": outcome,
         "batch_size": cfg.batch_size,
@@ -298,7 +306,8 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
         "final_test_acc": final["test_acc"],
         "final_test_loss": final["test_loss"],
         "best_test_acc": max(p["test_acc"] for p in curve),
-        **noise_summary,
+        "b_simple_first": curve[0].get("b_simple"),
+        "b_simple_mean": noise.averaged() if noise else None,
         "epoch_rows": epochs,
         "curve": curve,
         "model": model,
