@@ -41,6 +41,16 @@ def retry(fn, *args, attempts: int = 8, **kwargs):
             time.sleep(0.1 * 2**i)
 
 
+def log_params(params: dict) -> None:
+    """Log params, skipping those the run already has: `mlflow run` logs each -P value as typed
+    ("0"), and MLflow refuses to change one to our parsed spelling ("0.0")."""
+    run = mlflow.active_run()
+    have = MlflowClient(tracking_uri()).get_run(run.info.run_id).data.params
+    new = {k: str(v) for k, v in params.items() if k not in have}
+    if new:
+        retry(mlflow.log_params, new)
+
+
 def experiment_id(name: str) -> str:
     """The experiment's id, creating it (artifacts under <root>/mlruns) when it is new."""
     client = MlflowClient(tracking_uri())

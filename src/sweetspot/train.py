@@ -387,8 +387,7 @@ def main(params: Params, out: Path | None = None, extra: dict | None = None) -> 
             **{f"data_md5.{k}": v for k, v in download.checksums(params.data.dataset).items()}}
     extra = extra or {}
     with tracking.run(cfg.experiment, run_name(cfg), tags) as active:
-        log_params = {k: str(v) for k, v in {**run_params(params, device), **extra}.items()}
-        tracking.retry(mlflow.log_params, log_params)
+        tracking.log_params({**run_params(params, device), **extra})
 
         on_eval_progress, on_epoch_progress = _progress(cfg, len(data.x_train))
 
