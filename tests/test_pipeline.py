@@ -59,8 +59,9 @@ def test_repro_writes_the_answer(project):
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=folder).stdout)
     assert json.dumps(metrics["batch_size"]) in json.dumps(shown)
     html = sh("dvc", "plots", "show", "-o", "plots_html", cwd=folder).stdout
-    assert "plots_html" in html and "time_to_target.csv" in (
-        folder / "plots_html/index.html").read_text()
+    page = (folder / "plots_html/index.html").read_text()
+    assert "plots_html" in html
+    assert "reports_plots_time_to_target_csv" in page and "reports_plots_curves" in page
 
 
 @pytest.mark.slow
