@@ -153,11 +153,8 @@ def figure_epoch_vs_target(cells: pd.DataFrame, spots: dict) -> plt.Figure:
 
 def figure_accuracy_vs_time(results: list[dict], chosen: pd.DataFrame, target: float) -> plt.Figure:
     """(b) Test accuracy against training-clock seconds, one line per batch size at its rate."""
-    rows = []
-    for r in results:
-        pick = chosen[chosen["batch_size"] == r["batch_size"]]
-        if len(pick) and r["lr"] == pick["lr"].iloc[0] and r["seed"] == min_seed(results):
-            rows += [{"batch size": r["batch_size"], **p} for p in r["curve"]]
+    rows = [{"batch size": r["batch_size"], **p} for r in chosen_runs(results, chosen)
+            for p in r["curve"]]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if rows:
         curves = pd.DataFrame(rows)
@@ -208,8 +205,12 @@ def figure_lr_heatmap(table: pd.DataFrame, target: float) -> plt.Figure:
     return fig
 
 
-def min_seed(results: list[dict]) -> int:
-    return min(r["seed"] for r in results)
+def chosen_runs(results: list[dict], chosen: pd.DataFrame) -> list[dict]:
+    """One run per batch size: at its chosen rate, with the first seed."""
+    seed = min(r["seed"] for r in results)
+    rate = dict(zip(chosen["batch_size"], chosen["lr"], strict=True))
+    picked = [r for r in results if r["seed"] == seed and rate.get(r["batch_size"]) == r["lr"]]
+    return sorted(picked, key=lambda r: r["batch_size"])
 
 
 def metrics_doc(spots: dict, targets: list[float]) -> dict:
@@ -391,12 +392,9 @@ def write_plots(results: list[dict], chosen: pd.DataFrame) -> None:
     curves.mkdir(parents=True, exist_ok=True)
     for stale in curves.glob("*.csv"):
         stale.unlink()
-    seed = min_seed(results)
-    for _, row in chosen.iterrows():
-        for r in results:
-            if (r["batch_size"], r["lr"], r["seed"]) == (row["batch_size"], row["lr"], seed):
-                pd.DataFrame(r["curve"])[["time", "examples", "test_acc", "test_loss"]].to_csv(
-                    curves / f"b{r['batch_size']:05d}.csv", index=False)
+    for r in chosen_runs(results, chosen):
+        pd.DataFrame(r["curve"])[["time", "examples", "test_acc", "test_loss"]].to_csv(
+            curves / f"b{r['batch_size']:05d}.csv", index=False)
     table = chosen.replace([math.inf], np.nan)[["batch_size", "lr", "median_time",
                                                 "median_steps"]]
     table.to_csv(PLOTS / "time_to_target.csv", index=False)
