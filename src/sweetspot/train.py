@@ -4,7 +4,8 @@ Reads data/<dataset>/raw (the `download` stage) and params.yaml's `train` sectio
 run and, with --out, the same result as JSON. Run: `sweetspot train --batch-size 256`, or
 `mlflow run . -P batch_size=256`. The clock covers training steps only (device synchronised before
 it is read, warm-up and evaluation off it); the first evaluation at or above the target defines
-time to target. Measured on this 2-core CPU: see the README's table.
+time to target. Measured on the 2-core Xeon CPU (torch 2.15, engine step): 97% in 1.45 s at batch
+32, 1.51 s at 64, 3.58 s at 256 (lr 1, median of 3 seeds; reports/report.md).
 """
 
 from __future__ import annotations
