@@ -35,7 +35,7 @@ def answer():
                for b in (16, 32, 64, 128, 256, 1024) for lr in (0.3, 1.0) for seed in (0, 1)]
     table = analysis.target_table(results, [0.97])
     cells = analysis.cells_table(results)
-    return results, cells, report.answers(table, [0.97], results)
+    return results, cells, report.answers(table, [0.97])
 
 
 def test_answer_and_cost_model_recover_the_generating_model(answer):

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from sweetspot import config, engine, tracking, train  # noqa: E402
 from sweetspot.config import Params  # noqa: E402
-from sweetspot.model import MLP, make_optimizer  # noqa: E402
+from sweetspot.model import MLP  # noqa: E402
 
 JSON_FILE = Path("reports/bench.json")
 FIGURE_FILE = Path("reports/bench.png")
@@ -80,8 +80,7 @@ def loop(name: str, params: Params, data: train.Data, batch_size: int):
         step = engine.make_step(model, cfg.optimizer, cfg.lr, cfg.momentum)
         return step, endless(lambda: engine.batches(data.x_train, data.y_train, batch_size,
                                                     generator, buffers))
-    step = train.make_step(model, make_optimizer(cfg.optimizer, model.parameters(), cfg.lr,
-                                                 cfg.momentum))
+    step = engine.eager_step(model, cfg.optimizer, cfg.lr, cfg.momentum)  # train.make_step's
     if name == "eager":
         return step, endless(lambda: train.tensor_batches(data, batch_size, generator))
     loader = train.torchvision_loader(data, batch_size, generator)  # as train.py runs it
@@ -205,6 +204,7 @@ def main(params: Params) -> int:
     matmul = None
     if max(bench.batch_sizes) >= FLOPS_FROM:
         matmul = matmul_flops(bench.matmul_size, bench.repeats, device)
+    summary = summarise(rows, cfg.width, matmul)
     result = {
         "device": str(device), "gpu_name": tags.get("gpu_name", ""),
         "threads": torch.get_num_threads(), "torch_version": torch.__version__,
@@ -213,7 +213,7 @@ def main(params: Params) -> int:
         "network": f"Linear(784,{cfg.width})-{cfg.activation}-Linear({cfg.width},10)",
         "optimizer": cfg.optimizer, "flops_per_example": flops_per_example(cfg.width),
         **({"matmul_size": bench.matmul_size, "matmul_gflops": matmul / 1e9} if matmul else {}),
-        **summarise(rows, cfg.width, matmul),
+        **summary,
     }
     title = (f"{result['network']}, {cfg.optimizer}: {device}, {result['threads']} threads\n"
              f"median of {bench.repeats} repeats, band from the fastest to the slowest")
@@ -229,7 +229,7 @@ def main(params: Params) -> int:
         run_params = {**config.as_dict(bench), "width": cfg.width, "activation": cfg.activation,
                       "optimizer": cfg.optimizer, "lr": cfg.lr, "momentum": cfg.momentum,
                       "dataset": params.data.dataset}
-        tracking.retry(mlflow.log_params, {k: str(v) for k, v in run_params.items()})
+        tracking.log_params(run_params)
         metrics = {f"{key}/{name}": value for key, cell in result.items()
                    if isinstance(cell, dict) for name, value in cell.items()}
         if matmul:
@@ -241,7 +241,7 @@ def main(params: Params) -> int:
             for path in (JSON_FILE, FIGURE_FILE, rows_file):
                 tracking.retry(mlflow.log_artifact, str(path))
         run_id = active.info.run_id
-    print(table(summarise(rows, cfg.width, matmul)))
+    print(table(summary))
     if matmul:
         print(f"matmul {bench.matmul_size}^3: {matmul / 1e9:.1f} GFLOP/s on {device}, "
               f"{result['threads']} threads")

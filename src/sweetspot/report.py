@@ -42,7 +42,7 @@ FIGURE_FILES = {
 
 # --- pure: tables in, numbers and figures out ------------------------------------------------
 
-def answers(targets_table: pd.DataFrame, targets: list[float], cells: list[dict]) -> dict:
+def answers(targets_table: pd.DataFrame, targets: list[float]) -> dict:
     """The sweet spot per target, with the rate chosen at each batch size and the stability."""
     out = {}
     for target in targets:
@@ -343,12 +343,11 @@ def main(params: Params) -> int:
     results = sweep.read_cells(sweep.all_paths(params))
     plan_file = sweep.REFINE / sweep.PLAN
     plan = json.loads(plan_file.read_text()) if plan_file.exists() else None
-    per_loader = {}
-    for name in params.sweep.loaders:
-        mine = [r for r in results if r["loader"] == name]
-        per_loader[name] = answers(analysis.target_table(mine, targets), targets, mine)
-    headline = [r for r in results if r["loader"] == loader]
-    table = analysis.target_table(headline, targets)
+    by_loader = {name: [r for r in results if r["loader"] == name]
+                 for name in params.sweep.loaders}
+    tables = {name: analysis.target_table(runs, targets) for name, runs in by_loader.items()}
+    per_loader = {name: answers(table, targets) for name, table in tables.items()}
+    headline, table = by_loader[loader], tables[loader]
     cells = analysis.cells_table(headline)
     spots = per_loader[loader]
     chosen = spots[target]["chosen"]

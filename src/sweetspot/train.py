@@ -383,9 +383,10 @@ def main(params: Params, out: Path | None = None, extra: dict | None = None) -> 
 
     cfg = params.train
     device = resolve_device(cfg.device)
-    data = load_data(params.data.dataset, device, cfg.train_examples)  # ConfigError if missing
+    # ConfigError if missing; loading checks each file's canonical MD5, so those are the data's
+    data = load_data(params.data.dataset, device, cfg.train_examples)
     tags = {**tracking.provenance(str(device)),
-            **{f"data_md5.{k}": v for k, v in download.checksums(params.data.dataset).items()}}
+            **{f"data_md5.{k}": v for k, v in download.MD5[params.data.dataset].items()}}
     extra = extra or {}
     with tracking.run(cfg.experiment, run_name(cfg), tags) as active:
         tracking.log_params({**run_params(params, device), **extra})
