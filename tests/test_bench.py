@@ -30,11 +30,23 @@ def test_summary_takes_medians_ratios_and_the_flops_fraction():
     out = bench.summarise(made, 256, matmul=300e9)
     assert out["b1"] == {"question_s_per_epoch": 30.0, "eager_s_per_epoch": 16.0,
                          "engine_s_per_epoch": 5.0, "question_over_engine": 6.0,
-                         "eager_over_engine": 3.2}  # no FLOP/s below FLOPS_FROM
+                         "eager_over_engine": 3.2}  # no FLOP/s below FLOPS_FROM, no compiled
     big = out["b4096"]
     assert big["engine_gflops"] == pytest.approx(818_176 * 60_000 / 0.2 / 1e9)
     assert big["engine_flops_fraction"] == pytest.approx(big["engine_gflops"] / 300)
     assert bench.summarise(made, 256, matmul=None)["b4096"].keys() == out["b1"].keys()
+
+
+def test_the_compiled_engine_gets_its_own_ratios_and_compile_seconds():
+    made = rows({("question", 1): [30.0], ("eager", 1): [16.0], ("engine", 1): [5.0],
+                 ("compiled", 1): [2.0, 3.0, 2.5]})
+    for r in made:
+        r["compile_seconds"] = 4.0 if r["loop"] == "compiled" else 0.0
+    cell = bench.summarise(made, 256, matmul=300e9)["b1"]
+    assert cell["compiled_s_per_epoch"] == 2.5 and cell["question_over_compiled"] == 12.0
+    assert cell["eager_over_compiled"] == 6.4 and cell["compiled_compile_seconds"] == 4.0
+    text = bench.table({"b1": cell})
+    assert "| 1 | 30.000 | 16.000 | 5.000 | 2.500 | 6.0x | 12.0x | - | - |" in text.splitlines()
 
 
 def test_the_figure_has_one_line_per_loop():
@@ -77,9 +89,11 @@ def test_a_tiny_benchmark_writes_its_json_figure_and_mlflow_run(tmp_path, mnist_
     for b in (1, 256, 4096):
         cell = result[f"b{b}"]
         for key in ("question_s_per_epoch", "eager_s_per_epoch", "engine_s_per_epoch",
-                    "question_over_engine", "eager_over_engine"):
+                    "compiled_s_per_epoch", "question_over_engine", "eager_over_engine",
+                    "question_over_compiled", "compiled_compile_seconds"):
             assert cell[key] > 0, (b, key)
     assert 0 < result["b4096"]["engine_flops_fraction"]
+    assert 0 < result["b4096"]["compiled_flops_fraction"]
     assert "engine_flops_fraction" not in result["b256"]
     assert (tmp_path / bench.FIGURE_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -136,6 +136,17 @@ def test_same_seed_same_training(tiny_data):
     assert losses(a) != losses(c)
 
 
+def test_compiled_training_is_the_same_training_compiled_off_the_clock(tiny_data):
+    exact = train.train_one(tiny_cfg(lr=0.1), tiny_data)
+    compiled = train.train_one(tiny_cfg(lr=0.1, compile=True), tiny_data)
+    assert exact["compile_time"] == 0 and compiled["compile_time"] > 0  # 64 and 6000 % 64 = 48
+    assert train.summary_metrics(compiled)["compile_time"] == compiled["compile_time"]
+    for a, b in zip(exact["curve"], compiled["curve"], strict=True):
+        assert a["step"] == b["step"]
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3)
+        assert b["test_acc"] == pytest.approx(a["test_acc"], abs=2e-3)  # a few of 10000 images
+
+
 def test_lr_warmup_ramps_the_rate(tiny_data):
     plain = train.train_one(tiny_cfg(noise_scale=False), tiny_data)
     one = train.train_one(tiny_cfg(noise_scale=False, lr_warmup_steps=1), tiny_data)

@@ -33,8 +33,10 @@ FIGURE_FILE = Path("reports/bench.png")
 LOOPS = {  # name -> what its timed loop runs
     "question": "the question's loop: torchvision MNIST, ToTensor, DataLoader(shuffle), eager step",
     "eager": "tensor-resident eager loop: train.tensor_batches + train.make_step",
-    "engine": "the engine: engine.batches + engine.make_step",
+    "engine": "the engine: engine.batches + engine.make_step (bitwise eager's training)",
+    "compiled": "the engine compiled: engine.batches + engine.make_compiled_step (allclose)",
 }
+ENGINES = ("engine", "compiled")  # the loops compared with the question's and with matmul
 FLOPS_FROM = 4096  # batch sizes from here on also report the fraction of matmul FLOP/s
 
 
@@ -69,22 +71,26 @@ def endless(epoch):
 
 
 def loop(name: str, params: Params, data: train.Data, batch_size: int):
-    """A fresh model (train.seed) with `name`'s step, and its endless batches."""
+    """A fresh model (train.seed) with `name`'s step, its endless batches, and the seconds spent
+    compiling the step (its full and last batch's shapes, before any timing)."""
     cfg = params.train
     device = data.x_train.device
     torch.manual_seed(cfg.seed)
     model = MLP(cfg.width, cfg.activation).to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    if name == "engine":
+    if name in ENGINES:
         buffers = {}  # one shuffled copy of the training set, reused every epoch
-        step = engine.make_step(model, cfg.optimizer, cfg.lr, cfg.momentum)
+        make = engine.make_step if name == "engine" else engine.make_compiled_step
+        step = make(model, cfg.optimizer, cfg.lr, cfg.momentum)
+        n = len(data.x_train)
+        compile_s = step.prepare({batch_size, n % batch_size}) if name == "compiled" else 0.0
         return step, endless(lambda: engine.batches(data.x_train, data.y_train, batch_size,
-                                                    generator, buffers))
+                                                    generator, buffers)), compile_s
     step = engine.eager_step(model, cfg.optimizer, cfg.lr, cfg.momentum)  # train.make_step's
     if name == "eager":
-        return step, endless(lambda: train.tensor_batches(data, batch_size, generator))
+        return step, endless(lambda: train.tensor_batches(data, batch_size, generator)), 0.0
     loader = train.torchvision_loader(data, batch_size, generator)  # as train.py runs it
-    return step, endless(lambda: ((xb.to(device), yb.to(device)) for xb, yb in loader))
+    return step, endless(lambda: ((xb.to(device), yb.to(device)) for xb, yb in loader)), 0.0
 
 
 def seconds_per_example(step, stream, batch_size: int, bench: config.BenchConfig,
@@ -107,37 +113,48 @@ def seconds_per_example(step, stream, batch_size: int, bench: config.BenchConfig
 
 
 def measure(params: Params, data: train.Data, progress=None) -> list[dict]:
-    """One row per (loop, batch size, repeat): seconds per epoch. Loops alternate within a batch
-    size, so slow drifts of the machine hit all three alike."""
+    """One row per (loop, batch size, repeat): seconds per epoch (and the loop's compile seconds).
+    Loops alternate within a batch size, so slow drifts of the machine hit all of them alike."""
     device = data.x_train.device
     rows = []
     for batch_size in params.bench.batch_sizes:
         for name in LOOPS:
-            step, stream = loop(name, params, data, batch_size)
+            step, stream, compile_s = loop(name, params, data, batch_size)
             times = seconds_per_example(step, stream, batch_size, params.bench, device)
             rows += [{"loop": name, "batch_size": batch_size, "repeat": i,
-                      "seconds_per_epoch": t * config.TRAIN_SIZE} for i, t in enumerate(times)]
+                      "seconds_per_epoch": t * config.TRAIN_SIZE, "compile_seconds": compile_s}
+                     for i, t in enumerate(times)]
             if progress:
                 progress(name, batch_size, statistics.median(times) * config.TRAIN_SIZE)
     return rows
 
 
 def summarise(rows: list[dict], width: int, matmul: float | None) -> dict:
-    """Per batch size: the median seconds per epoch of each loop, the engine's speed-ups, and at
-    batch >= FLOPS_FROM its achieved FLOP/s as a fraction of `matmul` (pure)."""
+    """Per batch size: the median seconds per epoch of each loop measured, each engine's speed-ups
+    and compile seconds, and at batch >= FLOPS_FROM its achieved FLOP/s as a fraction of `matmul`
+    (pure)."""
     out = {}
     for batch_size in sorted({r["batch_size"] for r in rows}):
         cell = {}
         for name in LOOPS:
             times = [r["seconds_per_epoch"] for r in rows
                      if r["batch_size"] == batch_size and r["loop"] == name]
-            cell[f"{name}_s_per_epoch"] = statistics.median(times)
-        engine_s = cell["engine_s_per_epoch"]
-        cell["question_over_engine"] = cell["question_s_per_epoch"] / engine_s
-        cell["eager_over_engine"] = cell["eager_s_per_epoch"] / engine_s
-        if matmul and batch_size >= FLOPS_FROM:
-            cell["engine_gflops"] = flops_per_example(width) * config.TRAIN_SIZE / engine_s / 1e9
-            cell["engine_flops_fraction"] = cell["engine_gflops"] * 1e9 / matmul
+            if times:
+                cell[f"{name}_s_per_epoch"] = statistics.median(times)
+        for name in ENGINES:
+            seconds = cell.get(f"{name}_s_per_epoch")
+            if seconds is None:
+                continue
+            cell[f"question_over_{name}"] = cell["question_s_per_epoch"] / seconds
+            cell[f"eager_over_{name}"] = cell["eager_s_per_epoch"] / seconds
+            if name == "compiled":
+                cell["compiled_compile_seconds"] = max(
+                    r.get("compile_seconds", 0.0) for r in rows
+                    if r["batch_size"] == batch_size and r["loop"] == name)
+            if matmul and batch_size >= FLOPS_FROM:
+                gflops = flops_per_example(width) * config.TRAIN_SIZE / seconds / 1e9
+                cell[f"{name}_gflops"] = gflops
+                cell[f"{name}_flops_fraction"] = gflops * 1e9 / matmul
         out[f"b{batch_size}"] = cell
     return out
 
@@ -159,14 +176,19 @@ def figure(rows: list[dict], title: str):
 
 
 def table(summary: dict) -> str:
-    lines = ["batch | question s/epoch | eager s/epoch | engine s/epoch | question/engine | "
-             "eager/engine | FLOP/s fraction"]
+    """A Markdown table: seconds per epoch of each loop, then per engine its speed-up over the
+    question's loop and its fraction of matmul FLOP/s."""
+    loops = [n for n in LOOPS if any(f"{n}_s_per_epoch" in c for c in summary.values())]
+    engines = [n for n in ENGINES if n in loops]
+    head = ([f"{n} s/epoch" for n in loops] + [f"question/{n}" for n in engines]
+            + [f"{n} FLOP/s fraction" for n in engines])
+    lines = ["| batch | " + " | ".join(head) + " |", "|---:" * (len(head) + 1) + "|"]
     for key, c in summary.items():
-        frac = f"{c['engine_flops_fraction']:.2f}" if "engine_flops_fraction" in c else "-"
-        lines.append(f"{key[1:]:>5} | {c['question_s_per_epoch']:15.3f} | "
-                     f"{c['eager_s_per_epoch']:13.3f} | {c['engine_s_per_epoch']:14.3f} | "
-                     f"{c['question_over_engine']:15.1f} | {c['eager_over_engine']:12.1f} | "
-                     f"{frac:>15}")
+        values = ([f"{c[f'{n}_s_per_epoch']:.3f}" for n in loops]
+                  + [f"{c[f'question_over_{n}']:.1f}x" for n in engines]
+                  + [f"{c[f'{n}_flops_fraction']:.0%}" if f"{n}_flops_fraction" in c else "-"
+                     for n in engines])
+        lines.append(f"| {key[1:]} | " + " | ".join(values) + " |")
     return "\n".join(lines)
 
 

@@ -78,6 +78,7 @@ class TrainConfig:
     seed: int
     device: str
     loader: str
+    compile: bool
     target_accuracy: float
     eval_every_examples: int
     max_epochs: int

@@ -175,9 +175,12 @@ def noise_tracker(model: nn.Module, data: Data, seed: int):
 
 
 def step_for(cfg: TrainConfig, model: nn.Module):
-    """The engine (the same training as autograd + torch.optim, faster), except with the
-    question's own pipeline, which keeps the question's eager step: its loop, as it ran."""
-    make = engine.eager_step if cfg.loader == "torchvision" else engine.make_step
+    """The engine (the same training as autograd + torch.optim, faster; its torch.compile'd step
+    with train.compile), except with the question's own pipeline, which keeps the question's eager
+    step: its loop, as it ran."""
+    if cfg.loader == "torchvision":
+        return engine.eager_step(model, cfg.optimizer, cfg.lr, cfg.momentum)
+    make = engine.make_compiled_step if cfg.compile else engine.make_step
     return make(model, cfg.optimizer, cfg.lr, cfg.momentum)
 
 
@@ -207,6 +210,10 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
     torch.manual_seed(cfg.seed)
     model = MLP(cfg.width, cfg.activation).to(device)
     step = step_for(cfg, model)
+    n_train = len(data.x_train)
+    # train.compile: compile the full and the last batch's shapes now, off the clock (logged)
+    prepare = getattr(step, "prepare", lambda batch_sizes: 0.0)
+    compile_time = prepare({cfg.batch_size, n_train % cfg.batch_size})
     generator = torch.Generator().manual_seed(cfg.seed)
     if cfg.loader == "torchvision":
         loader = torchvision_loader(data, cfg.batch_size, generator)
@@ -215,7 +222,6 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
         shuffled = {}  # one shuffled copy of the training set, reused every epoch
         batches = lambda: engine.batches(data.x_train, data.y_train, cfg.batch_size,  # noqa: E731
                                          generator, shuffled)
-    n_train = len(data.x_train)
     warm_up(cfg, model, data)
     model.train()
 
@@ -300,6 +306,7 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
         "epochs_to_target": hit["epoch"] if hit else None,
         "train_time": train_time,
         "eval_time": eval_time,
+        "compile_time": compile_time,
         "steps": steps,
         "examples": seen,
         "epochs": seen / n_train,
@@ -318,9 +325,9 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
 def summary_metrics(result: dict) -> dict[str, float]:
     """The run's scalar metrics for MLflow (unreached targets are absent, not zero)."""
     keys = ["time_to_target", "steps_to_target", "examples_to_target", "epochs_to_target",
-            "train_time", "eval_time", "steps", "examples", "epochs", "mean_step_time",
-            "final_test_acc", "final_test_loss", "best_test_acc", "b_simple_first",
-            "b_simple_mean"]
+            "train_time", "eval_time", "compile_time", "steps", "examples", "epochs",
+            "mean_step_time", "final_test_acc", "final_test_loss", "best_test_acc",
+            "b_simple_first", "b_simple_mean"]
     out = {k: float(result[k]) for k in keys if result[k] is not None}
     return {k: v for k, v in out.items() if math.isfinite(v)}
 
