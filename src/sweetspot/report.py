@@ -3,8 +3,8 @@
 Reads the cells' JSON files (reports/cells/*/, never the MLflow store, so DVC tracks its inputs);
 writes reports/sweet_spot.json (DVC metrics), reports/figures/*.png (seaborn), reports/plots/
 (DVC plots data) and reports/report.md, and files the sweep in MLflow as a parent run over its
-cells. Run: `dvc repro report` or `sweetspot report`. Headline on the 2-core Xeon CPU: batch 32
-reaches 97% fastest (1.45 s, lr 1, 3 seeds); the cost model puts B* at 41.
+cells. Run: `dvc repro report` or `sweetspot report`. Headline on a 2-core AMD EPYC CPU: batch 32
+reaches 97% fastest (1.05 s, lr 1, 3 seeds); the cost model puts B* at 25.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Reads data/<dataset>/raw (the `download` stage) and params.yaml's `train` sectio
 run and, with --out, the same result as JSON. Run: `sweetspot train --batch-size 256`, or
 `mlflow run . -P batch_size=256`. The clock covers training steps only (device synchronised before
 it is read, warm-up and evaluation off it); the first evaluation at or above the target defines
-time to target. Measured on the 2-core Xeon CPU (torch 2.15, engine step): 97% in 1.45 s at batch
-32, 1.51 s at 64, 3.58 s at 256 (lr 1, median of 3 seeds; reports/report.md).
+time to target. Measured on a 2-core AMD EPYC CPU (torch 2.14.1, the exact engine step): 97% in
+1.05 s at batch 32, 1.29 s at 64, 3.96 s at 256 (lr 1, median of 3 seeds; reports/report.md).
 """
 
 from __future__ import annotations
