@@ -222,7 +222,9 @@ def make_compiled_step(model: nn.Module, optimizer: str = "sgd", lr: float = 0.1
     import torch._dynamo
 
     # One code object serves every compiled step: keep a graph per (config, batch size) cached.
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    dynamo = torch._dynamo.config
+    limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"  # < 2.7
+    setattr(dynamo, limit, max(getattr(dynamo, limit), 64))
     l1, l2 = model.linear_1, model.linear_2
     params = [p.detach() for p in (l1.weight, l1.bias, l2.weight, l2.bias)]  # same storage
     device = params[0].device
