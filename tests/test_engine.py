@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 from torch import nn
+from torch._dynamo.utils import counters
 
 from sweetspot import engine, train
 from sweetspot.model import MLP
@@ -158,9 +159,15 @@ def test_compiling_ahead_leaves_the_model_alone_and_adam_runs_the_exact_engine(d
     model = MLP(256, "sigmoid")
     before = [p.detach().clone() for p in model.parameters()]
     step = engine.make_compiled_step(model, "momentum", 0.1, 0.9)
-    assert step.prepare([5, 3]) > 0
+    graphs = lambda: counters["stats"]["unique_graphs"]  # noqa: E731 (Dynamo's own count)
+    start = graphs()
+    assert step.prepare([5, 3]) > 0 and graphs() == start + 2  # shapes no test step uses
     for p, q in zip(model.parameters(), before, strict=True):
         assert torch.equal(p.detach(), q)
+    for n in (5, 3, 5):  # prepared shapes, and a new rate, compile nothing more
+        step(data.x_train[:n], data.y_train[:n])
+        step.set_lr(0.05)
+    assert graphs() == start + 2
     adam = trajectories(data, "adam", "sigmoid", batch_size=1, steps=200, lr=0.01,
                         make=engine.make_compiled_step)
     assert torch.equal(adam[0], adam[1])  # bitwise: make_step, not a compiled graph

@@ -149,7 +149,7 @@ def summarise(rows: list[dict], width: int, matmul: float | None) -> dict:
             cell[f"eager_over_{name}"] = cell["eager_s_per_epoch"] / seconds
             if name == "compiled":
                 cell["compiled_compile_seconds"] = max(
-                    r.get("compile_seconds", 0.0) for r in rows
+                    r["compile_seconds"] for r in rows
                     if r["batch_size"] == batch_size and r["loop"] == name)
             if matmul and batch_size >= FLOPS_FROM:
                 gflops = flops_per_example(width) * config.TRAIN_SIZE / seconds / 1e9

@@ -195,14 +195,6 @@ def make_update(name: str, params: list[torch.Tensor], grads: list[torch.Tensor]
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-# Each activation's derivative from its output, as the compiled step's backward computes it.
-ACTIVATION_GRADS = {
-    nn.Sigmoid: (torch.sigmoid, lambda a: a * (1 - a)),
-    nn.Tanh: (torch.tanh, lambda a: 1 - a * a),
-    nn.ReLU: (torch.relu, lambda a: (a > 0).to(a.dtype)),
-}
-
-
 def make_compiled_step(model: nn.Module, optimizer: str = "sgd", lr: float = 0.1,
                        momentum: float = 0.9):
     """`make_step`'s training as one torch.compile'd graph per batch size: forward, backward and
@@ -270,17 +262,18 @@ def _compiled_train_step(config, x, y, params, buffers, lr, m):
     question's MLP, then torch.optim's update arithmetic in place. Shapes are static, so `one`
     picks the batch-1 form at trace time."""
     act, optimizer, momentum = config
-    forward, derivative = ACTIVATION_GRADS[act]
+    act_, act_backward = ACTIVATIONS[act]  # the exact engine's kernels; Inductor fuses them
     w1, b1, w2, b2 = params
     n = x.shape[0]
     x = x.reshape(n, -1)
     one = n == 1  # a matrix-vector product and outer products: fused with what surrounds them
-    a = forward((x * w1).sum(1)[None] + b1 if one else torch.addmm(b1, x, w1.t()))
+    a = act_((x * w1).sum(1)[None] + b1 if one else torch.addmm(b1, x, w1.t()))
     logp = torch.log_softmax(torch.addmm(b2, a, w2.t()), 1)
     loss = torch.nn.functional.nll_loss(logp, y)
     dlogp = torch.nn.functional.one_hot(y, w2.shape[0]).to(logp.dtype) / -n  # nll's backward
     dz = dlogp - logp.exp() * dlogp.sum(1, keepdim=True)  # log_softmax's, as autograd has it
-    da = (dz @ w2) * derivative(a)
+    da = dz @ w2
+    act_backward(da, a, da)  # d loss / d pre-activation, in place, as make_step does
     grads = [da.t() * x if one else da.t() @ x, da.sum(0),
              dz.t() * a if one else dz.t() @ a, dz.sum(0)]
     if optimizer == "sgd":
