@@ -1,8 +1,7 @@
 """From training results to an answer: time to target per run, the best lr per batch size, the
-sweet spot, where to look next, and the models that explain it (McCandlish et al. 2018: steps
-S(B) = S_min(1 + B_noise/B), seconds per step t(B) = t0 + cB, noise scale tr(Sigma)/|G|^2).
-Pure functions: dicts, DataFrames and arrays in; numbers and DataFrames out. A run that never
-reached a target is censored: its time (and steps, examples, epochs) is inf.
+sweet spot and its stability across seeds. Pure functions: dicts and DataFrames in, numbers and
+DataFrames out. A run that never reached a target is censored: its time (and steps, examples,
+epochs) is inf, so it sorts last and is never dropped.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import numbers
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
 
 INF = math.inf
 NESTED = ("curve", "epoch_rows")  # per-run lists: summarised here, never columns
@@ -23,7 +21,6 @@ RUN_METRICS = frozenset({
     "epochs", "mean_step_time", "final_test_acc", "final_test_loss", "best_test_acc",
     "seconds_per_epoch",
 })
-LR_POLICIES = ("fixed", "linear", "sqrt", "tuned")
 
 
 def _is_scalar(value) -> bool:
@@ -102,31 +99,6 @@ def target_table(results: list[dict], targets: list[float]) -> pd.DataFrame:
                 "best_test_acc": cell.get("best_test_acc", math.nan),
             })
     return pd.DataFrame(rows)
-
-
-# --- learning-rate policies ------------------------------------------------------------------
-
-
-def lr_for_batch(policy: str, base_lr: float, batch_size: int, ref_batch: int) -> float:
-    """The learning rate a policy gives batch_size, base_lr being the rate at ref_batch.
-    fixed and tuned: base_lr (tuned: the grid itself supplies several base rates per batch size);
-    linear: base_lr * B/ref (Goyal et al.); sqrt: base_lr * sqrt(B/ref) (variance-preserving).
-    """
-    ratio = batch_size / ref_batch
-    if policy in ("fixed", "tuned"):
-        return float(base_lr)
-    if policy == "linear":
-        return float(base_lr * ratio)
-    if policy == "sqrt":
-        return float(base_lr * math.sqrt(ratio))
-    raise ValueError(f"unknown lr policy {policy!r}; choose one of {', '.join(LR_POLICIES)}")
-
-
-def warmup_factor(step: int, warmup_steps: int) -> float:
-    """Multiplier on the lr at 0-based `step`: linear ramp to 1 over warmup_steps (0: none)."""
-    if warmup_steps <= 0:
-        return 1.0
-    return min(1.0, (step + 1) / warmup_steps)
 
 
 # --- best lr per batch size, the sweet spot, its stability ------------------------------------
@@ -239,25 +211,6 @@ def sweet_spot(table: pd.DataFrame, target: float, tolerance: float = 0.10) -> d
     return answer
 
 
-def refinement_batches(best: int, tried: set[int], n_train: int) -> list[int]:
-    """Batch sizes to try next around `best` (the StackOverflow answer's 3*2^n neighbours):
-    best = 2^n -> 3*2^(n-2) and 3*2^(n-1) (128 -> 96, 192); best = 3*2^n -> 2^(n+1) and 2^(n+2)
-    (96 -> 64, 128); anything else -> the powers of two around it. Only integers in
-    [1, n_train] not yet tried, sorted (so 1 -> [], 2 -> [3]).
-    """
-    if best < 1:
-        raise ValueError(f"batch size must be >= 1, got {best}")
-    if best & (best - 1) == 0:  # a power of two
-        candidates = [3 * best / 4, 3 * best / 2]
-    elif best % 3 == 0 and (best // 3) & (best // 3 - 1) == 0:  # 3 * a power of two
-        candidates = [2 * best / 3, 4 * best / 3]
-    else:
-        below = 2 ** math.floor(math.log2(best))
-        candidates = [below, 2 * below]
-    return sorted({int(c) for c in candidates
-                   if float(c).is_integer() and 1 <= c <= n_train and int(c) not in tried})
-
-
 def stability(table: pd.DataFrame, target: float, lr_by_batch: pd.DataFrame) -> dict:
     """Per seed, the fastest batch size at each batch size's chosen lr (lr_by_batch: choose_lr's
     output, or any frame with batch_size and lr). Stable if every seed's fastest is the overall
@@ -278,82 +231,3 @@ def stability(table: pd.DataFrame, target: float, lr_by_batch: pd.DataFrame) -> 
         b is not None and abs(tried.index(b) - tried.index(sweet)) <= 1
         for b in per_seed.values())
     return {"per_seed": per_seed, "stable": stable, "sweet_spot": sweet}
-
-
-# --- cost model: steps x seconds per step ------------------------------------------------------
-
-
-def _nonneg_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """y ~ a + b*x with a, b >= 0, least squares on relative error (measurements scatter by a
-    roughly constant fraction, so a 6000-step point should not outweigh a 500-step one)."""
-    keep = np.isfinite(x) & np.isfinite(y) & (y > 0)
-    x, y = x[keep], y[keep]
-    if len(np.unique(x)) < 2:
-        raise ValueError("need finite measurements at two or more batch sizes")
-    design = np.column_stack([np.ones_like(x), x]) / y[:, None]
-    (a, b), _ = nnls(design, np.ones_like(y))
-    return float(a), float(b)
-
-
-def fit_steps(batch, steps) -> tuple[float, float]:
-    """Fit S(B) = S_min * (1 + B_noise/B) to steps-to-target; returns (S_min, B_noise). S is
-    linear in 1/B (S = S_min + S_min*B_noise/B); censored (inf) points are ignored."""
-    batch, steps = np.asarray(batch, float), np.asarray(steps, float)
-    s_min, slope = _nonneg_line(1.0 / batch, steps)
-    return s_min, (slope / s_min if s_min > 0 else INF)
-
-
-def fit_step_time(batch, seconds) -> tuple[float, float]:
-    """Fit t(B) = t0 + c*B to seconds per step; returns (t0 in s, c in s per example), both >= 0."""
-    return _nonneg_line(np.asarray(batch, float), np.asarray(seconds, float))
-
-
-def optimal_batch(b_noise: float, t0: float, c: float) -> float:
-    """The B minimising S(B)*t(B): d/dB [S_min(1 + Bn/B)(t0 + cB)] = 0 at B = sqrt(Bn*t0/c)."""
-    if c <= 0:
-        return INF  # steps cost nothing extra per example: bigger is always faster
-    return math.sqrt(b_noise * t0 / c)
-
-
-def predicted_time(batch, s_min: float, b_noise: float, t0: float, c: float):
-    """Seconds to target the models predict: S(B) * t(B) (float, or array for an array batch)."""
-    b = np.asarray(batch, float)
-    seconds = s_min * (1 + b_noise / b) * (t0 + c * b)
-    return float(seconds) if seconds.ndim == 0 else seconds
-
-
-# --- gradient noise scale (McCandlish et al., appendix A) --------------------------------------
-
-
-def noise_scale_terms(g_small_sq, g_big_sq, b_small: float, b_big: float):
-    """Unbiased |G|^2 and tr(Sigma) from squared norms of mean gradients over two batch sizes,
-    using E|g_B|^2 = |G|^2 + tr(Sigma)/B. Floats or arrays in, (g2, trace_sigma) out."""
-    g_small_sq, g_big_sq = np.asarray(g_small_sq, float), np.asarray(g_big_sq, float)
-    g2 = (b_big * g_big_sq - b_small * g_small_sq) / (b_big - b_small)
-    trace_sigma = (g_small_sq - g_big_sq) / (1 / b_small - 1 / b_big)
-    if g2.ndim == 0:
-        return float(g2), float(trace_sigma)
-    return g2, trace_sigma
-
-
-def ema(values, alpha: float) -> np.ndarray:
-    """Exponential moving average, s_t = (1 - alpha)*s_(t-1) + alpha*v_t (pandas' ewm(alpha,
-    adjust=False)), starting at the first finite value; non-finite values keep the previous."""
-    out = np.full(len(values), np.nan)
-    state = np.nan
-    for i, v in enumerate(np.asarray(values, float)):
-        if np.isfinite(v):
-            state = v if np.isnan(state) else (1 - alpha) * state + alpha * v
-        out[i] = state
-    return out
-
-
-def b_simple(trace_sigma: float, g2: float) -> float:
-    """The simple noise scale tr(Sigma)/|G|^2 (examples). Each term is a noisy estimate: a
-    non-positive |G|^2 means noise swamps signal (inf); nan in, nan out."""
-    trace_sigma, g2 = float(trace_sigma), float(g2)
-    if not (np.isfinite(trace_sigma) and np.isfinite(g2)):
-        return math.nan
-    if g2 <= 0:
-        return INF
-    return trace_sigma / g2

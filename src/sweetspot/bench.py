@@ -3,8 +3,7 @@
 Reads data/<dataset>/raw and params.yaml's `bench` (`train` for network, optimizer, lr); writes
 reports/bench.json (DVC metrics), reports/bench.png and one MLflow run. Run: `sweetspot bench`
 (`--device cuda` on a GPU). Seconds/epoch = seconds per example x 60000, median of `repeats` timed
-stretches of >= min_examples steady-state examples. A 2-core AMD EPYC, 2 threads: batch 1 14.8 ->
-3.7 s exact, 2.5 s compiled (6.0x); batch 4096 1.55 -> 0.25 s (6.3x, 89% of the 224 GFLOP/s matmul).
+stretches of >= min_examples steady-state examples. The results: reports/bench.json, the README.
 """
 
 from __future__ import annotations
@@ -24,17 +23,24 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
-from sweetspot import config, engine, tracking, train  # noqa: E402
+from sweetspot import config, paths, tracking  # noqa: E402
 from sweetspot.config import Params  # noqa: E402
+from sweetspot.data.load import (  # noqa: E402
+    Data,
+    epoch_batches,
+    load_data,
+    resolve_device,
+    tensor_batches,  # noqa: E402
+)
 from sweetspot.model import MLP  # noqa: E402
+from sweetspot.train.loop import clock  # noqa: E402
+from sweetspot.train.step import make_step  # noqa: E402
 
-JSON_FILE = Path("reports/bench.json")
-FIGURE_FILE = Path("reports/bench.png")
 LOOPS = {  # name -> what its timed loop runs
     "question": "the question's loop: torchvision MNIST, ToTensor, DataLoader(shuffle), eager step",
-    "eager": "tensor-resident eager loop: train.tensor_batches + train.make_step",
-    "engine": "the engine: engine.batches + engine.make_step (bitwise eager's training)",
-    "compiled": "the engine compiled: engine.batches + engine.make_compiled_step (allclose)",
+    "eager": "tensor-resident eager loop: load.tensor_batches + the eager step",
+    "engine": "the engine: load.shuffled_batches + the exact step (bitwise eager's training)",
+    "compiled": "the engine compiled: load.shuffled_batches + the compiled step (allclose)",
 }
 ENGINES = ("engine", "compiled")  # the loops compared with the question's and with matmul
 FLOPS_FROM = 4096  # batch sizes from here on also report the fraction of matmul FLOP/s
@@ -57,9 +63,9 @@ def matmul_flops(n: int, repeats: int, device: torch.device) -> float:
     torch.mm(a, b, out=out)
     times = []
     for _ in range(repeats):
-        t0 = train.clock(device)
+        t0 = clock(device)
         torch.mm(a, b, out=out)
-        times.append(train.clock(device) - t0)
+        times.append(clock(device) - t0)
     return 2 * n**3 / statistics.median(times)
 
 
@@ -70,27 +76,22 @@ def endless(epoch):
         yield from epoch()
 
 
-def loop(name: str, params: Params, data: train.Data, batch_size: int):
+def loop(name: str, params: Params, data: Data, batch_size: int):
     """A fresh model (train.seed) with `name`'s step, its endless batches, and the seconds spent
     compiling the step (its full and last batch's shapes, before any timing)."""
     cfg = params.train
-    device = data.x_train.device
     torch.manual_seed(cfg.seed)
-    model = MLP(cfg.width, cfg.activation).to(device)
+    model = MLP(cfg.width, cfg.activation).to(data.device)
     generator = torch.Generator().manual_seed(cfg.seed)
-    if name in ENGINES:
-        buffers = {}  # one shuffled copy of the training set, reused every epoch
-        make = engine.make_step if name == "engine" else engine.make_compiled_step
-        step = make(model, cfg.optimizer, cfg.lr, cfg.momentum)
-        n = len(data.x_train)
-        compile_s = step.prepare({batch_size, n % batch_size}) if name == "compiled" else 0.0
-        return step, endless(lambda: engine.batches(data.x_train, data.y_train, batch_size,
-                                                    generator, buffers)), compile_s
-    step = engine.eager_step(model, cfg.optimizer, cfg.lr, cfg.momentum)  # train.make_step's
+    kind = {"engine": "exact", "compiled": "compiled"}.get(name, "eager")
+    step = make_step(kind, model, cfg.optimizer, cfg.lr, cfg.momentum)
+    compile_s = step.prepare({batch_size, len(data.x_train) % batch_size})
     if name == "eager":
-        return step, endless(lambda: train.tensor_batches(data, batch_size, generator)), 0.0
-    loader = train.torchvision_loader(data, batch_size, generator)  # as train.py runs it
-    return step, endless(lambda: ((xb.to(device), yb.to(device)) for xb, yb in loader)), 0.0
+        epoch = lambda: tensor_batches(data.x_train, data.y_train, batch_size, generator)  # noqa: E731
+    else:  # the engines: as training draws; the question's loop: its DataLoader
+        epoch = epoch_batches("torchvision" if name == "question" else "tensor", data, batch_size,
+                              generator)
+    return step, endless(epoch), compile_s
 
 
 def seconds_per_example(step, stream, batch_size: int, bench: config.BenchConfig,
@@ -103,19 +104,19 @@ def seconds_per_example(step, stream, batch_size: int, bench: config.BenchConfig
     out = []
     for _ in range(bench.repeats):
         seen = 0
-        t0 = train.clock(device)
+        t0 = clock(device)
         while seen < bench.min_examples:
             xb, yb = next(stream)
             step(xb, yb)
             seen += len(yb)
-        out.append((train.clock(device) - t0) / seen)
+        out.append((clock(device) - t0) / seen)
     return out
 
 
-def measure(params: Params, data: train.Data, progress=None) -> list[dict]:
+def measure(params: Params, data: Data, progress=None) -> list[dict]:
     """One row per (loop, batch size, repeat): seconds per epoch (and the loop's compile seconds).
     Loops alternate within a batch size, so slow drifts of the machine hit all of them alike."""
-    device = data.x_train.device
+    device = data.device
     rows = []
     for batch_size in params.bench.batch_sizes:
         for name in LOOPS:
@@ -219,8 +220,8 @@ def main(params: Params) -> int:
     import mlflow
 
     bench, cfg = params.bench, params.train
-    device = train.resolve_device(bench.device)
-    data = train.load_data(params.data.dataset, device)  # ConfigError if missing
+    device = resolve_device(bench.device)
+    data = load_data(params.data.dataset, device)  # ConfigError if missing
     tags = tracking.provenance(str(device))
     rows = measure(params, data, _progress(len(LOOPS) * len(bench.batch_sizes)))
     matmul = None
@@ -240,11 +241,8 @@ def main(params: Params) -> int:
     title = (f"{result['network']}, {cfg.optimizer}: {device}, {result['threads']} threads\n"
              f"median of {bench.repeats} repeats, band from the fastest to the slowest")
     fig = figure(rows, title)
-    JSON_FILE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = JSON_FILE.with_name(JSON_FILE.name + ".tmp")  # DVC sees the whole file or none
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(JSON_FILE)
-    fig.savefig(FIGURE_FILE, dpi=110)
+    paths.write_json(paths.BENCH_JSON, result)
+    fig.savefig(paths.BENCH_PNG, dpi=110)
     plt.close(fig)
 
     with tracking.run(cfg.experiment, "bench", tags) as active:
@@ -260,12 +258,12 @@ def main(params: Params) -> int:
         with tempfile.TemporaryDirectory() as tmp_dir:
             rows_file = Path(tmp_dir) / "bench_rows.json"
             rows_file.write_text(json.dumps(rows, indent=1))
-            for path in (JSON_FILE, FIGURE_FILE, rows_file):
+            for path in (paths.BENCH_JSON, paths.BENCH_PNG, rows_file):
                 tracking.retry(mlflow.log_artifact, str(path))
         run_id = active.info.run_id
     print(table(summary))
     if matmul:
         print(f"matmul {bench.matmul_size}^3: {matmul / 1e9:.1f} GFLOP/s on {device}, "
               f"{result['threads']} threads")
-    print(f"wrote {JSON_FILE} and {FIGURE_FILE}; mlflow run {run_id}", flush=True)
+    print(f"wrote {paths.BENCH_JSON} and {paths.BENCH_PNG}; mlflow run {run_id}", flush=True)
     return 0

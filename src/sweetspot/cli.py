@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from sweetspot import config
+from sweetspot import config, paths
 
 
 def _add_overrides(parser: argparse.ArgumentParser, cls) -> None:
@@ -24,13 +24,13 @@ def _overrides(args: argparse.Namespace, cls) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweetspot", description=__doc__)
-    parser.add_argument("--params", type=Path, default=config.PARAMS_FILE,
+    parser.add_argument("--params", type=Path, default=paths.PARAMS_FILE,
                         help="the params file (default: params.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("download", help="fetch and verify the dataset into data/<dataset>/raw")
     _add_overrides(p, config.DataConfig)
-    p.add_argument("--root", type=Path, default=config.DATA_ROOT, help="data root (default: data)")
+    p.add_argument("--root", type=Path, default=paths.DATA_ROOT, help="data root (default: data)")
 
     p = sub.add_parser("train", help="train once; one MLflow run")
     _add_overrides(p, config.TrainConfig)
@@ -61,27 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "download":
-        from sweetspot import download
+        from sweetspot.data import download
 
         params = config.load(args.params, data=_overrides(args, config.DataConfig))
         return download.main(params.data, root=args.root)
     if args.command == "train":
-        from sweetspot import train
+        from sweetspot.train import run
 
         params = config.load(args.params, train=_overrides(args, config.TrainConfig),
                              data={"dataset": args.dataset})
-        return train.main(params, out=args.out)
+        return run.main(params, out=args.out)
     if args.command == "bench":
         from sweetspot import bench
 
         return bench.main(config.load(args.params, bench=_overrides(args, config.BenchConfig)))
     if args.command == "question":
-        from sweetspot import train
+        from sweetspot import question
 
         if args.epochs < 1:
             raise config.ConfigError("--epochs: must be >= 1")
         params = config.load(args.params, train={"train_examples": args.train_examples})
-        return train.question_main(params, args.epochs)
+        return question.main(params, args.epochs)
     params = config.load(args.params)
     if args.command == "sweep":
         from sweetspot import sweep

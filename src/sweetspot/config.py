@@ -1,8 +1,7 @@
 """Typed `params.yaml`: each section loads once into a frozen dataclass that checks itself.
 
 Unknown or missing keys, wrong types and out-of-range values raise `ConfigError` with a one-line
-message naming the key; the CLI turns that into exit code 2 before any work starts. Paths the
-stages write are named here too, once.
+message naming the key; the CLI turns that into exit code 2 before any work starts.
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-PARAMS_FILE = Path("params.yaml")
-DATA_ROOT = Path("data")  # torchvision's `root`: files live in data/<dataset>/raw
+from sweetspot.paths import PARAMS_FILE
+
 TRAIN_SIZE = 60_000  # both datasets: 60000 training and 10000 test images
 
 DATASETS = ("MNIST", "FashionMNIST")
@@ -25,14 +24,11 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 ACTIVATIONS = ("sigmoid", "relu", "tanh")
 DEVICES = ("cpu", "cuda", "auto")
 LOADERS = ("tensor", "torchvision")
+LR_POLICIES = ("fixed", "linear", "sqrt", "tuned")
 
 
 class ConfigError(ValueError):
     """A bad parameter; its message is one line that names the key."""
-
-
-def raw_dir(dataset: str, root: Path = DATA_ROOT) -> Path:
-    return Path(root) / dataset / "raw"
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -117,9 +113,6 @@ class TrainConfig:
         _require(self.lr_warmup_steps >= 0, "train.lr_warmup_steps", "must be >= 0")
         _require(self.threads >= 0, "train.threads", "must be >= 0")
         _require(bool(self.experiment.strip()), "train.experiment", "must not be empty")
-
-
-LR_POLICIES = ("fixed", "linear", "sqrt", "tuned")
 
 
 def _distinct_positive(key: str, values: tuple, upper: float | None = None) -> None:

@@ -1,29 +1,26 @@
 """The sweep: every cell of the grid is one training run; then refinement and more seeds.
 
 Reads params.yaml (`train` for the network, `sweep` for the grid) and data/<dataset>/raw; writes
-one JSON per cell: reports/cells/coarse/b<B>-lr<lr>-s<seed>-<loader>.json (the `sweep` matrix
-stage: one DVC stage per cell, so an interrupted `dvc repro` re-runs only missing cells), then
-reports/cells/refine/ (the 3*2^n neighbours of the coarse sweet spot) and reports/cells/seeds/
-(more seeds at each batch size's chosen rate). Run: `dvc repro`.
+one JSON per cell (paths.py): reports/cells/coarse/ (the `sweep` matrix stage, one DVC stage per
+cell, so an interrupted `dvc repro` re-runs only missing cells), then reports/cells/refine/ (the
+3*2^n neighbours of the coarse sweet spot) and reports/cells/seeds/ (more seeds at each batch
+size's chosen rate), each with the plan it trained. Run: `dvc repro`.
+
+The plan (grid, rates, refinement, seeds) is pure functions of params and results; only the
+`*_main` functions train and write.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweetspot import analysis, train
-from sweetspot.config import ConfigError, Params
-
-CELLS = Path("reports/cells")
-COARSE = CELLS / "coarse"
-EXTREMES = CELLS / "extremes"
-REFINE = CELLS / "refine"
-SEEDS = CELLS / "seeds"
-PLAN = "plan.json"  # what refine/seeds decided to train, beside their cells
+from sweetspot import analysis, paths
+from sweetspot.config import LR_POLICIES, ConfigError, Params
 
 
 @dataclass(frozen=True)
@@ -38,10 +35,27 @@ class Cell:
         return f"b{self.batch_size}-lr{self.base_lr}-s{self.seed}-{self.loader}"
 
 
+# --- the plan: pure ------------------------------------------------------------------------------
+
+def lr_for_batch(policy: str, base_lr: float, batch_size: int, ref_batch: int) -> float:
+    """The learning rate a policy gives batch_size, base_lr being the rate at ref_batch.
+    fixed and tuned: base_lr (tuned: the grid itself supplies several base rates per batch size);
+    linear: base_lr * B/ref (Goyal et al.); sqrt: base_lr * sqrt(B/ref) (variance-preserving).
+    """
+    ratio = batch_size / ref_batch
+    if policy in ("fixed", "tuned"):
+        return float(base_lr)
+    if policy == "linear":
+        return float(base_lr * ratio)
+    if policy == "sqrt":
+        return float(base_lr * math.sqrt(ratio))
+    raise ValueError(f"unknown lr policy {policy!r}; choose one of {', '.join(LR_POLICIES)}")
+
+
 def cell_params(params: Params, cell: Cell) -> Params:
     """The train section as one cell runs it: the policy's rate, the sweep's budget and target."""
     sweep = params.sweep
-    lr = analysis.lr_for_batch(sweep.lr_policy, cell.base_lr, cell.batch_size, sweep.ref_batch)
+    lr = lr_for_batch(sweep.lr_policy, cell.base_lr, cell.batch_size, sweep.ref_batch)
     cfg = dataclasses.replace(params.train, batch_size=cell.batch_size, lr=lr, seed=cell.seed,
                               loader=cell.loader, target_accuracy=max(sweep.targets),
                               max_epochs=sweep.max_epochs, max_seconds=sweep.max_seconds,
@@ -50,72 +64,39 @@ def cell_params(params: Params, cell: Cell) -> Params:
     return dataclasses.replace(params, train=cfg)
 
 
-def run_cell(params: Params, cell: Cell, out: Path, stage: str) -> int:
-    extra = {"base_lr": cell.base_lr, "lr_policy": params.sweep.lr_policy, "sweep_stage": stage}
-    return train.main(cell_params(params, cell), out=out, extra=extra)
-
-
 def grid(params: Params, batch_sizes) -> list[Cell]:
     s = params.sweep
     return [Cell(b, lr, seed, loader) for b in batch_sizes for lr in s.lrs for seed in s.seeds
             for loader in s.loaders]
 
 
-def grid_paths(params: Params) -> list[Path]:
-    """The cell files of the grid params.yaml defines now (cells left on disk by an earlier grid
-    are not part of it), coarse then extremes."""
-    s = params.sweep
-    return ([COARSE / f"{c.name}.json" for c in grid(params, s.batch_sizes)]
-            + [EXTREMES / f"{c.name}.json" for c in grid(params, s.extremes)])
-
-
-def planned_paths(folder: Path) -> list[Path]:
-    """The cells a refine/seeds stage trained, as its plan lists them."""
-    plan = folder / PLAN
-    if not plan.exists():
-        return []
-    return [folder / f"{name}.json" for name in json.loads(plan.read_text())["cells"]]
-
-
-def all_paths(params: Params) -> list[Path]:
-    return grid_paths(params) + planned_paths(REFINE) + planned_paths(SEEDS)
-
-
-def read_cells(paths: list[Path]) -> list[dict]:
-    """The results of the given cells; a missing cell is an error that names it."""
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise ConfigError(f"{len(missing)} cell(s) missing, e.g. {missing[0]}: run `dvc repro`")
-    return [{**json.loads(p.read_text()), "name": p.stem} for p in paths]
-
-
-def main(params: Params, cell: Cell, out: Path | None) -> int:
-    """One coarse cell (`sweetspot sweep --batch-size B --base-lr LR --seed S --loader L`)."""
-    return run_cell(params, cell, out or COARSE / f"{cell.name}.json", "coarse")
-
-
-def _train_plan(params: Params, cells: list[Cell], out_dir: Path, stage: str, plan: dict) -> int:
-    """Train the planned cells into out_dir, then write the plan (last: it marks completion)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("*.json"):
-        stale.unlink()
-    print(f"{stage}: training {len(cells)} cell(s): {[c.name for c in cells]}", file=sys.stderr)
-    for cell in cells:
-        code = run_cell(params, cell, out_dir / f"{cell.name}.json", stage)
-        if code:
-            return code
-    (out_dir / PLAN).write_text(json.dumps({**plan, "cells": [c.name for c in cells]}, indent=1))
-    return 0
+def refinement_batches(best: int, tried: set[int], n_train: int) -> list[int]:
+    """Batch sizes to try next around `best` (the StackOverflow answer's 3*2^n neighbours):
+    best = 2^n -> 3*2^(n-2) and 3*2^(n-1) (128 -> 96, 192); best = 3*2^n -> 2^(n+1) and 2^(n+2)
+    (96 -> 64, 128); anything else -> the powers of two around it. Only integers in
+    [1, n_train] not yet tried, sorted (so 1 -> [], 2 -> [3]).
+    """
+    if best < 1:
+        raise ValueError(f"batch size must be >= 1, got {best}")
+    if best & (best - 1) == 0:  # a power of two
+        candidates = [3 * best / 4, 3 * best / 2]
+    elif best % 3 == 0 and (best // 3) & (best // 3 - 1) == 0:  # 3 * a power of two
+        candidates = [2 * best / 3, 4 * best / 3]
+    else:
+        below = 2 ** math.floor(math.log2(best))
+        candidates = [below, 2 * below]
+    return sorted({int(c) for c in candidates
+                   if float(c).is_integer() and 1 <= c <= n_train and int(c) not in tried})
 
 
 def _by_loader(results: list[dict], loader: str, target: float):
     return analysis.target_table([r for r in results if r["loader"] == loader], [target])
 
 
-def refine_main(params: Params) -> int:
-    """Train the 3*2^n neighbours of the coarse sweet spot (128 -> 96 and 192) at every rate."""
+def refine_plan(params: Params, results: list[dict]) -> tuple[list[Cell], dict]:
+    """The cells refinement trains, from the coarse results: per loader, the 3*2^n neighbours of
+    its sweet spot at every rate and seed of the grid; and the plan, as refine writes it."""
     s = params.sweep
-    results = read_cells([p for p in grid_paths(params) if p.parent == COARSE])
     target = s.targets[0]  # the headline target, as in the report
     cells, best = [], {}
     for loader in s.loaders:
@@ -123,18 +104,17 @@ def refine_main(params: Params) -> int:
         best[loader] = spot["batch_size"]
         if s.refine and spot["batch_size"] is not None:
             tried = {r["batch_size"] for r in results if r["loader"] == loader}
-            for b in analysis.refinement_batches(int(spot["batch_size"]), tried,
-                                                 params.train.n_train):
+            for b in refinement_batches(int(spot["batch_size"]), tried, params.train.n_train):
                 cells += [Cell(b, lr, seed, loader) for lr in s.lrs for seed in s.seeds]
     plan = {"target": target, "coarse_best": best, "enabled": s.refine,
             "batch_sizes": sorted({c.batch_size for c in cells})}
-    return _train_plan(params, cells, REFINE, "refine", plan)
+    return cells, plan
 
 
-def seeds_main(params: Params) -> int:
-    """More seeds for every batch size that reached the headline target, at its chosen rate."""
+def seeds_plan(params: Params, results: list[dict]) -> list[Cell]:
+    """sweep.extra_seeds for every batch size that reached the headline target, at its chosen
+    rate (as the grid's base rate, so the cell runs that rate)."""
     s = params.sweep
-    results = read_cells(grid_paths(params) + planned_paths(REFINE))
     target = s.targets[0]
     cells = []
     for loader in s.loaders:
@@ -145,4 +125,79 @@ def seeds_main(params: Params) -> int:
                 base = table.loc[same, "base_lr"].iloc[0]
                 cells += [Cell(int(row["batch_size"]), float(base), seed, loader)
                           for seed in s.extra_seeds]
-    return _train_plan(params, cells, SEEDS, "seeds", {"target": target})
+    return cells
+
+
+# --- the cells on disk ---------------------------------------------------------------------------
+
+def grid_paths(params: Params) -> list[Path]:
+    """The cell files of the grid params.yaml defines now (cells left on disk by an earlier grid
+    are not part of it), coarse then extremes."""
+    s = params.sweep
+    return ([paths.cell_file(paths.COARSE, c.name) for c in grid(params, s.batch_sizes)]
+            + [paths.cell_file(paths.EXTREMES, c.name) for c in grid(params, s.extremes)])
+
+
+def planned_paths(folder: Path) -> list[Path]:
+    """The cells a refine/seeds stage trained, as its plan lists them."""
+    plan = folder / paths.PLAN
+    if not plan.exists():
+        return []
+    return [paths.cell_file(folder, name) for name in json.loads(plan.read_text())["cells"]]
+
+
+def all_paths(params: Params) -> list[Path]:
+    return grid_paths(params) + planned_paths(paths.REFINE) + planned_paths(paths.SEEDS)
+
+
+def read_cells(cell_files: list[Path]) -> list[dict]:
+    """The results of the given cells; a missing cell is an error that names it."""
+    missing = [str(p) for p in cell_files if not p.exists()]
+    if missing:
+        raise ConfigError(f"{len(missing)} cell(s) missing, e.g. {missing[0]}: run `dvc repro`")
+    return [{**json.loads(p.read_text()), "name": p.stem} for p in cell_files]
+
+
+# --- running it ----------------------------------------------------------------------------------
+
+def run_cell(params: Params, cell: Cell, out: Path, stage: str) -> int:
+    from sweetspot.train import run  # torch and the data: only where a cell trains
+
+    extra = {"base_lr": cell.base_lr, "lr_policy": params.sweep.lr_policy, "sweep_stage": stage}
+    return run.main(cell_params(params, cell), out=out, extra=extra)
+
+
+def main(params: Params, cell: Cell, out: Path | None) -> int:
+    """One coarse cell (`sweetspot sweep --batch-size B --base-lr LR --seed S --loader L`)."""
+    return run_cell(params, cell, out or paths.cell_file(paths.COARSE, cell.name), "coarse")
+
+
+def _train_plan(params: Params, cells: list[Cell], out_dir: Path, stage: str, plan: dict) -> int:
+    """Train the planned cells into out_dir, then write the plan (last: it marks completion)."""
+    for cell in cells:
+        cell_params(params, cell)  # every cell checks before the first trains
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*.json"):
+        stale.unlink()
+    print(f"{stage}: training {len(cells)} cell(s): {[c.name for c in cells]}", file=sys.stderr)
+    for cell in cells:
+        code = run_cell(params, cell, paths.cell_file(out_dir, cell.name), stage)
+        if code:
+            return code
+    paths.write_json(out_dir / paths.PLAN, {**plan, "cells": [c.name for c in cells]})
+    return 0
+
+
+def refine_main(params: Params) -> int:
+    """Train the 3*2^n neighbours of the coarse sweet spot (128 -> 96 and 192) at every rate."""
+    coarse = read_cells([p for p in grid_paths(params) if p.parent == paths.COARSE])
+    cells, plan = refine_plan(params, coarse)
+    return _train_plan(params, cells, paths.REFINE, "refine", plan)
+
+
+def seeds_main(params: Params) -> int:
+    """More seeds for every batch size that reached the headline target, at its chosen rate."""
+    results = read_cells(grid_paths(params) + planned_paths(paths.REFINE))
+    target = params.sweep.targets[0]
+    return _train_plan(params, seeds_plan(params, results), paths.SEEDS, "seeds",
+                       {"target": target})

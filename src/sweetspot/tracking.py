@@ -130,3 +130,38 @@ def provenance(device: str) -> dict[str, str]:
     if os.environ.get("DVC_STAGE"):
         tags["dvc_stage"] = os.environ["DVC_STAGE"]
     return tags
+
+
+def file_sweep(experiment: str, key: str, summary: dict, params: dict, artifacts: list[Path],
+               cells: dict[str, str]) -> str:
+    """One parent run per sweep definition (`key`), carrying the answer (`summary` metrics,
+    `params`) and the report's files (`artifacts`: files, or folders logged under their name);
+    every cell run ({cell name: run id}) present in this store becomes its child, so the
+    `mlflow ui` groups them under it. Returns the parent's run id."""
+    mlflow.set_tracking_uri(tracking_uri())
+    client = MlflowClient()
+    experiment = experiment_id(experiment)
+    found = client.search_runs([experiment], f"tags.sweep_key = '{key}' and tags.kind = 'sweep'")
+    if found:
+        parent = found[0].info.run_id
+    else:
+        parent = retry(client.create_run, experiment, run_name=f"sweep {key}",
+                       tags={"sweep_key": key, "kind": "sweep"}).info.run_id
+    for name, value in summary.items():
+        if value is not None:
+            retry(client.log_metric, parent, name, float(value))
+    for name, value in params.items():
+        retry(client.log_param, parent, name, str(value))
+    for path in artifacts:
+        if Path(path).is_dir():
+            retry(client.log_artifacts, parent, str(path), Path(path).name)
+        else:
+            retry(client.log_artifact, parent, str(path))
+    for name, run_id in cells.items():
+        try:
+            retry(client.set_tag, run_id, "mlflow.parentRunId", parent)
+            retry(client.set_tag, run_id, "sweep_key", key)
+        except Exception:  # noqa: BLE001 - a cell restored from DVC's cache, run in another store
+            print(f"report: cell {name} has no run in this MLflow store (restored by DVC)")
+    retry(client.set_terminated, parent)
+    return parent

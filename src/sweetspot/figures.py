@@ -1,0 +1,161 @@
+"""The report's figures, drawn with seaborn: pure, tables in and a matplotlib Figure out; report.py
+saves them. Each figure's caption is in CAPTIONS, keyed by its file name."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from sweetspot import costmodel  # noqa: E402
+
+CAPTIONS = {
+    "epoch_vs_target": "Seconds per epoch (left) against seconds to the target (right)",
+    "accuracy_vs_time": "Test accuracy against training-clock seconds",
+    "steps_to_target": "Steps to the target against batch size, with perfect scaling",
+    "lr_heatmap": "Seconds to the target by batch size and learning rate",
+    "cost_model": "The cost model T(B) = S(B) t(B) over the measured times",
+    "loaders": "Seconds to the target with each data pipeline",
+}
+
+
+def cost_model(chosen: pd.DataFrame, model: dict, spot: dict, target: float) -> plt.Figure:
+    """(e) Why the sweet spot sits where it does: the fitted T(B) over the measured times."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    hit = chosen[chosen["reached"]]
+    sns.scatterplot(hit, x="batch_size", y="median_time", s=60, ax=ax, label="measured (median)")
+    grid = np.geomspace(chosen["batch_size"].min() / 2, chosen["batch_size"].max() * 2, 200)
+    fitted = costmodel.predicted_time(grid, model["s_min"], model["b_noise"], model["t0"],
+                                      model["c"])
+    ax.plot(grid, fitted, "k-", linewidth=1, label="T(B) = S(B) t(B), fitted")
+    if math.isfinite(model["b_star"]):
+        ax.axvline(model["b_star"], color="C2", linestyle="--",
+                   label=f"B* = {model['b_star']:.0f} (model)")
+    _mark(ax, spot, f"sweet spot {spot['batch_size']} (measured)")
+    ax.set(xscale="log", xlabel="batch size", ylabel=f"seconds to {target:g}",
+           title=f"Cost model: B_noise = {model['b_noise']:.0f}, t(B) = "
+                 f"{model['t0'] * 1e6:.0f} us + {model['c'] * 1e6:.2f} us x B")
+    ax.set_xscale("log", base=2)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def loaders(per_loader: dict, target: float) -> plt.Figure:
+    """(f) The same question with the question's DataLoader: per-example overhead moves it."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for loader, spot in per_loader.items():
+        hit = spot["chosen"][spot["chosen"]["reached"]]
+        sns.lineplot(hit, x="batch_size", y="median_time", marker="o", ax=ax,
+                     label=f"{loader}: sweet spot {spot['batch_size']}")
+    ax.set(xlabel="batch size", ylabel=f"seconds to {target:g}", yscale="log",
+           title="Seconds to the target by data pipeline")
+    ax.set_xscale("log", base=2)
+    fig.tight_layout()
+    return fig
+
+
+def _mark(ax, spot: dict, label: str) -> None:
+    """The sweet spot as a gold star (nothing when no batch size reached the target)."""
+    if spot["batch_size"] is not None:
+        ax.scatter([spot["batch_size"]], [spot["median_time"]], marker="*", s=260, color="gold",
+                   edgecolors="black", zorder=5, label=label)
+
+
+def _censored_budget(cells: pd.DataFrame) -> pd.Series:
+    """Where to draw an unreached cell: at the training seconds it spent without getting there."""
+    return cells.groupby("batch_size")["train_time"].max()
+
+
+def epoch_vs_target(cells: pd.DataFrame, spots: dict) -> plt.Figure:
+    """(a) The question's confusion in one picture: cheap epochs are not a fast answer."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    per_epoch = cells.groupby("batch_size", as_index=False)["seconds_per_epoch"].median()
+    sns.lineplot(per_epoch, x="batch_size", y="seconds_per_epoch", marker="o", ax=left)
+    left.set(title="What the question measured", ylabel="seconds per epoch (training clock)")
+    budget = _censored_budget(cells)
+    palette = sns.color_palette("crest", n_colors=max(len(spots), 1))
+    for color, (target, spot) in zip(palette, spots.items(), strict=True):
+        chosen = spot["chosen"]
+        hit = chosen[chosen["reached"]]
+        miss = chosen[~chosen["reached"]]
+        sns.lineplot(hit, x="batch_size", y="median_time", marker="o", color=color, ax=right,
+                     label=f"target {target:g}")
+        right.scatter(miss["batch_size"], budget.loc[miss["batch_size"]], facecolors="none",
+                      edgecolors=color, s=60, label=f"not reached ({target:g}): time spent")
+        _mark(right, spot, f"sweet spot {spot['batch_size']} ({target:g})")
+    right.set(title="What matters: time to the target", ylabel="seconds to target (training clock)")
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_time(results: list[dict], chosen: pd.DataFrame, target: float) -> plt.Figure:
+    """(b) Test accuracy against training-clock seconds, one line per batch size at its rate."""
+    rows = [{"batch size": r["batch_size"], **p} for r in chosen_runs(results, chosen)
+            for p in r["curve"]]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if rows:
+        curves = pd.DataFrame(rows)
+        sns.lineplot(curves, x="time", y="test_acc", hue="batch size", palette="viridis",
+                     hue_norm=matplotlib.colors.LogNorm(), legend="full", ax=ax)
+        ax.set_ylim(max(0.8, curves["test_acc"].min()), 1.0)
+    ax.axhline(target, color="grey", linestyle="--", linewidth=1)
+    ax.set(xlabel="training-clock seconds", ylabel="test accuracy",
+           title=f"Accuracy over time (dashed: target {target:g})")
+    fig.tight_layout()
+    return fig
+
+
+def steps_to_target(chosen: pd.DataFrame, results: list[dict], target: float) -> plt.Figure:
+    """(c) Steps to target: perfect scaling halves the steps when the batch doubles."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    hit = chosen[chosen["reached"]]
+    sns.lineplot(hit, x="batch_size", y="median_steps", marker="o", ax=ax, label="measured")
+    if len(hit):
+        b0, s0 = hit["batch_size"].iloc[0], hit["median_steps"].iloc[0]
+        grid = np.array(sorted(chosen["batch_size"]))
+        ax.plot(grid, s0 * b0 / grid, "k--", linewidth=1, label="perfect scaling (steps x 1/B)")
+    miss = chosen[~chosen["reached"]]
+    steps = {(r["batch_size"], r["lr"]): r["steps"] for r in results}
+    taken = [steps[b, lr] for b, lr in zip(miss["batch_size"], miss["lr"], strict=True)]
+    ax.scatter(miss["batch_size"], taken, facecolors="none",
+               edgecolors="C3", s=60, label="not reached: steps taken")
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="steps to target",
+           title=f"Steps to {target:g}")
+    ax.set_xscale("log", base=2)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def lr_heatmap(table: pd.DataFrame, target: float) -> plt.Figure:
+    """(d) Seconds to target for every (batch size, rate); blank cells never reached it."""
+    at = table[table["target"] == target]
+    grid = at.groupby(["lr", "batch_size"])["time"].median().unstack("batch_size")
+    fig, ax = plt.subplots(figsize=(8, 3 + 0.4 * len(grid)))
+    shown = grid.replace(math.inf, np.nan)
+    sns.heatmap(shown, annot=True, fmt=".1f", cmap="rocket_r", mask=shown.isna(), ax=ax,
+                cbar_kws={"label": "seconds to target"})
+    ax.set_facecolor("#dddddd")
+    ax.set(xlabel="batch size", ylabel="learning rate",
+           title=f"Seconds to {target:g} (grey: not reached within the budget)")
+    fig.tight_layout()
+    return fig
+
+
+def chosen_runs(results: list[dict], chosen: pd.DataFrame) -> list[dict]:
+    """One run per batch size: at its chosen rate, with the first seed."""
+    seed = min(r["seed"] for r in results)
+    rate = dict(zip(chosen["batch_size"], chosen["lr"], strict=True))
+    picked = [r for r in results if r["seed"] == seed and rate.get(r["batch_size"]) == r["lr"]]
+    return sorted(picked, key=lambda r: r["batch_size"])

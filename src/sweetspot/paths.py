@@ -1,0 +1,45 @@
+"""Every path a stage reads or writes, named once (tests/test_paths.py holds dvc.yaml to them),
+and the one way a stage writes a result file: whole or not at all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PARAMS_FILE = Path("params.yaml")
+DATA_ROOT = Path("data")  # torchvision's `root`: files live in data/<dataset>/raw
+
+REPORTS = Path("reports")
+CELLS = REPORTS / "cells"  # one JSON per training run, by sweep stage
+COARSE = CELLS / "coarse"
+EXTREMES = CELLS / "extremes"
+REFINE = CELLS / "refine"
+SEEDS = CELLS / "seeds"
+PLAN = "plan.json"  # what refine/seeds decided to train, beside their cells
+
+METRICS = REPORTS / "sweet_spot.json"
+REPORT_MD = REPORTS / "report.md"
+FIGURES = REPORTS / "figures"
+PLOTS = REPORTS / "plots"
+CURVES = PLOTS / "curves"
+TIME_TO_TARGET = PLOTS / "time_to_target.csv"
+
+BENCH_JSON = REPORTS / "bench.json"
+BENCH_PNG = REPORTS / "bench.png"
+
+
+def raw_dir(dataset: str, root: Path = DATA_ROOT) -> Path:
+    return Path(root) / dataset / "raw"
+
+
+def cell_file(folder: Path, name: str) -> Path:
+    return Path(folder) / f"{name}.json"
+
+
+def write_json(path: Path, doc) -> None:
+    """Write atomically (a temporary file, then a rename): DVC sees the whole file or none."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(path)

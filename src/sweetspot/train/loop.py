@@ -1,0 +1,183 @@
+"""One training run, timed honestly: `train_one(cfg, data) -> result`.
+
+The clock covers training steps only: the device is synchronised before it is read, warm-up runs
+on a throwaway copy before it starts, and it pauses at one place, for evaluation (every
+`train.eval_every_examples` and at each epoch's end), logging and the stopping checks. The first
+evaluation at or above the target defines time, steps, examples and epochs to target. Reads and
+writes nothing: `train/run.py` wraps a run in MLflow.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from sweetspot.config import TrainConfig
+from sweetspot.data.load import Data, epoch_batches
+from sweetspot.model import MLP
+from sweetspot.train.noise import NoiseTracker
+from sweetspot.train.step import step_for
+
+EVAL_CHUNK = 10_000  # test examples per forward pass during evaluation
+
+
+def clock(device: torch.device) -> float:
+    """The one timing primitive: wait for queued device work, then read a monotonic clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean test loss and accuracy over the whole test set."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    for i in range(0, len(x), EVAL_CHUNK):
+        logits = model(x[i : i + EVAL_CHUNK])
+        yb = y[i : i + EVAL_CHUNK]
+        loss_sum += nn.functional.cross_entropy(logits, yb, reduction="sum")
+        correct += (logits.argmax(dim=1) == yb).sum()
+    model.train(was_training)
+    return loss_sum.item() / len(x), correct.item() / len(x)
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Multiplier on the lr at 0-based `step`: linear ramp to 1 over warmup_steps (0: none)."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / warmup_steps)
+
+
+def warm_up(cfg: TrainConfig, model: nn.Module, data: Data) -> None:
+    """Untimed steps on a throwaway copy, so kernels and allocator are warm when the clock starts
+    while the measured run's weights and random streams stay untouched."""
+    if cfg.warmup_steps == 0:
+        return
+    step = step_for(cfg, copy.deepcopy(model))
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    for _ in range(cfg.warmup_steps):
+        idx = torch.randint(len(data.x_train), (cfg.batch_size,), generator=g).to(data.device)
+        step(data.x_train.index_select(0, idx), data.y_train.index_select(0, idx))
+    clock(data.device)
+
+
+@dataclass
+class Tally:
+    """What a run has done so far: its counters, the clock's total, and what it recorded."""
+
+    steps: int = 0
+    seen: int = 0  # training examples
+    train_time: float = 0.0  # s, the training clock
+    eval_time: float = 0.0  # s, off the clock
+    curve: list = field(default_factory=list)  # one point per evaluation
+    epochs: list = field(default_factory=list)  # one row per epoch (the last may be partial)
+    hit: dict | None = None  # the first point at or above the target
+    diverged: bool = False
+
+
+def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict:
+    """Train the configured network once; return the result (summary, per-epoch rows, curve).
+    `on_eval(point)` and `on_epoch(row)` are called while the clock is paused."""
+    device, n_train = data.device, len(data.x_train)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model = MLP(cfg.width, cfg.activation).to(device)
+    step = step_for(cfg, model)
+    compile_time = step.prepare({cfg.batch_size, n_train % cfg.batch_size})  # before any clock
+    epoch = epoch_batches(cfg.loader, data, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
+    warm_up(cfg, model, data)
+    model.train()
+    noise = NoiseTracker(model, data, cfg.seed + 2) if cfg.noise_scale else None
+    run = Tally()
+    loss_sum = torch.zeros((), device=device)  # sum of batch losses, read only while paused
+    at_eval = at_epoch = (0.0, 0, 0.0)  # (loss sum, steps, clock) at the last evaluation, epoch
+    next_eval = cfg.eval_every_examples
+    t0 = clock(device)
+    for xb, yb in (batch for _ in range(cfg.max_epochs) for batch in epoch()):
+        if run.steps <= cfg.lr_warmup_steps and cfg.lr_warmup_steps:  # ramp the rate
+            step.set_lr(cfg.lr * warmup_factor(run.steps, cfg.lr_warmup_steps))
+        loss_sum += step(xb, yb)
+        run.steps += 1
+        run.seen += len(yb)
+        epoch_end = run.seen % n_train == 0
+        if run.seen < next_eval and not epoch_end:
+            continue
+        run.train_time += clock(device) - t0  # the clock pauses here ...
+        paused = time.perf_counter()
+        next_eval = (run.seen // cfg.eval_every_examples + 1) * cfg.eval_every_examples
+        now = (loss_sum.item(), run.steps, run.train_time)
+        point = checkpoint(cfg, model, data, run, _mean_loss(now, at_eval), noise)
+        at_eval = now
+        if on_eval:
+            on_eval(point)
+        run.eval_time += time.perf_counter() - paused
+        over_budget = cfg.max_seconds > 0 and run.train_time >= cfg.max_seconds
+        stop = run.diverged or (run.hit is not None and cfg.stop_at_target) or over_budget
+        if epoch_end or stop:
+            run.epochs.append({"epoch": -(-run.seen // n_train), "epoch_time": now[2] - at_epoch[2],
+                               "complete": epoch_end, "steps": now[1] - at_epoch[1],
+                               "train_loss": _mean_loss(now, at_epoch),
+                               "test_loss": point["test_loss"], "test_acc": point["test_acc"]})
+            at_epoch = now
+            if on_epoch:
+                on_epoch(run.epochs[-1])
+        if stop:
+            break
+        t0 = clock(device)  # ... and resumes here
+    return result(cfg, run, n_train, compile_time, noise) | {"model": model}
+
+
+def _mean_loss(now: tuple, then: tuple) -> float:
+    """Mean batch loss between two (loss sum, steps, clock) marks."""
+    return (now[0] - then[0]) / max(now[1] - then[1], 1)
+
+
+def checkpoint(cfg: TrainConfig, model: nn.Module, data: Data, run: Tally, train_loss: float,
+               noise: NoiseTracker | None) -> dict:
+    """Evaluate, record the curve point, and note a divergence or the first hit of the target."""
+    test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
+    point = {"step": run.steps, "examples": run.seen, "epoch": run.seen / len(data.x_train),
+             "time": run.train_time, "train_loss": train_loss, "test_loss": test_loss,
+             "test_acc": test_acc}
+    run.curve.append(point)
+    if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
+        run.diverged = True
+        return point
+    if noise:
+        point["b_simple"] = noise.estimate()
+    if run.hit is None and test_acc >= cfg.target_accuracy:
+        run.hit = point
+    return point
+
+
+def result(cfg: TrainConfig, run: Tally, n_train: int, compile_time: float,
+           noise: NoiseTracker | None) -> dict:
+    """The run's result: its outcome, what it took to reach the target (None if it did not),
+    its totals, and its per-epoch rows and curve."""
+    hit, final = run.hit, run.curve[-1]
+    outcome = "diverged" if run.diverged else "reached" if hit else "not_reached"
+    return {
+        "outcome": outcome, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
+        "target_accuracy": cfg.target_accuracy,
+        "time_to_target": hit["time"] if hit else None,
+        "steps_to_target": hit["step"] if hit else None,
+        "examples_to_target": hit["examples"] if hit else None,
+        "epochs_to_target": hit["epoch"] if hit else None,
+        "train_time": run.train_time, "eval_time": run.eval_time, "compile_time": compile_time,
+        "steps": run.steps, "examples": run.seen, "epochs": run.seen / n_train,
+        "mean_step_time": run.train_time / max(run.steps, 1),
+        "final_test_acc": final["test_acc"], "final_test_loss": final["test_loss"],
+        "best_test_acc": max(p["test_acc"] for p in run.curve),
+        "b_simple_first": run.curve[0].get("b_simple"),
+        "b_simple_mean": noise.averaged() if noise else None,
+        "epoch_rows": run.epochs, "curve": run.curve,
+    }

@@ -1,0 +1,143 @@
+"""One tracked run (`sweetspot train`, `mlflow run .`): check, load the data, train inside one
+MLflow run.
+
+Reads data/<dataset>/raw (the `download` stage) and params.yaml's `train` section; writes one MLflow
+run (every setting, step-indexed curves, per-epoch times, the summary, provenance tags, the curve
+and final state_dict as artifacts) and, with --out, the result as JSON. Run:
+`sweetspot train --batch-size 256`, or `mlflow run . -P batch_size=256`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from sweetspot import config, paths, tracking
+from sweetspot.config import Params, TrainConfig
+from sweetspot.data.idx import MD5
+from sweetspot.data.load import load_data, resolve_device
+from sweetspot.train.loop import train_one
+
+
+def summary_metrics(result: dict) -> dict[str, float]:
+    """The run's scalar metrics for MLflow (unreached targets are absent, not zero)."""
+    keys = ["time_to_target", "steps_to_target", "examples_to_target", "epochs_to_target",
+            "train_time", "eval_time", "compile_time", "steps", "examples", "epochs",
+            "mean_step_time", "final_test_acc", "final_test_loss", "best_test_acc",
+            "b_simple_first", "b_simple_mean"]
+    out = {k: float(result[k]) for k in keys if result[k] is not None}
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def run_params(params: Params, device: torch.device) -> dict:
+    cfg = params.train
+    return {**config.as_dict(cfg), "device": str(device), "dataset": params.data.dataset,
+            "model": f"Linear(784,{cfg.width})-{cfg.activation}-Linear({cfg.width},10)",
+            "n_train": cfg.n_train, "n_test": 10_000}
+
+
+def _progress(cfg: TrainConfig, n_train: int):
+    """Off-clock progress: a bar per epoch in a terminal, one plain line per epoch otherwise."""
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    bar = {}
+
+    def on_eval(point):
+        if not tty:
+            return
+        epoch = int(point["examples"] // n_train) + 1 if point["examples"] % n_train else None
+        if epoch and epoch not in bar:
+            bar.clear()
+            bar[epoch] = tqdm(total=n_train, desc=f"epoch {epoch}/{cfg.max_epochs}", unit="ex",
+                              leave=False)
+        for b in bar.values():
+            b.n = point["examples"] % n_train
+            b.set_postfix(acc=f"{point['test_acc']:.4f}")
+
+    def on_epoch(row):
+        for b in bar.values():
+            b.close()
+        bar.clear()
+        print(f"epoch {row['epoch']}/{cfg.max_epochs}: {row['epoch_time']:.2f} s training, "
+              f"train loss {row['train_loss']:.4f}, test loss {row['test_loss']:.4f}, "
+              f"test acc {row['test_acc']:.4f}", file=sys.stderr, flush=True)
+
+    return on_eval, on_epoch
+
+
+def write_json(path: Path, result: dict) -> None:
+    """The result as JSON, without the model: atomically, so DVC sees the whole file or none."""
+    paths.write_json(path, {k: v for k, v in result.items() if k != "model"})
+
+
+def run_name(cfg: TrainConfig) -> str:
+    return f"b{cfg.batch_size}-lr{cfg.lr:g}-s{cfg.seed}-{cfg.loader}"
+
+
+def main(params: Params, out: Path | None = None, extra: dict | None = None) -> int:
+    """Check everything, load the data, then train inside one MLflow run.
+
+    `extra` (e.g. a sweep cell's base lr and policy) is logged as params and kept in the JSON.
+    """
+    import mlflow
+
+    cfg = params.train
+    device = resolve_device(cfg.device)
+    # ConfigError if missing; loading checks each file's canonical MD5, so those are the data's
+    data = load_data(params.data.dataset, device, cfg.train_examples)
+    tags = {**tracking.provenance(str(device)),
+            **{f"data_md5.{k}": v for k, v in MD5[params.data.dataset].items()}}
+    extra = extra or {}
+    with tracking.run(cfg.experiment, run_name(cfg), tags) as active:
+        tracking.log_params({**run_params(params, device), **extra})
+
+        on_eval_progress, on_epoch_progress = _progress(cfg, len(data.x_train))
+
+        def on_eval(p):
+            metrics = {"train/loss": p["train_loss"], "test/loss": p["test_loss"],
+                       "test/acc": p["test_acc"]}
+            if math.isfinite(p.get("b_simple", math.nan)):
+                metrics["noise/b_simple"] = p["b_simple"]
+            tracking.retry(mlflow.log_metrics, metrics, step=p["examples"])
+            on_eval_progress(p)
+
+        def on_epoch(row):
+            if row["complete"]:  # a partial last epoch is no epoch's cost
+                tracking.retry(mlflow.log_metric, "epoch_time", row["epoch_time"],
+                               step=row["epoch"])
+            on_epoch_progress(row)
+
+        result = train_one(cfg, data, on_eval, on_epoch)
+        tracking.retry(mlflow.log_metrics, summary_metrics(result))
+        tracking.retry(mlflow.set_tag, "outcome", result["outcome"])
+        result.update(extra, run_id=active.info.run_id, loader=cfg.loader,
+                      dataset=params.data.dataset, provenance=tags)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_json(Path(tmp) / "result.json", result)
+            _write_curve_csv(Path(tmp) / "curve.csv", result["curve"])
+            torch.save(result["model"].state_dict(), Path(tmp) / "model_state_dict.pt")
+            tracking.retry(mlflow.log_artifacts, tmp)
+    if out:
+        write_json(Path(out), result)
+    reached = f"{result['time_to_target']:.2f} s" if result["time_to_target"] is not None else "-"
+    print(f"{run_name(cfg)}: {result['outcome']} (target {cfg.target_accuracy}), "
+          f"time to target {reached}, final test acc {result['final_test_acc']:.4f}, "
+          f"mlflow run {result['run_id']}", flush=True)
+    return 0
+
+
+def _write_curve_csv(path: Path, curve: list[dict]) -> None:
+    import pandas as pd
+
+    pd.DataFrame(curve).to_csv(path, index=False)
+
+
+def _write_curve_csv(path: Path, curve: list[dict]) -> None:
+    import pandas as pd
+
+    pd.DataFrame(curve).to_csv(path, index=False)
