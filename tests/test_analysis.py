@@ -2,28 +2,17 @@
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from sweetspot import analysis
 from sweetspot.analysis import (
-    b_simple,
     cells_table,
     choose_lr,
-    ema,
-    fit_step_time,
-    fit_steps,
-    lr_for_batch,
-    noise_scale_terms,
-    optimal_batch,
-    predicted_time,
-    refinement_batches,
     stability,
     sweet_spot,
     target_table,
     time_to_target,
-    warmup_factor,
 )
 
 INF = math.inf
@@ -122,19 +111,8 @@ def test_target_table_one_row_per_run_and_target():
 # --- lr policies --------------------------------------------------------------------------------
 
 
-def test_lr_policies_give_the_documented_rates():
-    assert lr_for_batch("linear", 0.1, 256, 64) == pytest.approx(0.4)
-    assert lr_for_batch("sqrt", 0.1, 256, 64) == pytest.approx(0.2)
-    assert lr_for_batch("fixed", 0.1, 256, 64) == 0.1
-    assert lr_for_batch("tuned", 0.3, 256, 64) == 0.3
-    assert lr_for_batch("linear", 0.1, 16, 64) == pytest.approx(0.025)
-    with pytest.raises(ValueError, match="unknown lr policy"):
-        lr_for_batch("cubic", 0.1, 256, 64)
 
 
-def test_warmup_factor_ramps_to_one():
-    assert [warmup_factor(s, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    assert warmup_factor(0, 0) == 1.0
 
 
 # --- choose_lr ----------------------------------------------------------------------------------
@@ -243,15 +221,6 @@ def test_sweet_spot_from_results_end_to_end():
 # --- refinement ---------------------------------------------------------------------------------
 
 
-def test_refinement_batches_three_times_powers_of_two():
-    assert refinement_batches(128, set(), 60_000) == [96, 192]
-    assert refinement_batches(96, set(), 60_000) == [64, 128]
-    assert refinement_batches(96, {64, 128, 256}, 60_000) == []
-    assert refinement_batches(128, {96}, 60_000) == [192]
-    assert refinement_batches(32768, set(), 40_000) == [24576]  # 49152 > n_train
-    assert refinement_batches(2, set(), 100) == [3]
-    assert refinement_batches(1, set(), 100) == []
-    assert refinement_batches(100, set(), 1000) == [64, 128]  # neither form: powers of two around
 
 
 # --- stability ----------------------------------------------------------------------------------
@@ -297,81 +266,25 @@ def test_stability_with_choose_lr_output():
 
 # --- cost model ---------------------------------------------------------------------------------
 
-S_MIN, B_NOISE, T0, C = 500.0, 200.0, 2e-3, 1e-5
 
 
-def synthetic_cost(seed=0, noise=0.02):
-    rng = np.random.default_rng(seed)
-    batch = np.repeat(2.0 ** np.arange(4, 13), 3)  # 16..4096, three seeds each
-    steps = S_MIN * (1 + B_NOISE / batch) * rng.lognormal(0, noise, batch.size)
-    seconds = (T0 + C * batch) * rng.lognormal(0, noise, batch.size)
-    return batch, steps, seconds
 
 
-def test_fit_steps_and_step_time_recover_known_values():
-    batch, steps, seconds = synthetic_cost()
-    s_min, b_noise = fit_steps(batch, steps)
-    t0, c = fit_step_time(batch, seconds)
-    assert s_min == pytest.approx(S_MIN, rel=0.05)
-    assert b_noise == pytest.approx(B_NOISE, rel=0.05)
-    assert t0 == pytest.approx(T0, rel=0.05)
-    assert c == pytest.approx(C, rel=0.05)
 
 
-def test_fit_steps_ignores_censored_points():
-    batch, steps, _ = synthetic_cost(noise=0.0)
-    steps[-3:] = INF
-    assert fit_steps(batch, steps) == pytest.approx((S_MIN, B_NOISE), rel=1e-6)
 
 
-def test_fit_step_time_coefficients_are_non_negative():
-    # Step time falling with batch size (noise, caching) must not give a negative c.
-    t0, c = fit_step_time([16, 64, 256], [3e-3, 2.9e-3, 2.8e-3])
-    assert t0 > 0 and c >= 0
 
 
-def test_optimal_batch_is_the_argmin_of_predicted_time():
-    b_star = optimal_batch(B_NOISE, T0, C)
-    assert b_star == pytest.approx(200.0)  # sqrt(200 * 2e-3 / 1e-5)
-    grid = np.geomspace(1, 100_000, 200_001)
-    assert grid[np.argmin(predicted_time(grid, S_MIN, B_NOISE, T0, C))] == pytest.approx(
-        b_star, rel=0.01)
-    assert predicted_time(200, S_MIN, B_NOISE, T0, C) == pytest.approx(500 * 2 * 4e-3)
-    assert optimal_batch(B_NOISE, T0, 0.0) == INF
 
 
 # --- gradient noise scale -----------------------------------------------------------------------
 
 
-def test_noise_scale_terms_are_exact_on_expected_norms():
-    g2, trace = 2.0, 50.0
-    small, big = g2 + trace / 8, g2 + trace / 64  # E|g_B|^2 = |G|^2 + tr(Sigma)/B
-    assert noise_scale_terms(small, big, 8, 64) == pytest.approx((g2, trace))
-    assert b_simple(trace, g2) == pytest.approx(25.0)
 
 
-def test_b_simple_recovers_a_known_noise_scale():
-    rng = np.random.default_rng(0)
-    dim, draws, b_small, b_big = 10, 3000, 8, 64
-    grad = np.full(dim, 1 / np.sqrt(dim))  # |G|^2 = 1
-    sigma2 = np.linspace(1.0, 9.0, dim)  # per-example gradient variances: tr(Sigma) = 50
-    per_example = lambda b: grad + rng.normal(0, np.sqrt(sigma2), (draws, b, dim))  # noqa: E731
-    g_small_sq = (per_example(b_small).mean(axis=1) ** 2).sum(axis=1)
-    g_big_sq = (per_example(b_big).mean(axis=1) ** 2).sum(axis=1)
-    g2, trace = noise_scale_terms(g_small_sq, g_big_sq, b_small, b_big)
-    # one draw's |G|^2 estimate is very noisy (often negative): smooth each term, then divide
-    assert (g2 < 0).any()
-    estimate = b_simple(ema(trace, 0.003)[-1], ema(g2, 0.003)[-1])
-    assert estimate == pytest.approx(sigma2.sum() / 1.0, rel=0.10)
 
 
-def test_ema_and_b_simple_edge_cases():
-    assert list(ema([1.0, 3.0, 3.0], 0.5)) == [1.0, 2.0, 2.5]
-    np.testing.assert_allclose(ema([np.nan, 2.0, np.inf, 4.0], 0.5), [np.nan, 2.0, 2.0, 3.0])
-    expected = pd.Series([1.0, 3.0, 3.0, 7.0]).ewm(alpha=0.2, adjust=False).mean()
-    np.testing.assert_allclose(ema([1.0, 3.0, 3.0, 7.0], 0.2), expected)
-    assert b_simple(5.0, -1.0) == INF
-    assert math.isnan(b_simple(np.nan, 1.0))
 
 
 def test_module_is_pure():

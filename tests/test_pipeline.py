@@ -9,16 +9,11 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import commit, copy_project, sh
-
-SMALL = {  # two batch sizes, one rate, a tiny budget: about a minute on 2 cores
-    "train": {"train_examples": 6000, "eval_every_examples": 1000, "warmup_steps": 2},
-    "sweep": {"batch_sizes": [32, 128], "lrs": [1.0], "seeds": [0], "extra_seeds": [1],
-              "targets": [0.8, 0.85], "max_epochs": 3},
-}
+from conftest import commit, copy_project, sh, write_params
 
 
 def set_params(folder: Path, changes: dict) -> None:
+    """Change some values of folder/params.yaml, keeping the rest."""
     params = yaml.safe_load((folder / "params.yaml").read_text())
     for section, values in changes.items():
         params[section].update(values)
@@ -28,8 +23,8 @@ def set_params(folder: Path, changes: dict) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mnist_root):
     folder = copy_project(tmp_path_factory.mktemp("project"), mnist_root)
-    set_params(folder, SMALL)
-    commit(folder, "small profile")
+    write_params(folder)  # the tiny profile: two batch sizes, one rate, about a minute here
+    commit(folder, "tiny profile")
     repro = sh("dvc", "repro", "report", cwd=folder)
     return folder, repro.stdout
 

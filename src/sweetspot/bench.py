@@ -8,6 +8,7 @@ stretches of >= min_examples steady-state examples. The results: reports/bench.j
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
@@ -33,7 +34,7 @@ from sweetspot.data.load import (  # noqa: E402
     tensor_batches,  # noqa: E402
 )
 from sweetspot.model import MLP  # noqa: E402
-from sweetspot.train.loop import clock  # noqa: E402
+from sweetspot.train.loop import clock, train_one  # noqa: E402
 from sweetspot.train.step import make_step  # noqa: E402
 
 LOOPS = {  # name -> what its timed loop runs
@@ -128,6 +129,29 @@ def measure(params: Params, data: Data, progress=None) -> list[dict]:
             if progress:
                 progress(name, batch_size, statistics.median(times) * config.TRAIN_SIZE)
     return rows
+
+
+def eval_off_clock(params: Params, data: Data, repeats: int, n: int = 6000) -> dict:
+    """How far evaluation stays off the training clock: one epoch of train.batch_size on the
+    first n examples, evaluated once at its end or after every batch (interleaved, `repeats`
+    each). clock_ratio = median clock with evaluation after every batch / median clock without:
+    1 when evaluation is off the clock; eval_over_train = evaluation seconds per clock second."""
+    subset = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
+    base = dataclasses.replace(params.train, train_examples=n, max_epochs=1, target_accuracy=1.0,
+                               noise_scale=False, max_seconds=0, lr_warmup_steps=0)
+    runs = {"rare": [], "often": []}
+    for _ in range(repeats):
+        for name, every in (("rare", n), ("often", base.batch_size)):
+            runs[name].append(train_one(dataclasses.replace(base, eval_every_examples=every),
+                                        subset))
+    median = lambda name, key: statistics.median(r[key] for r in runs[name])  # noqa: E731
+    return {"examples": n, "batch_size": base.batch_size, "repeats": repeats,
+            "evaluations": len(runs["often"][0]["curve"]),
+            "train_time_rare": median("rare", "train_time"),
+            "train_time_often": median("often", "train_time"),
+            "eval_time_often": median("often", "eval_time"),
+            "clock_ratio": median("often", "train_time") / median("rare", "train_time"),
+            "eval_over_train": median("often", "eval_time") / median("rare", "train_time")}
 
 
 def summarise(rows: list[dict], width: int, matmul: float | None) -> dict:
@@ -228,6 +252,7 @@ def main(params: Params) -> int:
     if max(bench.batch_sizes) >= FLOPS_FROM:
         matmul = matmul_flops(bench.matmul_size, bench.repeats, device)
     summary = summarise(rows, cfg.width, matmul)
+    off_clock = eval_off_clock(params, data, bench.repeats)
     result = {
         "device": str(device), "gpu_name": tags.get("gpu_name", ""),
         "threads": torch.get_num_threads(), "torch_version": torch.__version__,
@@ -237,6 +262,7 @@ def main(params: Params) -> int:
         "optimizer": cfg.optimizer, "flops_per_example": flops_per_example(cfg.width),
         **({"matmul_size": bench.matmul_size, "matmul_gflops": matmul / 1e9} if matmul else {}),
         **summary,
+        "eval_off_clock": off_clock,
     }
     title = (f"{result['network']}, {cfg.optimizer}: {device}, {result['threads']} threads\n"
              f"median of {bench.repeats} repeats, band from the fastest to the slowest")
@@ -251,7 +277,7 @@ def main(params: Params) -> int:
                       "dataset": params.data.dataset}
         tracking.log_params(run_params)
         metrics = {f"{key}/{name}": value for key, cell in result.items()
-                   if isinstance(cell, dict) for name, value in cell.items()}
+                   if isinstance(cell, dict) for name, value in cell.items()}  # eval_off_clock too
         if matmul:
             metrics["matmul_gflops"] = matmul / 1e9
         tracking.retry(mlflow.log_metrics, metrics)
@@ -265,5 +291,8 @@ def main(params: Params) -> int:
     if matmul:
         print(f"matmul {bench.matmul_size}^3: {matmul / 1e9:.1f} GFLOP/s on {device}, "
               f"{result['threads']} threads")
+    print(f"evaluation off the clock: the training clock read {off_clock['clock_ratio']:.2f}x with "
+          f"{off_clock['evaluations']} evaluations against one, while evaluating took "
+          f"{off_clock['eval_over_train']:.1f}x the training time")
     print(f"wrote {paths.BENCH_JSON} and {paths.BENCH_PNG}; mlflow run {run_id}", flush=True)
     return 0

@@ -87,7 +87,7 @@ def _plain(value):
 
 
 def markdown(spots: dict, targets: list[float], cells: pd.DataFrame, plan: dict | None,
-             machine: dict, figures: list[str], model: dict | None = None,
+             machine: dict, drawn: list[str], model: dict | None = None,
              noise: dict | None = None, loaders: dict | None = None) -> str:
     target = targets[0]
     spot = spots[target]
@@ -133,7 +133,7 @@ def markdown(spots: dict, targets: list[float], cells: pd.DataFrame, plan: dict 
                      f"{per_epoch[row['batch_size']]:.2f} | "
                      f"{row['n_reached']}/{row['n_seeds']} |")
     lines += ["", "Unreached cells are censored: they count as infinitely slow, never dropped.", ""]
-    lines += [f"![{figures.CAPTIONS[name]}](figures/{name}.png)" for name in figures]
+    lines += [f"![{figures.CAPTIONS[name]}](figures/{name}.png)" for name in drawn]
     lines += ["", "## Measured on", ""]
     lines += [f"- {k}: {v}" for k, v in machine.items()]
     lines += ["", "Timings: training clock only (device synchronised, evaluation and warm-up "
@@ -218,12 +218,7 @@ def main(params: Params) -> int:
                **{k: v for k, v in results[0].get("provenance", {}).items() if k != "dvc_stage"}}
     paths.REPORT_MD.write_text(markdown(spots, targets, cells, plan, machine, list(drawn), model,
                                         noise, {k: v[target] for k, v in per_loader.items()}))
-    summary = {"sweet_spot_batch_size": doc["batch_size"], "time_to_target": doc["time_to_target"],
-               "cells": len(results)}
-    tracking.file_sweep(params.train.experiment, sweep_key(params), summary,
-                        {"targets": list(params.sweep.targets)},
-                        [paths.FIGURES, paths.REPORT_MD, paths.METRICS],
-                        {r["name"]: r["run_id"] for r in results})
+    file_sweep(params, results, doc)
     print(f"report: sweet spot {doc['batch_size']} at {target:g} "
           f"({_fmt(doc['time_to_target'])} s); wrote {paths.REPORT_MD}")
     return 0
@@ -250,3 +245,13 @@ def save_figures(drawn: dict) -> None:
     for name, fig in drawn.items():
         fig.savefig(paths.FIGURES / f"{name}.png", dpi=110)
         plt.close(fig)
+
+
+def file_sweep(params: Params, results: list[dict], doc: dict) -> str:
+    """The sweep's parent run in MLflow: the answer, the report's files, every cell its child."""
+    summary = {"sweet_spot_batch_size": doc["batch_size"], "time_to_target": doc["time_to_target"],
+               "cells": len(results)}
+    return tracking.file_sweep(params.train.experiment, sweep_key(params), summary,
+                               {"targets": list(params.sweep.targets)},
+                               [paths.FIGURES, paths.REPORT_MD, paths.METRICS],
+                               {r["name"]: r["run_id"] for r in results})

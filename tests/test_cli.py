@@ -1,0 +1,179 @@
+"""The `sweetspot` command on bad input: every subcommand exits 2 with one line on stderr,
+"sweetspot: error: ..." naming the problem, before any work starts and with nothing written.
+
+The tables list every subcommand; a new one fails test_every_subcommand_is_in_the_tables until it
+has a row. Most cases run `cli.main` in-process (fast); the slow test runs one per subcommand as
+a user types it, to see the real stderr whole."""
+
+import argparse
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import sweetspot, write_params
+from sweetspot import cli
+
+CELL = ["--batch-size", "64", "--base-lr", "1.0", "--seed", "0", "--loader", "tensor"]
+
+# Each subcommand called as the pipeline calls it: enough arguments to start real work.
+GOOD = {
+    "download": ["download"],
+    "train": ["train"],
+    "question": ["question"],
+    "sweep": ["sweep", *CELL],
+    "refine": ["refine"],
+    "seeds": ["seeds"],
+    "report": ["report"],
+    "bench": ["bench"],
+}
+
+
+def cell_with(flag: str, value: str) -> list[str]:
+    """`sweep` with one of its cell arguments replaced."""
+    args = list(CELL)
+    args[args.index(flag) + 1] = value
+    return ["sweep", *args]
+
+
+# Bad values on the command line, or a state of the folder the stage cannot start from (the
+# tiny params.yaml: train.train_examples 6000): (argv, what the error line says).
+BAD_VALUES = [
+    (["download", "--dataset", "cifar"], "data.dataset: unknown dataset 'cifar'"),
+    (["download", "--sources", "ftp"], "data.sources: unknown value 'ftp'"),
+    (["download", "--timeout-s", "0"], "data.timeout_s: must be > 0"),
+    (["train", "--batch-size", "0"], "train.batch_size: must be > 0"),
+    (["train", "--lr", "-1"], "train.lr: must be a finite number > 0"),
+    (["train", "--lr", "nan"], "train.lr: must be a finite number > 0"),
+    (["train", "--batch-size", "lots"], "train.batch_size: expected int, got 'lots'"),
+    (["train", "--batch-size", "8192"], "train.batch_size: 8192 is larger than the training set"),
+    (["train", "--compile", "maybe"], "train.compile: expected bool, got 'maybe'"),
+    (["train", "--dataset", "mnist"], "unknown dataset 'mnist' (did you mean 'MNIST'?)"),
+    (["question", "--epochs", "0"], "--epochs: must be >= 1"),
+    (["question", "--train-examples", "70000"], "train.train_examples: must be <= 60000"),
+    (cell_with("--batch-size", "0"), "train.batch_size: must be > 0"),
+    (cell_with("--batch-size", "8192"), "train.batch_size: 8192 is larger than the training set"),
+    (cell_with("--base-lr", "0"), "train.lr: must be a finite number > 0"),
+    (["refine"], "cell(s) missing"),  # no coarse cells on disk
+    (["seeds"], "cell(s) missing"),
+    (["report"], "cell(s) missing"),
+    (["bench", "--repeats", "0"], "bench.repeats: must be > 0"),
+    (["bench", "--device", "tpu"], "bench.device: unknown value 'tpu'"),
+    (["bench", "--batch-sizes", "0"], "bench.batch_sizes: 0 is out of range"),
+]
+
+# What argparse itself refuses (its usage message, then the problem on the last line).
+USAGE_ERRORS = [
+    ([], "the following arguments are required: command"),
+    (["fly"], "invalid choice: 'fly'"),
+    (cell_with("--loader", "bogus"), "argument --loader: invalid choice: 'bogus'"),
+    (cell_with("--base-lr", "fast"), "argument --base-lr: invalid float value: 'fast'"),
+    (["sweep", "--batch-size", "64"], "the following arguments are required: --base-lr, --seed"),
+    (["question", "--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
+    (["train", "--bogus", "1"], "unrecognized arguments: --bogus 1"),
+    (["report", "--batch-size", "64"], "unrecognized arguments: --batch-size 64"),
+]
+
+
+def ids(table) -> list[str]:
+    return [" ".join(argv) or "(nothing)" for argv, _ in table]
+
+
+def subcommands() -> set[str]:
+    (action,) = [a for a in cli.build_parser()._actions
+                 if isinstance(a, argparse._SubParsersAction)]
+    return set(action.choices)
+
+
+def contents(folder: Path) -> set[str]:
+    """Every file and folder under `folder`, not following data/ (a link to the real MNIST)."""
+    found = set()
+    for top, dirs, files in os.walk(folder):
+        found |= {os.path.relpath(os.path.join(top, n), folder) for n in dirs + files}
+    return found
+
+
+def fails(argv, capsys) -> tuple[int, list[str]]:
+    """Run `sweetspot ARGV` in-process: (exit code, stderr lines); nothing on stdout."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert out == ""
+    return exit_.value.code, err.splitlines()
+
+
+def assert_one_error_line(code, lines, says):
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("sweetspot: error: ")
+    assert says in lines[0]
+
+
+def test_every_subcommand_is_in_the_tables():
+    assert set(GOOD) == subcommands()
+    assert {argv[0] for argv, _ in BAD_VALUES} == subcommands()
+
+
+@pytest.mark.parametrize(("argv", "says"), BAD_VALUES, ids=ids(BAD_VALUES))
+def test_bad_values_exit_2_with_one_line_before_any_work(workdir, capsys, argv, says):
+    folder, _ = workdir
+    before = contents(folder)
+    assert_one_error_line(*fails(argv, capsys), says)
+    assert contents(folder) == before  # no mlflow.db, no reports/
+
+
+@pytest.mark.parametrize("command", sorted(GOOD))
+def test_a_missing_params_file_is_named(workdir, capsys, command):
+    folder, _ = workdir
+    assert_one_error_line(*fails(["--params", "missing.yaml", *GOOD[command]], capsys),
+                          "missing.yaml: not found")
+    assert contents(folder) == {"data", "params.yaml"}
+
+
+@pytest.mark.parametrize("command", sorted(GOOD))
+def test_an_unknown_params_key_is_named(workdir, capsys, command):
+    folder, _ = workdir
+    write_params(folder, {"train": {"batch_sise": 64}})
+    assert_one_error_line(*fails(GOOD[command], capsys),
+                          "params.yaml: unknown key train.batch_sise")
+    assert contents(folder) == {"data", "params.yaml"}
+
+
+@pytest.mark.parametrize("command", sorted(GOOD))
+def test_a_target_above_one_is_refused(workdir, capsys, command):
+    folder, _ = workdir
+    write_params(folder, {"sweep": {"targets": [1.5]}})
+    assert_one_error_line(*fails(GOOD[command], capsys),
+                          "sweep.targets: 1.5 is out of range (0, 1.0]")
+    assert contents(folder) == {"data", "params.yaml"}
+
+
+def test_a_params_file_that_is_not_yaml_is_named(workdir, capsys):
+    folder, _ = workdir
+    (folder / "params.yaml").write_text("train: [batch_size: 64\n")
+    assert_one_error_line(*fails(["train"], capsys), "params.yaml: not valid YAML")
+
+
+@pytest.mark.parametrize(("argv", "says"), USAGE_ERRORS, ids=ids(USAGE_ERRORS))
+def test_usage_errors_exit_2_naming_the_problem(workdir, capsys, argv, says):
+    folder, _ = workdir
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("usage: sweetspot")
+    assert lines[-1].startswith("sweetspot") and says in lines[-1]
+    assert contents(folder) == {"data", "params.yaml"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", sorted(GOOD))
+def test_as_a_user_types_it_stderr_is_one_line(workdir, command):
+    """The whole stderr of a real process (warnings from imports would show here), a few
+    seconds each: the first bad value of each subcommand's table."""
+    folder, env = workdir
+    argv, says = next((a, s) for a, s in BAD_VALUES if a[0] == command)
+    done = sweetspot(*argv, cwd=folder, env=env, timeout=120)
+    assert_one_error_line(done.returncode, done.stderr.splitlines(), says)
+    assert done.stdout == ""
+    assert contents(folder) == {"data", "params.yaml"}

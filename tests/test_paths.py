@@ -1,0 +1,111 @@
+"""Values and paths written in two places agree: MLproject vs params.yaml, dvc.yaml vs paths.py,
+and each stage's deps vs the modules its command imports."""
+
+import ast
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO
+from sweetspot import config, paths
+from sweetspot.sweep import Cell
+
+SRC = REPO / "src"
+STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+BOOKKEEPING = {"sweetspot/config.py", "sweetspot/paths.py", "sweetspot/tracking.py"}  # no numbers
+
+
+def test_mlproject_defaults_mirror_params_train():
+    mlproject = yaml.safe_load((REPO / "MLproject").read_text())
+    parameters = mlproject["entry_points"]["main"]["parameters"]
+    train = config.read_yaml(REPO / paths.PARAMS_FILE)["train"]
+    assert set(parameters) == set(train)
+    for key, value in train.items():
+        assert str(parameters[key]["default"]).lower() == str(value).lower(), key
+        assert f"--{key.replace('_', '-')} {{{key}}}" in mlproject["entry_points"]["main"][
+            "command"]
+
+
+def test_mlproject_declares_an_environment_that_installs_this_project():
+    mlproject = yaml.safe_load((REPO / "MLproject").read_text())
+    env = yaml.safe_load((REPO / mlproject["python_env"]).read_text())
+    assert env["dependencies"] == ["."]
+
+
+def stage_outs(stage: dict) -> list[str]:
+    outs = []
+    for key in ("outs", "metrics", "plots"):
+        for entry in stage.get(key, []):
+            outs.append(entry if isinstance(entry, str) else next(iter(entry)))
+    return outs
+
+
+def test_dvc_outs_are_the_paths_the_code_writes():
+    assert stage_outs(STAGES["download"]) == ["data/${data.dataset}/raw"]
+    assert str(paths.raw_dir("MNIST")) == "data/MNIST/raw"
+    cell = "b${item.batch_size}-lr${item.lr}-s${item.seed}-${item.loader}.json"
+    for stage, folder in (("sweep", paths.COARSE), ("extremes", paths.EXTREMES)):
+        assert stage_outs(STAGES[stage]) == [f"{folder}/{cell}"]
+        assert f"--out {folder}/{cell}" in STAGES[stage]["cmd"]
+    # as DVC formats ${item.lr} = 1.0
+    assert Cell(64, 1.0, 0, "tensor").name == "b64-lr1.0-s0-tensor"
+    assert stage_outs(STAGES["refine"]) == [str(paths.REFINE)]
+    assert stage_outs(STAGES["seeds"]) == [str(paths.SEEDS)]
+    assert set(stage_outs(STAGES["report"])) == {
+        str(paths.METRICS), str(paths.FIGURES), str(paths.REPORT_MD), str(paths.CURVES),
+        str(paths.TIME_TO_TARGET)}
+    assert STAGES["report"]["deps"][0] == str(paths.CELLS)
+    assert set(stage_outs(STAGES["bench"])) == {str(paths.BENCH_JSON), str(paths.BENCH_PNG)}
+
+
+def test_cells_depend_on_every_train_setting_except_their_own():
+    keys = {p.split(".", 1)[1] for p in STAGES["sweep"]["params"] if p.startswith("train.")}
+    own = {"batch_size", "lr", "seed", "loader", "target_accuracy", "max_epochs", "max_seconds",
+           "stop_at_target", "experiment"}  # set per cell by the sweep, or naming only
+    assert keys == set(config.read_yaml(REPO / paths.PARAMS_FILE)["train"]) - own
+    for stage in ("refine", "seeds"):
+        planned = {p.split(".", 1)[1] for p in STAGES[stage]["params"] if p.startswith("train.")}
+        assert planned == keys, stage
+
+
+def imported(module: str) -> set[str]:
+    """The files of sweetspot's own modules that `module` ("sweetspot/train/run.py") imports at
+    its top, directly or not, itself included; package __init__ files left out. An import inside
+    a function (sweep.run_cell's) runs only when that function does."""
+    seen, todo = set(), [module]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.parse((SRC / path).read_text()).body:
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+                     if isinstance(node, ast.ImportFrom) and node.module else [])
+            for name in names:
+                file = Path(*name.split(".")).with_suffix(".py")
+                if name.startswith("sweetspot.") and (SRC / file).is_file():
+                    todo.append(str(file))
+    return seen
+
+
+def code_deps(stage: str) -> set[str]:
+    return {d.removeprefix("src/") for d in STAGES[stage]["deps"] if d.endswith(".py")}
+
+
+def test_each_stage_depends_on_the_code_its_command_runs():
+    """Change a module a stage runs and DVC re-runs the stage; only bookkeeping is left out."""
+    train = imported("sweetspot/train/run.py") - BOOKKEEPING
+    assert code_deps("sweep") == code_deps("extremes") == train
+    assert "sweetspot/train/loop.py" in train and "sweetspot/train/noise.py" in train
+    for stage in ("refine", "seeds"):  # plan with sweep.py, then train as a cell does
+        assert code_deps(stage) == train | (imported("sweetspot/sweep.py") - BOOKKEEPING)
+    assert code_deps("report") == imported("sweetspot/report.py") - BOOKKEEPING
+    assert code_deps("bench") == imported("sweetspot/bench.py") - BOOKKEEPING
+
+
+def test_no_import_cycle():
+    files = {str(p.relative_to(SRC)) for p in (SRC / "sweetspot").rglob("*.py")}
+    for file in files:
+        deps = imported(file) - {file}
+        assert all(file not in imported(d) for d in deps), file

@@ -1,0 +1,246 @@
+"""tracking.py against a real MLflow store: a fresh sqlite file in tmp_path, nothing mocked.
+
+Where the store is, how a run always ends (FINISHED, FAILED, KILLED), resuming the run `mlflow run`
+started, retrying a locked database, the provenance tags, and the sweep's parent run."""
+
+import math
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.tracking._tracking_service import utils as mlflow_uri
+
+from conftest import commit, sh
+from sweetspot import tracking
+
+VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME",
+             "MLFLOW_EXPERIMENT_ID", "DVC_ROOT", "DVC_STAGE")
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """An empty project folder, the working directory, with no MLflow or DVC variables: the
+    project's defaults apply (tmp_path/mlflow.db). mlflow.set_tracking_uri writes both a global
+    and MLFLOW_TRACKING_URI; both are put back afterwards."""
+    for name in VARIABLES:
+        monkeypatch.setenv(name, "")  # remembers the value before, whatever sets it later
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(mlflow_uri, "_tracking_uri", mlflow_uri._tracking_uri)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path.resolve()
+    while mlflow.active_run():  # a failed test must not leave a run open for the next
+        mlflow.end_run("FAILED")
+
+
+def client_for(root: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+
+
+def only_run(client: MlflowClient, experiment: str):
+    (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    return run
+
+
+# --- where the store is --------------------------------------------------------------------------
+
+
+def test_the_store_is_mlflow_db_in_the_project_root(root, monkeypatch, tmp_path_factory):
+    assert tracking.tracking_uri() == f"sqlite:///{root}/mlflow.db"
+    parent = tmp_path_factory.mktemp("dvc_root").resolve()  # DVC's repo, cwd its temporary copy
+    monkeypatch.setenv("DVC_ROOT", str(parent))
+    assert tracking.project_root() == parent
+    assert tracking.tracking_uri() == f"sqlite:///{parent}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/runs.db")
+    assert tracking.tracking_uri() == "sqlite:////elsewhere/runs.db"
+
+
+def test_run_creates_the_store_the_experiment_and_one_finished_run(root):
+    assert not (root / "mlflow.db").exists()
+    with tracking.run("sweetspot", "b64-lr1-s0-tensor", {"outcome": "reached"}) as active:
+        mlflow.log_metric("time_to_target", 1.5)
+    assert (root / "mlflow.db").exists()
+    client = client_for(root)
+    experiment = client.get_experiment_by_name("sweetspot")
+    assert Path(experiment.artifact_location.removeprefix("file://")).is_relative_to(
+        root / "mlruns")
+    run = only_run(client, "sweetspot")
+    assert run.info.run_id == active.info.run_id
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.runName"] == "b64-lr1-s0-tensor"
+    assert run.data.tags["outcome"] == "reached"
+    assert run.data.metrics == {"time_to_target": 1.5}
+    assert mlflow.active_run() is None
+
+
+@pytest.mark.xfail(strict=True, reason="bug: tracking.run sets the tracking URI (which sets "
+                   "MLFLOW_TRACKING_URI) before experiment_id checks that variable, so a new "
+                   "experiment gets MLflow's default <cwd>/mlruns, not <DVC_ROOT>/mlruns")
+def test_a_new_experiment_keeps_its_artifacts_in_the_project_root_under_dvc(root, monkeypatch,
+                                                                            tmp_path_factory):
+    copy = tmp_path_factory.mktemp("dvc_temporary_copy")  # as `dvc exp run --temp` runs a stage
+    monkeypatch.chdir(copy)
+    monkeypatch.setenv("DVC_ROOT", str(root))
+    with tracking.run("sweetspot", "b64-lr1-s0-tensor"):
+        pass
+    location = client_for(root).get_experiment_by_name("sweetspot").artifact_location
+    assert Path(location.removeprefix("file://")).is_relative_to(root / "mlruns")
+
+
+# --- how a run ends ------------------------------------------------------------------------------
+
+
+def test_an_exception_inside_marks_the_run_failed(root):
+    with pytest.raises(RuntimeError, match="boom"):
+        with tracking.run("sweetspot", "b64-lr1-s0-tensor"):
+            raise RuntimeError("boom")
+    assert only_run(client_for(root), "sweetspot").info.status == "FAILED"
+    assert mlflow.active_run() is None
+
+
+def test_ctrl_c_marks_the_run_killed_and_goes_on_up(root):
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.run("sweetspot", "b64-lr1-s0-tensor"):
+            raise KeyboardInterrupt
+    assert only_run(client_for(root), "sweetspot").info.status == "KILLED"
+    assert mlflow.active_run() is None
+
+
+# --- under `mlflow run` --------------------------------------------------------------------------
+
+
+def test_under_mlflow_run_the_given_run_is_resumed(root, monkeypatch):
+    client = client_for(root)
+    launched = client.create_experiment("Default-mlflow-run",
+                                        artifact_location=(root / "mlruns").as_uri())
+    given = client.create_run(launched, run_name="mlflow-run-name").info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", given)
+    with tracking.run("sweetspot", "b64-lr1-s0-tensor", {"outcome": "reached"}) as active:
+        assert active.info.run_id == given
+    run = client.get_run(given)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.runName"] == "b64-lr1-s0-tensor"
+    assert run.data.tags["outcome"] == "reached"
+    assert [r.info.run_id for r in client.search_runs([launched])] == [given]  # no new run
+    assert client.get_experiment_by_name("sweetspot") is None  # nor the project's experiment
+
+
+def test_log_params_keeps_what_the_run_already_has(root, monkeypatch):
+    client = client_for(root)
+    launched = client.create_experiment("Default-mlflow-run",
+                                        artifact_location=(root / "mlruns").as_uri())
+    given = client.create_run(launched).info.run_id
+    client.log_param(given, "x", "0")  # as `mlflow run -P x=0` logs it, before we parse it
+    monkeypatch.setenv("MLFLOW_RUN_ID", given)
+    with tracking.run("sweetspot", "b64-lr1-s0-tensor"):
+        with pytest.raises(MlflowException):  # why: MLflow refuses to change a param
+            mlflow.log_param("x", "0.0")
+        tracking.log_params({"x": 0.0, "y": 1})
+    assert client.get_run(given).data.params == {"x": "0", "y": "1"}
+
+
+# --- a locked database ---------------------------------------------------------------------------
+
+
+def flaky(failures: int, message: str = "database is locked"):
+    """A write that fails `failures` times with `message`, then returns x * scale; and its calls."""
+    calls = []
+
+    def write(x, scale=1):
+        calls.append(x)
+        if len(calls) <= failures:
+            raise Exception(f"(sqlite3.OperationalError) {message}")
+        return x * scale
+
+    return write, calls
+
+
+def test_retry_waits_out_a_locked_database():
+    write, calls = flaky(2)
+    assert tracking.retry(write, 21, scale=2) == 42
+    assert len(calls) == 3
+
+
+def test_retry_raises_other_errors_at_once():
+    write, calls = flaky(2, "no such table: runs")
+    with pytest.raises(Exception, match="no such table"):
+        tracking.retry(write, 21)
+    assert len(calls) == 1
+
+
+def test_retry_gives_up_after_its_attempts():
+    write, calls = flaky(math.inf)
+    with pytest.raises(Exception, match="database is locked"):
+        tracking.retry(write, 21, attempts=3)
+    assert len(calls) == 3
+
+
+# --- provenance ----------------------------------------------------------------------------------
+
+
+def test_provenance_names_the_code_libraries_and_machine(root, monkeypatch):
+    (root / "train.py").write_text("print('v1')\n")
+    commit(root, "v1")
+    head = sh("git", "rev-parse", "HEAD", cwd=root).stdout.strip()
+    tags = tracking.provenance("cpu")
+    assert tags["git_commit"] == head and tags["git_dirty"] == "false"
+    assert tags["torch_version"] == torch.__version__
+    assert tags["mlflow_version"] == mlflow.__version__
+    assert tags["cpu_model"]
+    assert tags["torch_threads"] == str(torch.get_num_threads())
+    assert tags["device"] == "cpu"
+    assert "gpu_name" not in tags and "dvc_stage" not in tags
+
+    (root / "train.py").write_text("print('v2')\n")
+    monkeypatch.setenv("DVC_STAGE", "sweep@0")
+    tags = tracking.provenance("cpu")
+    assert tags["git_dirty"] == "true" and tags["dvc_stage"] == "sweep@0"
+
+
+def test_provenance_outside_git_says_unknown(root):
+    assert tracking.provenance("cpu")["git_commit"] == "unknown"
+
+
+# --- the sweep's parent run ----------------------------------------------------------------------
+
+
+def test_file_sweep_parents_the_cells_under_one_run_per_key(root, capsys):
+    cells = {}
+    for name in ("b64-lr1-s0-tensor", "b256-lr1-s0-tensor"):
+        with tracking.run("sweetspot", name) as active:
+            cells[name] = active.info.run_id
+    (root / "figures").mkdir()
+    (root / "figures" / "epoch_vs_target.png").write_bytes(b"png")
+    (root / "report.md").write_text("# sweet spot: 64\n")
+    restored = {"b32-lr1-s0-tensor": "0" * 32}  # a cell DVC restored, its run in another store
+
+    summary = {"sweet_spot_batch_size": 64, "time_to_target": None}
+    parent = tracking.file_sweep("sweetspot", "abc123", summary, {"targets": [0.97]},
+                                 [root / "figures", root / "report.md"], {**cells, **restored})
+    assert "b32-lr1-s0-tensor has no run in this MLflow store" in capsys.readouterr().out
+
+    client = client_for(root)
+    run = client.get_run(parent)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["sweep_key"] == "abc123" and run.data.tags["kind"] == "sweep"
+    assert run.data.metrics == {"sweet_spot_batch_size": 64.0}  # None is not logged
+    assert run.data.params == {"targets": "[0.97]"}
+    assert {a.path for a in client.list_artifacts(parent)} == {"figures", "report.md"}
+    assert [a.path for a in client.list_artifacts(parent, "figures")] == [
+        "figures/epoch_vs_target.png"]
+    for run_id in cells.values():
+        tags = client.get_run(run_id).data.tags
+        assert tags["mlflow.parentRunId"] == parent and tags["sweep_key"] == "abc123"
+
+    # the same sweep again updates its parent; another sweep gets its own
+    again = tracking.file_sweep("sweetspot", "abc123", {"sweet_spot_batch_size": 128},
+                                {"targets": [0.97]}, [], cells)
+    assert again == parent
+    assert client.get_run(parent).data.metrics["sweet_spot_batch_size"] == 128.0
+    other = tracking.file_sweep("sweetspot", "def456", {}, {}, [], {})
+    assert other != parent
+    experiment = client.get_experiment_by_name("sweetspot").experiment_id
+    parents = client.search_runs([experiment], "tags.kind = 'sweep'")
+    assert sorted(r.data.tags["sweep_key"] for r in parents) == ["abc123", "def456"]
