@@ -26,6 +26,9 @@ GOOD = {
     "seeds": ["seeds"],
     "report": ["report"],
     "bench": ["bench"],
+    "steptime": ["steptime"],
+    "predict": ["predict"],
+    "validate": ["validate"],
 }
 
 
@@ -60,6 +63,22 @@ BAD_VALUES = [
     (["bench", "--repeats", "0"], "bench.repeats: must be > 0"),
     (["bench", "--device", "tpu"], "bench.device: unknown value 'tpu'"),
     (["bench", "--batch-sizes", "0"], "bench.batch_sizes: 0 is out of range"),
+    (["predict"], "--steps: no steps table at reports/steps_to_target.csv"),  # none here yet
+    (["predict", "--steps", "nowhere.csv"], "--steps: no steps table at nowhere.csv"),
+    (["predict", "--loader", "dali"], "train.loader: unknown value 'dali'"),
+    (["predict", "--device", "tpu"], "train.device: unknown value 'tpu'"),
+    (["predict", "--threads", "-1"], "train.threads: must be >= 0"),
+    (["predict", "--compile", "maybe"], "train.compile: expected bool, got 'maybe'"),
+    (["validate", "--steps", "nowhere.csv"], "--steps: no steps table at nowhere.csv"),
+    (["validate", "--threads", "two"], "train.threads: expected int, got 'two'"),
+]
+
+# A params.yaml the stage cannot start from: (subcommand, changes to the tiny params, the error).
+BAD_PARAMS = [
+    ("steptime", {"steptime": {"rounds": 2}}, "steptime.rounds: must be >= 3"),
+    ("steptime", {"steptime": {"min_steps": 0}}, "steptime.min_steps: must be > 0"),
+    ("refine", {"sweep": {"resamples": 10}}, "sweep.resamples: must be >= 100"),
+    ("train", {"train": {"noise_every": 0}}, "train.noise_every: must be > 0"),
 ]
 
 # What argparse itself refuses (its usage message, then the problem on the last line).
@@ -111,7 +130,16 @@ def assert_one_error_line(code, lines, says):
 
 def test_every_subcommand_is_in_the_tables():
     assert set(GOOD) == subcommands()
-    assert {argv[0] for argv, _ in BAD_VALUES} == subcommands()
+    assert {argv[0] for argv, _ in BAD_VALUES} | {c for c, _, _ in BAD_PARAMS} == subcommands()
+
+
+@pytest.mark.parametrize(("command", "changes", "says"), BAD_PARAMS,
+                         ids=[f"{c}: {s}" for c, _, s in BAD_PARAMS])
+def test_bad_params_exit_2_with_one_line_before_any_work(workdir, capsys, command, changes, says):
+    folder, _ = workdir
+    write_params(folder, changes)
+    assert_one_error_line(*fails(GOOD[command], capsys), says)
+    assert contents(folder) == {"data", "params.yaml"}
 
 
 @pytest.mark.parametrize(("argv", "says"), BAD_VALUES, ids=ids(BAD_VALUES))
@@ -172,7 +200,11 @@ def test_as_a_user_types_it_stderr_is_one_line(workdir, command):
     """The whole stderr of a real process (warnings from imports would show here), a few
     seconds each: the first bad value of each subcommand's table."""
     folder, env = workdir
-    argv, says = next((a, s) for a, s in BAD_VALUES if a[0] == command)
+    argv, says = next(((a, s) for a, s in BAD_VALUES if a[0] == command), (None, None))
+    if argv is None:  # a stage with no flags: a bad params.yaml
+        _, changes, says = next(row for row in BAD_PARAMS if row[0] == command)
+        write_params(folder, changes)
+        argv = GOOD[command]
     done = sweetspot(*argv, cwd=folder, env=env, timeout=120)
     assert_one_error_line(done.returncode, done.stderr.splitlines(), says)
     assert done.stdout == ""

@@ -53,8 +53,12 @@ def test_dvc_outs_are_the_paths_the_code_writes():
     assert stage_outs(STAGES["seeds"]) == [str(paths.SEEDS)]
     assert set(stage_outs(STAGES["report"])) == {
         str(paths.METRICS), str(paths.FIGURES), str(paths.REPORT_MD), str(paths.CURVES),
-        str(paths.TIME_TO_TARGET)}
-    assert STAGES["report"]["deps"][0] == str(paths.CELLS)
+        str(paths.TIME_TO_TARGET), str(paths.STEPS_TABLE)}
+    assert STAGES["report"]["deps"][:3] == [str(paths.CELLS), str(paths.STEPTIME),
+                                            str(paths.VALIDATION)]
+    assert stage_outs(STAGES["steptime"]) == [str(paths.STEPTIME)]
+    assert str(paths.STEPTIME) in STAGES["refine"]["deps"]  # refinement uses the estimate
+    assert (REPO / paths.VALIDATION).is_dir()  # a dep of the report: present in every clone
     assert set(stage_outs(STAGES["bench"])) == {str(paths.BENCH_JSON), str(paths.BENCH_PNG)}
 
 
@@ -102,6 +106,7 @@ def test_each_stage_depends_on_the_code_its_command_runs():
         assert code_deps(stage) == train | (imported("sweetspot/sweep.py") - BOOKKEEPING)
     assert code_deps("report") == imported("sweetspot/report.py") - BOOKKEEPING
     assert code_deps("bench") == imported("sweetspot/bench.py") - BOOKKEEPING
+    assert code_deps("steptime") == imported("sweetspot/steptime.py") - BOOKKEEPING
 
 
 def test_no_import_cycle():

@@ -75,9 +75,6 @@ def test_run_creates_the_store_the_experiment_and_one_finished_run(root):
     assert mlflow.active_run() is None
 
 
-@pytest.mark.xfail(strict=True, reason="bug: tracking.run sets the tracking URI (which sets "
-                   "MLFLOW_TRACKING_URI) before experiment_id checks that variable, so a new "
-                   "experiment gets MLflow's default <cwd>/mlruns, not <DVC_ROOT>/mlruns")
 def test_a_new_experiment_keeps_its_artifacts_in_the_project_root_under_dvc(root, monkeypatch,
                                                                             tmp_path_factory):
     copy = tmp_path_factory.mktemp("dvc_temporary_copy")  # as `dvc exp run --temp` runs a stage

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from sweetspot import config, paths
 
+STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
+
 
 def _add_overrides(parser: argparse.ArgumentParser, cls) -> None:
     """One --option per field of a config dataclass; unset options keep params.yaml's value."""
@@ -49,9 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loader", choices=config.LOADERS, required=True)
     p.add_argument("--out", type=Path, default=None, help="the cell's JSON (default: by name)")
 
+    sub.add_parser("steptime", help="seconds per step here, every batch size the sweep may train")
     sub.add_parser("refine", help="train the 3*2^n neighbours of the coarse sweet spot")
     sub.add_parser("seeds", help="more seeds at each batch size's chosen rate")
     sub.add_parser("report", help="sweet spot, figures and report.md from the cells")
+    for name, text in (("predict", "the sweet spot on this machine and stack, without training"),
+                       ("validate", "predict on a stack, then measure it with a reduced sweep")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--steps", default=None, metavar="PATH|RUN_ID",
+                       help="the steps table: a CSV, or an MLflow run id holding one "
+                            "(default: reports/steps_to_target.csv)")
+        for key in STACK:
+            p.add_argument(f"--{key}", default=None, help=f"override train.{key} (the stack)")
 
     p = sub.add_parser("bench", help="seconds per epoch: the question's loop against the engine")
     _add_overrides(p, config.BenchConfig)
@@ -96,6 +107,15 @@ def run(argv: list[str] | None = None) -> int:
         from sweetspot import report
 
         return report.main(params)
+    if args.command == "steptime":
+        from sweetspot import steptime
+
+        return steptime.main(params)
+    if args.command in ("predict", "validate"):
+        from sweetspot import predict, validate
+
+        params = config.load(args.params, train={k: getattr(args, k) for k in STACK})
+        return (predict if args.command == "predict" else validate).main(params, args.steps)
     raise AssertionError(args.command)
 
 

@@ -83,6 +83,7 @@ class TrainConfig:
     warmup_steps: int
     lr_warmup_steps: int
     noise_scale: bool
+    noise_every: int
     train_examples: int
     threads: int
     experiment: str
@@ -111,6 +112,7 @@ class TrainConfig:
         _require(self.max_seconds >= 0, "train.max_seconds", "must be >= 0 (0 = no limit)")
         _require(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
         _require(self.lr_warmup_steps >= 0, "train.lr_warmup_steps", "must be >= 0")
+        _require(self.noise_every > 0, "train.noise_every", "must be > 0")
         _require(self.threads >= 0, "train.threads", "must be >= 0")
         _require(bool(self.experiment.strip()), "train.experiment", "must not be empty")
 
@@ -137,6 +139,7 @@ class SweepConfig:
     max_epochs: int
     max_seconds: float
     refine: bool
+    resamples: int
 
     def check(self) -> None:
         _distinct_positive("sweep.batch_sizes", self.batch_sizes, TRAIN_SIZE)
@@ -162,6 +165,21 @@ class SweepConfig:
         _distinct_positive("sweep.targets", self.targets, 1.0)
         _require(self.max_epochs > 0, "sweep.max_epochs", "must be > 0")
         _require(self.max_seconds >= 0, "sweep.max_seconds", "must be >= 0 (0 = no limit)")
+        _require(self.resamples >= 100, "sweep.resamples", "must be >= 100")
+
+
+@dataclass(frozen=True)
+class SteptimeConfig:
+    rounds: int
+    min_examples: int
+    min_steps: int
+    warmup_steps: int
+
+    def check(self) -> None:
+        _require(self.rounds >= 3, "steptime.rounds", "must be >= 3 (a median needs a few)")
+        _require(self.min_examples > 0, "steptime.min_examples", "must be > 0")
+        _require(self.min_steps > 0, "steptime.min_steps", "must be > 0")
+        _require(self.warmup_steps >= 0, "steptime.warmup_steps", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -187,6 +205,7 @@ class Params:
     data: DataConfig
     train: TrainConfig
     sweep: SweepConfig
+    steptime: SteptimeConfig
     bench: BenchConfig
 
 
@@ -224,18 +243,19 @@ def convert(key: str, tp, value):
     return value
 
 
-def build(cls, section: str, values: dict, overrides: dict | None = None):
+def build(cls, section: str, values: dict, overrides: dict | None = None,
+          source: str = "params.yaml"):
     """Make a `cls` from one params.yaml section plus command-line overrides, checked."""
     if not isinstance(values, dict):
-        raise ConfigError(f"params.yaml: section {section!r} must be a mapping")
+        raise ConfigError(f"{source}: section {section!r} must be a mapping")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(names))
     if unknown:
-        raise ConfigError(f"params.yaml: unknown key {section}.{unknown[0]}")
+        raise ConfigError(f"{source}: unknown key {section}.{unknown[0]}")
     missing = [n for n in names if n not in values]
     if missing:
-        raise ConfigError(f"params.yaml: missing key {section}.{missing[0]}")
+        raise ConfigError(f"{source}: missing key {section}.{missing[0]}")
     merged = {**values, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     obj = cls(**{n: convert(f"{section}.{n}", hints[n], merged[n]) for n in names})
     obj.check()
@@ -243,7 +263,7 @@ def build(cls, section: str, values: dict, overrides: dict | None = None):
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "sweep": SweepConfig,
-            "bench": BenchConfig}
+            "steptime": SteptimeConfig, "bench": BenchConfig}
 
 
 def read_yaml(path: Path = PARAMS_FILE) -> dict:
@@ -252,6 +272,8 @@ def read_yaml(path: Path = PARAMS_FILE) -> dict:
         raise ConfigError(f"{path}: not found (run from the project root)")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, UnicodeDecodeError) as e:  # a folder, unreadable, not text
+        raise ConfigError(f"{path}: cannot be read as YAML ({type(e).__name__})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
@@ -265,8 +287,9 @@ def load(path: Path = PARAMS_FILE, **overrides: dict) -> Params:
     built = {}
     for section, cls in SECTIONS.items():
         if section not in raw:
-            raise ConfigError(f"params.yaml: missing section {section!r}")
-        built[section] = build(cls, section, raw[section], overrides.get(section))
+            raise ConfigError(f"{Path(path).name}: missing section {section!r}")
+        built[section] = build(cls, section, raw[section], overrides.get(section),
+                               Path(path).name)
     return Params(**built)
 
 

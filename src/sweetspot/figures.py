@@ -22,14 +22,17 @@ CAPTIONS = {
     "lr_heatmap": "Seconds to the target by batch size and learning rate",
     "cost_model": "The cost model T(B) = S(B) t(B) over the measured times",
     "loaders": "Seconds to the target with each data pipeline",
+    "two_factors": "Steps to the target, seconds per step, and their product against batch size",
+    "validation": "Predicted against measured seconds to the target on other stacks",
 }
 
 
 def cost_model(chosen: pd.DataFrame, model: dict, spot: dict, target: float) -> plt.Figure:
-    """(e) Why the sweet spot sits where it does: the fitted T(B) over the measured times."""
+    """(e) Why the sweet spot sits where it does: the fitted T(B) over the estimated times."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     hit = chosen[chosen["reached"]]
-    sns.scatterplot(hit, x="batch_size", y="median_time", s=60, ax=ax, label="measured (median)")
+    sns.scatterplot(hit, x="batch_size", y="estimate", s=60, ax=ax,
+                    label="steps x seconds per step (median)")
     grid = np.geomspace(chosen["batch_size"].min() / 2, chosen["batch_size"].max() * 2, 200)
     fitted = costmodel.predicted_time(grid, model["s_min"], model["b_noise"], model["t0"],
                                       model["c"])
@@ -37,7 +40,7 @@ def cost_model(chosen: pd.DataFrame, model: dict, spot: dict, target: float) -> 
     if math.isfinite(model["b_star"]):
         ax.axvline(model["b_star"], color="C2", linestyle="--",
                    label=f"B* = {model['b_star']:.0f} (model)")
-    _mark(ax, spot, f"sweet spot {spot['batch_size']} (measured)")
+    _mark(ax, spot, f"sweet spot {spot['batch_size']}")
     ax.set(xscale="log", xlabel="batch size", ylabel=f"seconds to {target:g}",
            title=f"Cost model: B_noise = {model['b_noise']:.0f}, t(B) = "
                  f"{model['t0'] * 1e6:.0f} us + {model['c'] * 1e6:.2f} us x B")
@@ -51,8 +54,8 @@ def loaders(per_loader: dict, target: float) -> plt.Figure:
     """(f) The same question with the question's DataLoader: per-example overhead moves it."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for loader, spot in per_loader.items():
-        hit = spot["chosen"][spot["chosen"]["reached"]]
-        sns.lineplot(hit, x="batch_size", y="median_time", marker="o", ax=ax,
+        hit = spot["per_batch"][spot["per_batch"]["reached"]]
+        sns.lineplot(hit, x="batch_size", y="estimate", marker="o", ax=ax,
                      label=f"{loader}: sweet spot {spot['batch_size']}")
     ax.set(xlabel="batch size", ylabel=f"seconds to {target:g}", yscale="log",
            title="Seconds to the target by data pipeline")
@@ -64,7 +67,7 @@ def loaders(per_loader: dict, target: float) -> plt.Figure:
 def _mark(ax, spot: dict, label: str) -> None:
     """The sweet spot as a gold star (nothing when no batch size reached the target)."""
     if spot["batch_size"] is not None:
-        ax.scatter([spot["batch_size"]], [spot["median_time"]], marker="*", s=260, color="gold",
+        ax.scatter([spot["batch_size"]], [spot["estimate"]], marker="*", s=260, color="gold",
                    edgecolors="black", zorder=5, label=label)
 
 
@@ -82,15 +85,16 @@ def epoch_vs_target(cells: pd.DataFrame, spots: dict) -> plt.Figure:
     budget = _censored_budget(cells)
     palette = sns.color_palette("crest", n_colors=max(len(spots), 1))
     for color, (target, spot) in zip(palette, spots.items(), strict=True):
-        chosen = spot["chosen"]
+        chosen = spot["per_batch"]
         hit = chosen[chosen["reached"]]
         miss = chosen[~chosen["reached"]]
-        sns.lineplot(hit, x="batch_size", y="median_time", marker="o", color=color, ax=right,
+        sns.lineplot(hit, x="batch_size", y="estimate", marker="o", color=color, ax=right,
                      label=f"target {target:g}")
         right.scatter(miss["batch_size"], budget.loc[miss["batch_size"]], facecolors="none",
                       edgecolors=color, s=60, label=f"not reached ({target:g}): time spent")
         _mark(right, spot, f"sweet spot {spot['batch_size']} ({target:g})")
-    right.set(title="What matters: time to the target", ylabel="seconds to target (training clock)")
+    right.set(title="What matters: time to the target",
+              ylabel="seconds to target (steps x seconds per step)")
     for ax in (left, right):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("batch size")
@@ -159,3 +163,59 @@ def chosen_runs(results: list[dict], chosen: pd.DataFrame) -> list[dict]:
     rate = dict(zip(chosen["batch_size"], chosen["lr"], strict=True))
     picked = [r for r in results if r["seed"] == seed and rate.get(r["batch_size"]) == r["lr"]]
     return sorted(picked, key=lambda r: r["batch_size"])
+
+
+def two_factors(per_batch: pd.DataFrame, rounds: dict[int, list[float]],
+                target: float) -> plt.Figure:
+    """(g) Time to target = steps to target x seconds per step, side by side: the problem's
+    factor (each seed's steps), the machine's (each timing round), their product (with its 95%
+    interval) and each batch size's directly measured time."""
+    fig, (steps_ax, time_ax, both_ax) = plt.subplots(1, 3, figsize=(14, 4.2))
+    hit = per_batch[per_batch["reached"]]
+    seeds = pd.DataFrame([{"batch_size": r.batch_size, "steps": s}
+                          for r in hit.itertuples() for s in r.steps_runs if math.isfinite(s)])
+    if len(seeds):
+        sns.lineplot(seeds, x="batch_size", y="steps", estimator="median", errorbar=("pi", 100),
+                     marker="o", ax=steps_ax)
+    timing = pd.DataFrame([{"batch_size": b, "us": t * 1e6} for b, ts in rounds.items()
+                           if b in set(per_batch["batch_size"]) for t in ts])
+    sns.lineplot(timing, x="batch_size", y="us", estimator="median", errorbar=("pi", 100),
+                 marker="o", color="C1", ax=time_ax)
+    both_ax.fill_between(hit["batch_size"], hit["low"], hit["high"], alpha=0.25, color="C2",
+                         label="95% interval")
+    sns.lineplot(hit, x="batch_size", y="estimate", marker="o", color="C2", ax=both_ax,
+                 label="steps x seconds per step")
+    both_ax.scatter(hit["batch_size"], hit["measured"], marker="x", color="black", zorder=5,
+                    label="measured directly (median)")
+    steps_ax.set(ylabel=f"steps to {target:g}", title="The problem's: steps (band: seeds)",
+                 yscale="log")
+    time_ax.set(ylabel="µs per step", title="The machine's: seconds per step (band: rounds)",
+                yscale="log")
+    both_ax.set(ylabel=f"seconds to {target:g}", title="Their product", yscale="log")
+    for ax in (steps_ax, time_ax, both_ax):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size")
+    both_ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def validation(checks: list[dict]) -> plt.Figure:
+    """(h) One panel per stack: predicted (line, 95% band) against measured (points) seconds to
+    the target by batch size, the predicted and measured spots marked."""
+    fig, axes = plt.subplots(1, len(checks), figsize=(4.6 * len(checks), 4.2), squeeze=False)
+    for ax, check in zip(axes[0], checks, strict=True):
+        rows = pd.DataFrame(check["per_batch"])
+        ax.fill_between(rows["batch_size"], rows["low"], rows["high"], alpha=0.25, color="C0")
+        ax.plot(rows["batch_size"], rows["estimate"], "o-", color="C0", label="predicted")
+        measured = pd.DataFrame(check["runs"]).dropna(subset=["time"])
+        ax.scatter(measured["batch_size"], measured["time"], marker="x", color="black",
+                   label="measured runs", zorder=5)
+        ax.axvline(check["predicted_spot"], color="C0", linestyle="--", linewidth=1)
+        ax.axvline(check["measured_spot"], color="black", linestyle=":", linewidth=1)
+        ax.set(title=f"{check['stack']}\nerror {check['median_abs_error']:.0%}",
+               xlabel="batch size", ylabel="seconds to target")
+        ax.set_xscale("log", base=2)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -4,6 +4,7 @@ and the one way a stage writes a result file: whole or not at all."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 PARAMS_FILE = Path("params.yaml")
@@ -24,12 +25,24 @@ PLOTS = REPORTS / "plots"
 CURVES = PLOTS / "curves"
 TIME_TO_TARGET = PLOTS / "time_to_target.csv"
 
+STEPTIME = REPORTS / "steptime.json"
+STEPS_TABLE = REPORTS / "steps_to_target.csv"  # the table a machine does not change
+VALIDATION = REPORTS / "validation"  # validate-<stack>.json, one per stack validated
+
 BENCH_JSON = REPORTS / "bench.json"
 BENCH_PNG = REPORTS / "bench.png"
 
 
 def raw_dir(dataset: str, root: Path = DATA_ROOT) -> Path:
     return Path(root) / dataset / "raw"
+
+
+def predict_file(stack: str) -> Path:
+    return REPORTS / f"predict-{stack}.json"
+
+
+def validate_file(stack: str) -> Path:
+    return VALIDATION / f"validate-{stack}.json"
 
 
 def cell_file(folder: Path, name: str) -> Path:
@@ -43,3 +56,16 @@ def write_json(path: Path, doc) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
     tmp.replace(path)
+
+
+def plain(value):
+    """JSON-safe: numpy scalars to Python, inf and nan to None, dict keys to strings."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):  # a numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,9 +1,13 @@
-"""The report: which batch size reaches the target fastest here, and why per-epoch time misled.
+"""The report: which batch size reaches the target fastest here, why, and how sure we are.
 
-Reads the cells' JSON files (reports/cells/*/, never the MLflow store, so DVC tracks its inputs);
-writes reports/sweet_spot.json (DVC metrics), reports/figures/*.png (figures.py), reports/plots/
-(DVC plots data) and reports/report.md, and files the sweep in MLflow as a parent run over its
-cells. Run: `dvc repro report` or `sweetspot report`.
+Reads the cells' JSON files (reports/cells/*/, never the MLflow store, so DVC tracks its inputs),
+reports/steptime.json and any reports/validation/*.json; writes reports/steps_to_target.csv (the
+table a machine does not change), reports/sweet_spot.json (DVC metrics), reports/figures/*.png,
+reports/plots/ (DVC plots data) and reports/report.md (text: writeup.py), and files the sweep in
+MLflow as a parent run over its cells. Run: `dvc repro report` or `sweetspot report`.
+
+The answer is the estimate, steps to target x seconds per step (estimate.py); every run's directly
+measured time to target stands beside it, and their ratio is the model's check.
 """
 
 from __future__ import annotations
@@ -12,36 +16,48 @@ import hashlib
 import json
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from sweetspot import analysis, config, costmodel, figures, paths, sweep, tracking
+from sweetspot import (
+    analysis,
+    config,
+    costmodel,
+    estimate,
+    figures,
+    paths,
+    sweep,
+    tracking,
+    writeup,
+)
 from sweetspot.config import Params
 
-# --- pure: tables in, numbers and figures out ------------------------------------------------
+# --- pure: tables in, numbers out --------------------------------------------------------------
 
-def answers(targets_table: pd.DataFrame, targets: list[float]) -> dict:
-    """The sweet spot per target, with the rate chosen at each batch size and the stability."""
+def answers(results: list[dict], seconds: dict[int, list[float]], targets: list[float],
+            resamples: int) -> dict:
+    """Per target: the estimated sweet spot ("spot"), and per batch size the estimate beside the
+    direct measurement ("per_batch"), and the sweet spot by measured time alone ("direct")."""
+    steps = estimate.steps_table(results, targets, "", "", "")
+    measured = analysis.target_table(results, targets)
     out = {}
     for target in targets:
-        spot = analysis.sweet_spot(targets_table, target)
-        chosen = analysis.choose_lr(targets_table, target)
-        spot["stability"] = analysis.stability(targets_table, target, chosen)
-        spot["chosen"] = chosen
-        out[target] = spot
+        found = estimate.estimate(steps, seconds, target, resamples)
+        per_batch = estimate.beside_measured(found["per_batch"], measured, target)
+        direct = analysis.sweet_spot(measured, target)
+        out[target] = {**found["spot"], "per_batch": per_batch, "direct": direct["batch_size"]}
     return out
 
 
-def cost_model(chosen: pd.DataFrame, cells: pd.DataFrame) -> dict | None:
-    """Fit S(B) = S_min (1 + B_noise/B) to the steps and t(B) = t0 + c B to the step times; their
-    product T(B) is smallest at B* = sqrt(B_noise t0 / c). None with fewer than 2 reached sizes."""
-    hit = chosen[chosen["reached"]]
+def cost_model(per_batch: pd.DataFrame) -> dict | None:
+    """Fit S(B) = S_min (1 + B_noise/B) to the median steps and t(B) = t0 + c B to the measured
+    seconds per step; their product is smallest at B* = sqrt(B_noise t0 / c). None with fewer
+    than 2 batch sizes that reached the target."""
+    hit = per_batch[per_batch["reached"]]
     if len(hit) < 2:
         return None
     s_min, b_noise = costmodel.fit_steps(hit["batch_size"], hit["median_steps"])
-    per_batch = cells.groupby("batch_size")["mean_step_time"].median()
-    t0, c = costmodel.fit_step_time(per_batch.index, per_batch.to_numpy())
+    t0, c = costmodel.fit_step_time(per_batch["batch_size"], per_batch["seconds_per_step"])
     return {"s_min": s_min, "b_noise": b_noise, "t0": t0, "c": c,
             "b_star": costmodel.optimal_batch(b_noise, t0, c)}
 
@@ -60,115 +76,24 @@ def noise_scale(cells: pd.DataFrame) -> dict:
 def metrics_doc(spots: dict, targets: list[float]) -> dict:
     """sweet_spot.json: the first target's answer at the top, every target below."""
     def one(spot):
-        keep = ("batch_size", "lr", "median_time", "spread", "median_steps", "runners_up",
-                "censored", "reason")
-        doc = {k: _plain(spot[k]) for k in keep if k in spot}
-        doc["stable"] = bool(spot["stability"]["stable"])
+        keep = ("batch_size", "lr", "estimate", "low", "high", "share", "runners_up",
+                "median_steps", "seconds_per_step", "censored", "direct", "reason")
+        doc = {k: paths.plain(spot[k]) for k in keep if k in spot}
+        rows = spot["per_batch"]
+        at = rows[rows["batch_size"] == spot["batch_size"]]
+        doc["measured"] = paths.plain(float(at["measured"].iloc[0])) if len(at) else None
         return doc
 
     first = one(spots[targets[0]])
     return {"target": targets[0], "batch_size": first.get("batch_size"),
-            "time_to_target": first.get("median_time"), "lr": first.get("lr"),
-            "runners_up": first.get("runners_up", []),
+            "time_to_target": first.get("estimate"), "lr": first.get("lr"),
+            "share": first.get("share"), "runners_up": first.get("runners_up", {}),
             "per_target": {f"{t:g}": one(spots[t]) for t in targets}}
 
 
-def _plain(value):
-    """JSON-safe: numpy scalars to Python, inf to None."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def markdown(spots: dict, targets: list[float], cells: pd.DataFrame, plan: dict | None,
-             machine: dict, drawn: list[str], model: dict | None = None,
-             noise: dict | None = None, loaders: dict | None = None) -> str:
-    target = targets[0]
-    spot = spots[target]
-    chosen = spot["chosen"]
-    dataset = machine.get("dataset", "")
-    lines = [f"# Which batch size reaches the target fastest here? {dataset}".rstrip(), ""]
-    if spot["batch_size"] is None:
-        lines += [f"No run reached {target:g} test accuracy: {spot.get('reason', '')}.", ""]
-    else:
-        fastest_epoch = cells.groupby("batch_size")["seconds_per_epoch"].median().idxmin()
-        lines += [
-            f"**Batch size {spot['batch_size']}** (learning rate {spot['lr']:g}) reaches "
-            f"{target:g} test accuracy fastest: **{spot['median_time']:.2f} s** of training "
-            f"(median over seeds) in {spot['median_steps']:.0f} steps.",
-            f"Runners-up within 10%: {', '.join(map(str, spot['runners_up'])) or 'none'}. "
-            f"The cheapest epoch belongs to batch {fastest_epoch}, which is why per-epoch time "
-            "misleads: large batches make cheap epochs but need many more of them.",
-            f"Sweet spot stable across seeds: {'yes' if spot['stability']['stable'] else 'no'}.",
-            "",
-        ]
-        if len(targets) > 1:
-            lines += ["| target | sweet spot | seconds |", "|---|---|---|"]
-            lines += [f"| {t:g} | {spots[t]['batch_size']} | "
-                      f"{_fmt(spots[t].get('median_time'))} |" for t in targets]
-            lines.append("")
-    if plan:
-        best = ", ".join(f"{b} ({loader})" for loader, b in plan["coarse_best"].items())
-        lines += [f"Refinement (automatic, as the answer prescribes): the coarse sweet spot was "
-                  f"{best}, so batch sizes {plan['batch_sizes'] or 'none'} were added.", ""]
-    lines += _why(model, noise, spot)
-    if loaders and len(loaders) > 1:
-        lines += ["| data pipeline | sweet spot | seconds to target |", "|---|---:|---:|"]
-        lines += [f"| {name} | {s['batch_size']} | {_fmt(s.get('median_time'))} |"
-                  for name, s in loaders.items()]
-        lines += ["", "Per-example overhead (the question's DataLoader converts every image in "
-                  "Python) makes every step dearer and moves the sweet spot.", ""]
-    per_epoch = cells.groupby("batch_size")["seconds_per_epoch"].median()
-    lines += ["| batch size | lr | seconds to target | spread | steps | seconds/epoch | reached |",
-              "|---:|---:|---:|---:|---:|---:|---|"]
-    for _, row in chosen.iterrows():
-        lines.append(f"| {row['batch_size']} | {row['lr']:g} | {_fmt(row['median_time'])} | "
-                     f"{_fmt(row['spread'])} | {_fmt(row['median_steps'], '.0f')} | "
-                     f"{per_epoch[row['batch_size']]:.2f} | "
-                     f"{row['n_reached']}/{row['n_seeds']} |")
-    lines += ["", "Unreached cells are censored: they count as infinitely slow, never dropped.", ""]
-    lines += [f"![{figures.CAPTIONS[name]}](figures/{name}.png)" for name in drawn]
-    lines += ["", "## Measured on", ""]
-    lines += [f"- {k}: {v}" for k, v in machine.items()]
-    lines += ["", "Timings: training clock only (device synchronised, evaluation and warm-up "
-              "off the clock). Re-measure with `dvc repro -f`.", ""]
-    return "\n".join(lines)
-
-
-def _why(model: dict | None, noise: dict | None, spot: dict) -> list[str]:
-    """The cost model's explanation, in words."""
-    if not model:
-        return ["Too few batch sizes reached the target to fit the cost model.", ""]
-    lines = [
-        "## Why there",
-        "",
-        f"Steps to the target follow S(B) = S_min (1 + B_noise/B) with S_min = "
-        f"{model['s_min']:.0f} and B_noise = {model['b_noise']:.0f}: below B_noise a bigger "
-        "batch saves steps, above it mostly not. A step costs t(B) = t0 + c B with t0 = "
-        f"{model['t0'] * 1e6:.0f} µs (fixed per-step overhead) and c = {model['c'] * 1e6:.3f} µs "
-        f"per example. Their product is smallest at B* = sqrt(B_noise t0 / c) = "
-        f"{model['b_star']:.0f}, beside the measured sweet spot {spot['batch_size']}. Faster "
-        "arithmetic (smaller c) moves B* up as 1/sqrt(c); less per-step overhead moves it down.",
-    ]
-    if noise and noise.get("averaged") is not None:
-        lines.append(
-            f"The gradient noise scale measured during training (B_simple, McCandlish et al. "
-            f"2018) was {_fmt(noise['early'], '.0f')} at the first evaluation and "
-            f"{_fmt(noise['averaged'], '.0f')} averaged over training (they report about 50 and "
-            "900 for MNIST), against the fitted B_noise above.")
-    return [*lines, ""]
-
-
-def _fmt(value, spec: str = ".2f") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "not reached"
-    return format(value, spec)
+def network(params: Params) -> str:
+    cfg = params.train
+    return f"Linear(784,{cfg.width})-{cfg.activation}-Linear({cfg.width},10)"
 
 
 # --- main: the only part that touches disk and MLflow ----------------------------------------
@@ -180,61 +105,60 @@ def sweep_key(params: Params) -> str:
     return hashlib.sha1(doc.encode()).hexdigest()[:12]
 
 
+def validations() -> list[dict]:
+    """Every stack validated so far (reports/validation/validate-*.json), by file name."""
+    return [json.loads(p.read_text()) for p in sorted(paths.VALIDATION.glob("validate-*.json"))]
+
+
 def main(params: Params) -> int:
-    targets = list(params.sweep.targets)
-    target, loader = targets[0], params.sweep.loaders[0]  # the headline
+    s = params.sweep
+    targets = list(s.targets)
+    target, loader = targets[0], s.loaders[0]  # the headline
     results = sweep.read_cells(sweep.all_paths(params))
+    seconds = sweep.step_times(params)
     plan_file = paths.REFINE / paths.PLAN
     plan = json.loads(plan_file.read_text()) if plan_file.exists() else None
-    by_loader = {name: [r for r in results if r["loader"] == name]
-                 for name in params.sweep.loaders}
-    tables = {name: analysis.target_table(runs, targets) for name, runs in by_loader.items()}
-    per_loader = {name: answers(table, targets) for name, table in tables.items()}
-    headline, table = by_loader[loader], tables[loader]
+    by_loader = {name: [r for r in results if r["loader"] == name] for name in s.loaders}
+    per_loader = {name: answers(runs, seconds[name], targets, s.resamples)
+                  for name, runs in by_loader.items()}
+    headline, spots = by_loader[loader], per_loader[loader]
+    table = analysis.target_table(headline, targets)
     cells = analysis.cells_table(headline)
-    spots = per_loader[loader]
-    chosen = spots[target]["chosen"]
-    model = cost_model(chosen, cells)
-    noise = noise_scale(cells)
+    per_batch = spots[target]["per_batch"]
+    model, noise, checks = cost_model(per_batch), noise_scale(cells), validations()
 
+    estimate.steps_table(results, targets, params.data.dataset, network(params),
+                         params.train.optimizer).to_csv(paths.STEPS_TABLE, index=False)
     drawn = {"epoch_vs_target": figures.epoch_vs_target(cells, spots),
-             "accuracy_vs_time": figures.accuracy_vs_time(headline, chosen, target),
-             "steps_to_target": figures.steps_to_target(chosen, headline, target)}
+             "two_factors": figures.two_factors(per_batch, seconds[loader], target),
+             "accuracy_vs_time": figures.accuracy_vs_time(headline, per_batch, target),
+             "steps_to_target": figures.steps_to_target(per_batch, headline, target)}
     if table["lr"].nunique() > 1:
         drawn["lr_heatmap"] = figures.lr_heatmap(table, target)
     if model:
-        drawn["cost_model"] = figures.cost_model(chosen, model, spots[target], target)
+        drawn["cost_model"] = figures.cost_model(per_batch, model, spots[target], target)
     if len(per_loader) > 1:
         drawn["loaders"] = figures.loaders({k: v[target] for k, v in per_loader.items()}, target)
+    if checks:
+        drawn["validation"] = figures.validation(checks)
     save_figures(drawn)
-    write_plots(headline, chosen)
+    write_plots(headline, per_batch)
     doc = metrics_doc(spots, targets)
     doc.update(dataset=params.data.dataset, loader=loader, cost_model=model, noise_scale=noise)
     if len(per_loader) > 1:
         doc["per_loader"] = {k: metrics_doc(v, targets)["per_target"] for k, v in
                              per_loader.items()}
-    paths.write_json(paths.METRICS, _plain(doc))
+    paths.write_json(paths.METRICS, paths.plain(doc))
     machine = {"dataset": params.data.dataset,
                **{k: v for k, v in results[0].get("provenance", {}).items() if k != "dvc_stage"}}
-    paths.REPORT_MD.write_text(markdown(spots, targets, cells, plan, machine, list(drawn), model,
-                                        noise, {k: v[target] for k, v in per_loader.items()}))
+    paths.REPORT_MD.write_text(writeup.markdown(
+        params, spots, cells, plan, machine, list(drawn), model, noise,
+        {k: v[target] for k, v in per_loader.items()}, checks))
     file_sweep(params, results, doc)
     print(f"report: sweet spot {doc['batch_size']} at {target:g} "
-          f"({_fmt(doc['time_to_target'])} s); wrote {paths.REPORT_MD}")
+          f"({writeup.fmt(doc['time_to_target'])} s estimated, wins "
+          f"{writeup.fmt(doc['share'], '.0%')} of resamples); wrote {paths.REPORT_MD}")
     return 0
-
-
-def write_plots(results: list[dict], chosen: pd.DataFrame) -> None:
-    """Data for `dvc plots show`: one accuracy curve per batch size, and the chosen cells."""
-    paths.CURVES.mkdir(parents=True, exist_ok=True)
-    for stale in paths.CURVES.glob("*.csv"):
-        stale.unlink()
-    for r in figures.chosen_runs(results, chosen):
-        pd.DataFrame(r["curve"])[["time", "examples", "test_acc", "test_loss"]].to_csv(
-            paths.CURVES / f"b{r['batch_size']:05d}.csv", index=False)
-    table = chosen.replace([math.inf], np.nan)[["batch_size", "lr", "median_time",
-                                                "median_steps"]]
-    table.to_csv(paths.TIME_TO_TARGET, index=False)
 
 
 def save_figures(drawn: dict) -> None:
@@ -244,14 +168,29 @@ def save_figures(drawn: dict) -> None:
         stale.unlink()
     for name, fig in drawn.items():
         fig.savefig(paths.FIGURES / f"{name}.png", dpi=110)
-        plt.close(fig)
+        figures.plt.close(fig)
+
+
+def write_plots(results: list[dict], per_batch: pd.DataFrame) -> None:
+    """Data for `dvc plots show`: one accuracy curve per batch size, and the chosen cells."""
+    paths.CURVES.mkdir(parents=True, exist_ok=True)
+    for stale in paths.CURVES.glob("*.csv"):
+        stale.unlink()
+    for r in figures.chosen_runs(results, per_batch):
+        pd.DataFrame(r["curve"])[["time", "examples", "test_acc", "test_loss"]].to_csv(
+            paths.CURVES / f"b{r['batch_size']:05d}.csv", index=False)
+    columns = ["batch_size", "lr", "median_steps", "seconds_per_step", "estimate", "low", "high",
+               "measured", "share"]
+    per_batch[columns].replace([math.inf], np.nan).to_csv(paths.TIME_TO_TARGET, index=False)
 
 
 def file_sweep(params: Params, results: list[dict], doc: dict) -> str:
-    """The sweep's parent run in MLflow: the answer, the report's files, every cell its child."""
+    """The sweep's parent run in MLflow: the answer, the report's files (the steps table among
+    them), every cell its child."""
     summary = {"sweet_spot_batch_size": doc["batch_size"], "time_to_target": doc["time_to_target"],
-               "cells": len(results)}
+               "sweet_spot_share": doc.get("share"), "cells": len(results)}
+    files = [paths.FIGURES, paths.REPORT_MD, paths.METRICS, paths.STEPS_TABLE, paths.STEPTIME]
     return tracking.file_sweep(params.train.experiment, sweep_key(params), summary,
                                {"targets": list(params.sweep.targets)},
-                               [paths.FIGURES, paths.REPORT_MD, paths.METRICS],
+                               [f for f in files if f.exists()],
                                {r["name"]: r["run_id"] for r in results})

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweetspot import analysis, paths
+from sweetspot import estimate, paths
 from sweetspot.config import LR_POLICIES, ConfigError, Params
 
 
@@ -89,18 +89,34 @@ def refinement_batches(best: int, tried: set[int], n_train: int) -> list[int]:
                    if float(c).is_integer() and 1 <= c <= n_train and int(c) not in tried})
 
 
-def _by_loader(results: list[dict], loader: str, target: float):
-    return analysis.target_table([r for r in results if r["loader"] == loader], [target])
+def candidate_batches(params: Params) -> list[int]:
+    """Every batch size the sweep may train: the grid, the extremes, and every 3*2^n neighbour
+    refinement could add around a grid size (so step times can be measured before refinement)."""
+    s = params.sweep
+    grid = set(s.batch_sizes) | set(s.extremes)
+    extra = set()
+    if s.refine:
+        for b in s.batch_sizes:
+            extra |= set(refinement_batches(b, grid, params.train.n_train))
+    return sorted(grid | extra)
 
 
-def refine_plan(params: Params, results: list[dict]) -> tuple[list[Cell], dict]:
-    """The cells refinement trains, from the coarse results: per loader, the 3*2^n neighbours of
-    its sweet spot at every rate and seed of the grid; and the plan, as refine writes it."""
+def _steps(results: list[dict], loader: str, target: float):
+    mine = [r for r in results if r["loader"] == loader]
+    return estimate.steps_table(mine, [target], "", "", "")
+
+
+def refine_plan(params: Params, results: list[dict],
+                seconds: dict[str, dict[int, list[float]]]) -> tuple[list[Cell], dict]:
+    """The cells refinement trains, from the coarse results and the step times ({loader: {batch
+    size: seconds per step per round}}): per loader, the 3*2^n neighbours of the sweet spot that
+    steps x seconds estimates, at every rate and seed of the grid; and the plan refine writes."""
     s = params.sweep
     target = s.targets[0]  # the headline target, as in the report
     cells, best = [], {}
     for loader in s.loaders:
-        spot = analysis.sweet_spot(_by_loader(results, loader, target), target)
+        spot = estimate.estimate(_steps(results, loader, target), seconds[loader], target,
+                                 s.resamples)["spot"]
         best[loader] = spot["batch_size"]
         if s.refine and spot["batch_size"] is not None:
             tried = {r["batch_size"] for r in results if r["loader"] == loader}
@@ -112,18 +128,17 @@ def refine_plan(params: Params, results: list[dict]) -> tuple[list[Cell], dict]:
 
 
 def seeds_plan(params: Params, results: list[dict]) -> list[Cell]:
-    """sweep.extra_seeds for every batch size that reached the headline target, at its chosen
-    rate (as the grid's base rate, so the cell runs that rate)."""
+    """sweep.extra_seeds for every batch size that reached the headline target, at the rate the
+    estimate chooses (the smallest median steps), as the grid's base rate, so the cell runs it."""
     s = params.sweep
     target = s.targets[0]
     cells = []
     for loader in s.loaders:
-        table = _by_loader(results, loader, target)
-        for _, row in analysis.choose_lr(table, target).iterrows():
-            if row["reached"]:
-                same = (table["lr"] == row["lr"]) & (table["batch_size"] == row["batch_size"])
-                base = table.loc[same, "base_lr"].iloc[0]
-                cells += [Cell(int(row["batch_size"]), float(base), seed, loader)
+        base = {(r["batch_size"], r["lr"]): r["base_lr"] for r in results
+                if r["loader"] == loader}
+        for row in estimate.choose_by_steps(_steps(results, loader, target), target).itertuples():
+            if row.reached:
+                cells += [Cell(row.batch_size, float(base[row.batch_size, row.lr]), seed, loader)
                           for seed in s.extra_seeds]
     return cells
 
@@ -148,6 +163,20 @@ def planned_paths(folder: Path) -> list[Path]:
 
 def all_paths(params: Params) -> list[Path]:
     return grid_paths(params) + planned_paths(paths.REFINE) + planned_paths(paths.SEEDS)
+
+
+def step_times(params: Params) -> dict[str, dict[int, list[float]]]:
+    """The `steptime` stage's seconds per step, {loader: {batch size: one per round}}, for every
+    loader of the sweep (rounds aligned across batch sizes)."""
+    if not paths.STEPTIME.exists():
+        raise ConfigError(f"{paths.STEPTIME} is missing: run `dvc repro steptime`")
+    per_loader = json.loads(paths.STEPTIME.read_text())["per_loader"]
+    missing = [loader for loader in params.sweep.loaders if loader not in per_loader]
+    if missing:
+        raise ConfigError(f"{paths.STEPTIME} has no step times for loader {missing[0]}: "
+                          "run `dvc repro steptime`")
+    return {loader: {int(b): v["rounds"] for b, v in per_loader[loader]["per_batch"].items()}
+            for loader in params.sweep.loaders}
 
 
 def read_cells(cell_files: list[Path]) -> list[dict]:
@@ -191,7 +220,7 @@ def _train_plan(params: Params, cells: list[Cell], out_dir: Path, stage: str, pl
 def refine_main(params: Params) -> int:
     """Train the 3*2^n neighbours of the coarse sweet spot (128 -> 96 and 192) at every rate."""
     coarse = read_cells([p for p in grid_paths(params) if p.parent == paths.COARSE])
-    cells, plan = refine_plan(params, coarse)
+    cells, plan = refine_plan(params, coarse, step_times(params))
     return _train_plan(params, cells, paths.REFINE, "refine", plan)
 
 

@@ -26,8 +26,12 @@ def project_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
+def default_uri() -> str:
+    return f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
 def retry(fn, *args, attempts: int = 8, **kwargs):
@@ -57,8 +61,8 @@ def experiment_id(name: str) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = None
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
+    location = None  # artifacts beside the default store; a server or other store decides its own
+    if tracking_uri() == default_uri():  # (mlflow.set_tracking_uri also sets the variable)
         location = (project_root() / "mlruns").as_uri()
     try:
         return retry(client.create_experiment, name, artifact_location=location)

@@ -118,3 +118,11 @@ def test_the_last_partial_batch_is_kept(tiny_data):
 def test_warmup_factor_ramps_to_one():
     assert [warmup_factor(s, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert warmup_factor(0, 0) == 1.0
+
+
+def test_the_noise_scale_every_kth_evaluation(tiny_data):
+    every = train_one(tiny_cfg(eval_every_examples=600), tiny_data)  # 10 evaluations
+    third = train_one(tiny_cfg(eval_every_examples=600, noise_every=3), tiny_data)
+    assert [i for i, p in enumerate(third["curve"]) if "b_simple" in p] == [0, 3, 6, 9]
+    assert third["curve"][0]["b_simple"] == every["curve"][0]["b_simple"]
+    assert [p["test_acc"] for p in third["curve"]] == [p["test_acc"] for p in every["curve"]]

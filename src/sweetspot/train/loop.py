@@ -152,7 +152,7 @@ def checkpoint(cfg: TrainConfig, model: nn.Module, data: Data, run: Tally, train
     if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
         run.diverged = True
         return point
-    if noise:
+    if noise and (len(run.curve) - 1) % cfg.noise_every == 0:  # the first, then every k-th
         point["b_simple"] = noise.estimate()
     if run.hit is None and test_acc >= cfg.target_accuracy:
         run.hit = point

@@ -1,0 +1,174 @@
+"""Seconds per training step on this machine, the factor of time to target that belongs to it.
+
+Reads data/<dataset>/raw and params.yaml (`train` for the stack: device, loader, engine or
+compile, threads; `sweep` for the batch sizes; `steptime` for the rounds); writes
+reports/steptime.json and one MLflow run. Run: `sweetspot steptime` or `dvc repro steptime`.
+
+Every batch size the sweep may train (its grid, the extremes, and every 3*2^n neighbour that
+refinement could add) is measured with the step and the batches a training run uses, in
+interleaved rounds (B1 ... Bn, then again), so a burst of load hits all of them alike. Steps are
+timed in blocks as training times them (device synchronised, then perf_counter); each epoch's
+start (the shuffle, or the DataLoader's new iterator) is timed apart and spread over its steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import statistics
+import sys
+
+import torch
+
+from sweetspot import config, paths, sweep, tracking
+from sweetspot.config import Params, SteptimeConfig, TrainConfig
+from sweetspot.data.load import Data, epoch_batches
+from sweetspot.model import MLP
+from sweetspot.train.loop import clock
+from sweetspot.train.step import kind_for, step_for
+
+
+def stack(cfg: TrainConfig) -> dict:
+    """What the seconds per step depend on, besides the batch size and the machine."""
+    return {"device": cfg.device, "loader": cfg.loader, "step": kind_for(cfg),
+            "threads": cfg.threads or torch.get_num_threads()}
+
+
+def stack_name(cfg: TrainConfig) -> str:
+    """The stack in a file name: cpu-tensor-exact-2threads."""
+    s = stack(cfg)
+    return f"{s['device']}-{s['loader']}-{s['step']}-{s['threads']}threads"
+
+
+class Stepper:
+    """One batch size's training steps, drawn as a run draws them, ready to be timed in blocks."""
+
+    def __init__(self, cfg: TrainConfig, data: Data):
+        torch.manual_seed(cfg.seed)
+        self.step = step_for(cfg, MLP(cfg.width, cfg.activation).to(data.device))
+        n = len(data.x_train)
+        self.step.prepare({cfg.batch_size, n % cfg.batch_size})  # compiled: before any clock
+        self.epoch = epoch_batches(cfg.loader, data, cfg.batch_size,
+                                   torch.Generator().manual_seed(cfg.seed))
+        self.batches, self.device = iter(()), data.device
+        self.steps_per_epoch = math.ceil(n / cfg.batch_size)
+        self.loss_sum = torch.zeros((), device=data.device)
+
+    def block(self, n: int) -> tuple[float, list[float]]:
+        """Take n steps; return the seconds they took and the seconds of each epoch start."""
+        starts, seconds = [], 0.0
+        t0 = clock(self.device)
+        for _ in range(n):
+            batch = next(self.batches, None)
+            if batch is None:  # a new epoch: its shuffle timed apart
+                now = clock(self.device)
+                seconds += now - t0
+                self.batches = iter(self.epoch())
+                batch = next(self.batches)
+                t0 = clock(self.device)
+                starts.append(t0 - now)
+            self.loss_sum += self.step(*batch)
+        return seconds + clock(self.device) - t0, starts
+
+
+def measure(cfg: TrainConfig, data: Data, batch_sizes: list[int], st: SteptimeConfig,
+            progress=None) -> list[dict]:
+    """One row per (round, batch size) in the order measured: the block's steps and seconds, and
+    the epoch starts it crossed. Every batch size is warmed up before the first round."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    steppers = {}
+    for b in batch_sizes:
+        steppers[b] = Stepper(dataclasses.replace(cfg, batch_size=b), data)
+        steppers[b].block(st.warmup_steps)
+    rows = []
+    for rnd, b in itertools.product(range(st.rounds), batch_sizes):
+        n = max(st.min_steps, math.ceil(st.min_examples / b))
+        seconds, starts = steppers[b].block(n)
+        rows.append({"round": rnd, "order": len(rows), "batch_size": b, "steps": n,
+                     "seconds": seconds, "epoch_starts": starts})
+        if progress:
+            progress(rnd, b, seconds / n)
+    return rows
+
+
+def summarise(rows: list[dict], n_train: int) -> dict:
+    """Per batch size: seconds per step in each round (the block's, plus each epoch start spread
+    over an epoch's steps), their median, quartiles and range. Pure."""
+    out = {}
+    for b in sorted({r["batch_size"] for r in rows}):
+        mine = [r for r in rows if r["batch_size"] == b]
+        starts = [s for r in mine for s in r["epoch_starts"]]
+        start = statistics.median(starts) if starts else 0.0  # per epoch
+        per_round = [r["seconds"] / r["steps"] + start / math.ceil(n_train / b) for r in mine]
+        q1, _, q3 = statistics.quantiles(per_round, n=4, method="inclusive")
+        out[str(b)] = {"median": statistics.median(per_round), "q1": q1, "q3": q3,
+                       "min": min(per_round), "max": max(per_round), "epoch_start": start,
+                       "rounds": per_round}
+    return out
+
+
+def _progress(rnd: int, batch_size: int, seconds: float) -> None:
+    """One line per timed block, on stderr: long measurements show progress."""
+    print(f"steptime: round {rnd + 1}, batch {batch_size:6d}: {seconds * 1e6:9.1f} us/step",
+          file=sys.stderr, flush=True)
+
+
+def measure_doc(params: Params, data: Data, batch_sizes: list[int]) -> dict:
+    """Measure params.train's stack at these batch sizes: the document steptime.json holds per
+    loader (the stack, the machine, every round's rows, and per batch size the summary)."""
+    cfg = params.train
+    tags = tracking.provenance(str(data.device))
+    start = clock(data.device)
+    rows = measure(cfg, data, batch_sizes, params.steptime, _progress)
+    return {"stack": stack(cfg), "stack_name": stack_name(cfg), "dataset": params.data.dataset,
+            "network": network(cfg), "optimizer": cfg.optimizer,
+            "steptime": config.as_dict(params.steptime), "batch_sizes": batch_sizes,
+            "seconds": clock(data.device) - start, "cpu_model": tags["cpu_model"],
+            "torch_version": tags["torch_version"], "gpu_name": tags.get("gpu_name", ""),
+            "per_batch": summarise(rows, len(data.x_train)), "rows": rows}
+
+
+def log(doc: dict) -> None:
+    """A measurement into the active MLflow run: the stack as params, seconds per step by batch
+    size as step-indexed metrics, the whole document as an artifact."""
+    import mlflow
+
+    tracking.log_params({**doc["stack"], **doc["steptime"], "dataset": doc["dataset"],
+                         "batch_sizes": doc["batch_sizes"]})
+    for b, v in doc["per_batch"].items():
+        tracking.retry(mlflow.log_metrics, {"seconds_per_step": v["median"],
+                                            "seconds_per_step_q1": v["q1"],
+                                            "seconds_per_step_q3": v["q3"]}, step=int(b))
+    tracking.retry(mlflow.log_metric, "measure_seconds", doc["seconds"])
+    tracking.retry(mlflow.log_dict, doc, "steptime.json")
+
+
+def per_round(doc: dict) -> dict[int, list[float]]:
+    """{batch size: seconds per step in each round} from one measurement."""
+    return {int(b): v["rounds"] for b, v in doc["per_batch"].items()}
+
+
+def network(cfg: TrainConfig) -> str:
+    return f"Linear(784,{cfg.width})-{cfg.activation}-Linear({cfg.width},10)"
+
+
+def main(params: Params) -> int:
+    from sweetspot.data.load import load_data, resolve_device
+
+    data = load_data(params.data.dataset, resolve_device(params.train.device),
+                     params.train.train_examples)
+    per_loader = {}
+    for loader in params.sweep.loaders:  # each data path the sweep trains with
+        on = dataclasses.replace(params, train=dataclasses.replace(params.train, loader=loader))
+        per_loader[loader] = measure_doc(on, data, sweep.candidate_batches(params))
+        with tracking.run(params.train.experiment, f"steptime {stack_name(on.train)}",
+                          {**tracking.provenance(str(data.device)), "kind": "steptime"}):
+            log(per_loader[loader])
+        print(f"steptime: {len(per_loader[loader]['batch_sizes'])} batch sizes x "
+              f"{params.steptime.rounds} rounds in {per_loader[loader]['seconds']:.1f} s on "
+              f"{stack_name(on.train)}")
+    paths.write_json(paths.STEPTIME, {"per_loader": per_loader})
+    print(f"wrote {paths.STEPTIME}")
+    return 0

@@ -1,0 +1,164 @@
+"""The text of reports/report.md: the answer, what made the comparison fair, the two factors beside
+the direct measurement, why the spot sits there, and the validation on other stacks. Pure: the
+report's numbers in, Markdown out."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from sweetspot.config import Params
+from sweetspot.figures import CAPTIONS
+
+
+def fmt(value, spec: str = ".2f", missing: str = "not reached") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return missing
+    return format(value, spec)
+
+
+def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None, machine: dict,
+             drawn: list[str], model: dict | None, noise: dict | None, loaders: dict,
+             checks: list[dict]) -> str:
+    target = params.sweep.targets[0]
+    lines = [f"# Which batch size reaches the target fastest here? {machine['dataset']}", ""]
+    lines += headline(spots, cells, params.sweep.targets)
+    if plan:
+        best = ", ".join(f"{b} ({loader})" for loader, b in plan["coarse_best"].items())
+        lines += [f"Refinement (automatic, as the answer prescribes): the estimated coarse sweet "
+                  f"spot was {best}, so batch sizes {plan['batch_sizes'] or 'none'} were added.",
+                  ""]
+    lines += fairness(params, spots[target]["per_batch"], cells, target)
+    lines += two_factors(spots[target]["per_batch"], cells, target)
+    lines += why(model, noise, spots[target])
+    if len(loaders) > 1:
+        lines += ["| data pipeline | sweet spot | seconds to target (estimate) |",
+                  "|---|---:|---:|"]
+        lines += [f"| {name} | {s['batch_size']} | {fmt(s.get('estimate'))} |"
+                  for name, s in loaders.items()]
+        lines += ["", "Per-example overhead (the question's DataLoader converts every image in "
+                  "Python) makes every step dearer and moves the sweet spot.", ""]
+    lines += validation(checks)
+    lines += [f"![{CAPTIONS[name]}](figures/{name}.png)" for name in drawn]
+    lines += ["", "## Measured on", ""]
+    lines += [f"- {k}: {v}" for k, v in machine.items()]
+    lines += ["", "Timings: training clock only (device synchronised, evaluation and warm-up "
+              "off the clock). Re-measure with `dvc repro -f`.", ""]
+    return "\n".join(lines)
+
+
+def headline(spots: dict, cells: pd.DataFrame, targets) -> list[str]:
+    spot = spots[targets[0]]
+    if spot["batch_size"] is None:
+        return [f"No batch size reached {targets[0]:g} test accuracy: {spot['reason']}.", ""]
+    rows = spot["per_batch"]
+    here = rows[rows["batch_size"] == spot["batch_size"]].iloc[0]
+    fastest_epoch = cells.groupby("batch_size")["seconds_per_epoch"].median().idxmin()
+    runners = ", ".join(f"{b} ({share:.0%})" for b, share in spot["runners_up"].items())
+    lines = [
+        f"**Batch size {spot['batch_size']}** (learning rate {spot['lr']:g}) reaches "
+        f"{targets[0]:g} test accuracy fastest: **{spot['estimate']:.2f} s** of training, "
+        f"estimated as {spot['median_steps']:.0f} steps (median over seeds) x "
+        f"{spot['seconds_per_step'] * 1e6:.0f} µs per step (median over timing rounds), 95% "
+        f"interval {spot['low']:.2f}-{spot['high']:.2f} s.",
+        f"It wins {spot['share']:.0%} of the resamples of seeds and timing rounds; runners-up "
+        f"above 20%: {runners or 'none'}. Measured directly, its runs took "
+        f"{fmt(here['measured'])} s (median), {fmt(here['ratio'], '.2f', '-')}x the estimate; "
+        f"by measured time alone the fastest was batch {spot['direct']}.",
+        f"The cheapest epoch belongs to batch {fastest_epoch}, which is why per-epoch time "
+        "misleads: large batches make cheap epochs but need many more of them.", ""]
+    if len(targets) > 1:
+        lines += ["| target | sweet spot | seconds (estimate) | 95% interval | wins |",
+                  "|---|---:|---:|---|---:|"]
+        lines += [f"| {t:g} | {spots[t]['batch_size']} | {fmt(spots[t].get('estimate'))} | "
+                  f"{fmt(spots[t].get('low'))}-{fmt(spots[t].get('high'))} | "
+                  f"{fmt(spots[t].get('share'), '.0%', '-')} |" for t in targets]
+        lines.append("")
+    return lines
+
+
+def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
+             target: float) -> list[str]:
+    """How each batch size's rate was chosen, and what the budget cut off."""
+    s = params.sweep
+    rule = {"tuned": f"every rate of the grid {list(s.lrs)} at every batch size, each batch "
+                     "size taking the rate with the smallest median steps to the target",
+            "fixed": f"the one rate {s.lrs[0]:g} at every batch size",
+            "linear": f"{s.lrs[0]:g} at batch {s.ref_batch}, scaled linearly with the batch size",
+            "sqrt": f"{s.lrs[0]:g} at batch {s.ref_batch}, scaled with the square root of the "
+                    "batch size"}[s.lr_policy]
+    censored = cells[cells["outcome"] != "reached"]
+    cut = ", ".join(f"{int(r.batch_size)} at lr {r.lr:g} ({r.outcome}, {r.epochs:.1f} epochs)"
+                    for r in censored.sort_values(["batch_size", "lr"]).itertuples())
+    return ["## What makes the comparison fair", "",
+            f"Rates: {rule} (`sweep.lr_policy: {s.lr_policy}`). The rate is chosen by steps, not "
+            "seconds: at a fixed batch size the seconds per step do not depend on it, and steps "
+            "do not depend on the machine, so no burst of load can pick it. Seeds: "
+            f"{list(s.seeds)} everywhere, then {list(s.extra_seeds)} at each batch size's rate.",
+            f"Budget: each run stops at {s.max_epochs} epochs or {s.max_seconds:g} s of "
+            "training (0 = none), and at the highest target. A run cut off there is censored: "
+            "it counts as never reaching the target (infinitely slow), never dropped. Cut off "
+            f"at {target:g}: {cut or 'nothing'}.", ""]
+
+
+def two_factors(per_batch: pd.DataFrame, cells: pd.DataFrame, target: float) -> list[str]:
+    lines = ["## The two factors, and the direct measurement beside them", "",
+             f"| batch size | lr | steps to {target:g} | reached | µs per step | "
+             "estimate (s) | 95% interval | wins | measured (s) | measured / estimate |",
+             "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|"]
+    for r in per_batch.itertuples():
+        lines.append(f"| {r.batch_size} | {r.lr:g} | {fmt(r.median_steps, '.0f')} | "
+                     f"{r.n_reached}/{r.n_runs} | {r.seconds_per_step * 1e6:.0f} | "
+                     f"{fmt(r.estimate)} | {fmt(r.low)}-{fmt(r.high)} | {r.share:.0%} | "
+                     f"{fmt(r.measured)} | {fmt(r.ratio, '.2f', '-')} |")
+    ratios = per_batch["ratio"].replace([math.inf], math.nan).dropna()
+    if len(ratios):
+        lines += ["", f"Measured over estimated: median {ratios.median():.2f} "
+                  f"(range {ratios.min():.2f}-{ratios.max():.2f}). Above 1, a run's clock "
+                  "also pays for what a steady stream of steps does not: the first steps after "
+                  "each evaluation pause, with cold caches, and bursts of load on the machine."]
+    return [*lines, ""]
+
+
+def why(model: dict | None, noise: dict | None, spot: dict) -> list[str]:
+    """The cost model's explanation, in words."""
+    if not model:
+        return ["Too few batch sizes reached the target to fit the cost model.", ""]
+    lines = [
+        "## Why there",
+        "",
+        f"Steps to the target follow S(B) = S_min (1 + B_noise/B) with S_min = "
+        f"{model['s_min']:.0f} and B_noise = {model['b_noise']:.0f}: below B_noise a bigger "
+        "batch saves steps, above it mostly not. A step costs t(B) = t0 + c B with t0 = "
+        f"{model['t0'] * 1e6:.0f} µs (fixed per-step overhead) and c = {model['c'] * 1e6:.3f} µs "
+        f"per example. Their product is smallest at B* = sqrt(B_noise t0 / c) = "
+        f"{model['b_star']:.0f}, beside the estimated sweet spot {spot['batch_size']}. Faster "
+        "arithmetic (smaller c) moves B* up as 1/sqrt(c); less per-step overhead moves it down.",
+    ]
+    if noise and noise.get("averaged") is not None:
+        lines.append(
+            f"The gradient noise scale measured during training (B_simple, McCandlish et al. "
+            f"2018) was {fmt(noise['early'], '.0f')} at the first evaluation and "
+            f"{fmt(noise['averaged'], '.0f')} averaged over training (they report about 50 and "
+            "900 for MNIST), against the fitted B_noise above.")
+    return [*lines, ""]
+
+
+def validation(checks: list[dict]) -> list[str]:
+    """Predicted against measured on stacks the sweep did not use (`sweetspot validate`)."""
+    if not checks:
+        return []
+    lines = ["## Validation on stacks the sweep did not use", "",
+             "Each stack: `sweetspot predict` (this table of steps x a step-time measurement on "
+             "that stack), then a real reduced sweep around the predicted spot "
+             "(`sweetspot validate`).", "",
+             "| stack | predicted spot | measured spot | batch sizes | runs | median abs. error |",
+             "|---|---:|---:|---|---:|---:|"]
+    for c in checks:
+        error = fmt(c["median_abs_error"], ".0%", "-")
+        lines.append(f"| {c['stack']} | {c['predicted_spot']} | {c['measured_spot']} | "
+                     f"{c['batch_sizes']} | {len(c['runs'])} | {error} |")
+    met = [c["stack"] for c in checks if c["goal_met"]]
+    return [*lines, "", f"Goal (measured spot = predicted or a grid neighbour, error <= 15%) met "
+            f"on {len(met)} of {len(checks)}: {', '.join(met) or 'none'}.", ""]

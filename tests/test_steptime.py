@@ -1,0 +1,75 @@
+"""Seconds per step: which batch sizes, the interleaved order, the epoch starts spread over their
+steps, and the stage for real on the tiny config (its JSON and its MLflow run)."""
+
+import dataclasses
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import tiny_params
+from sweetspot import cli, paths, steptime, sweep
+
+
+def test_every_batch_size_the_sweep_may_train_is_measured():
+    params = tiny_params(sweep={"batch_sizes": [16, 64, 96], "extremes": [1]})
+    # the grid, the extremes, and the neighbours refinement could add: 16 -> 12, 24; 64 -> 48;
+    # 96 -> 64 and 128 (64 already there)
+    assert sweep.candidate_batches(params) == [1, 12, 16, 24, 48, 64, 96, 128]
+    off = tiny_params(sweep={"batch_sizes": [16, 64], "refine": False})
+    assert sweep.candidate_batches(off) == [16, 64]
+
+
+def test_a_block_times_steps_and_each_epoch_start_apart(tiny_data):
+    cfg = dataclasses.replace(tiny_params().train, batch_size=1000)  # 6 steps an epoch
+    stepper = steptime.Stepper(cfg, tiny_data)
+    seconds, starts = stepper.block(13)  # epochs start at steps 1, 7 and 13
+    assert seconds > 0 and len(starts) == 3 and all(s > 0 for s in starts)
+    _, starts = stepper.block(5)  # steps 14-18: inside the third epoch
+    assert starts == []
+
+
+def test_rounds_are_interleaved_across_batch_sizes(tiny_data):
+    params = tiny_params()
+    rows = steptime.measure(params.train, tiny_data, [32, 128, 64], params.steptime)
+    assert [(r["round"], r["batch_size"]) for r in rows] == [
+        (rnd, b) for rnd in range(3) for b in (32, 128, 64)]  # B1 ... Bn, then again
+    assert [r["order"] for r in rows] == list(range(9))
+    # at least min_examples (600) and min_steps (5) a block
+    assert {r["batch_size"]: r["steps"] for r in rows} == {32: 19, 128: 5, 64: 10}
+
+
+def test_the_summary_spreads_each_epoch_start_over_an_epochs_steps():
+    rows = [{"round": i, "batch_size": 100, "steps": 10, "seconds": s, "epoch_starts": starts}
+            for i, (s, starts) in enumerate([(0.010, [0.06]), (0.011, []), (0.009, [0.04]),
+                                             (0.050, [])])]  # round 3: a burst of load
+    out = steptime.summarise(rows, n_train=1000)["100"]  # 10 steps an epoch
+    start = 0.05 / 10  # the median epoch start, spread over the epoch's steps
+    assert out["epoch_start"] == pytest.approx(0.05)
+    assert out["rounds"] == pytest.approx([0.001 + start, 0.0011 + start, 0.0009 + start,
+                                           0.005 + start])
+    assert out["median"] == pytest.approx(0.00105 + start)  # the burst does not move it much
+    assert out["min"] < out["q1"] <= out["median"] <= out["q3"] < out["max"]
+
+
+@pytest.mark.slow
+def test_the_stage_writes_its_json_and_one_mlflow_run(workdir, capsys):
+    folder, env = workdir
+    with pytest.raises(SystemExit) as done:
+        cli.main(["steptime"])
+    assert done.value.code == 0
+    doc = json.loads((folder / paths.STEPTIME).read_text())["per_loader"]["tensor"]
+    sizes = sweep.candidate_batches(tiny_params())
+    assert doc["batch_sizes"] == sizes and sorted(map(int, doc["per_batch"])) == sizes
+    assert doc["stack"] == {"device": "cpu", "loader": "tensor", "step": "exact",
+                            "threads": doc["stack"]["threads"]}
+    for cell in doc["per_batch"].values():
+        assert len(cell["rounds"]) == 3 and cell["median"] > 0
+    assert len(doc["rows"]) == 3 * len(sizes)
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FINISHED" and run.data.tags["kind"] == "steptime"
+    history = client.get_metric_history(run.info.run_id, "seconds_per_step")
+    assert sorted(h.step for h in history) == sizes
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"steptime.json"}
+    assert "wrote reports/steptime.json" in capsys.readouterr().out
