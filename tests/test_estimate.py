@@ -175,11 +175,20 @@ def test_estimate_equal_true_times_split_the_shares_and_name_both():
 
 
 def test_estimate_a_censored_batch_size_never_wins_however_cheap_its_steps():
-    t = table({(32, 1.0): [100, 100, 100], (1024, 1.0): [10, None, None]})
+    t = table({(32, 1.0): [100, 100, 100], (1024, 1.0): [None, None, None]})
     found = estimate.estimate(t, flat({32: 0.01, 1024: 0.0001}), 0.97, resamples=500)
     assert row(found, 1024)["share"] == 0 and row(found, 1024)["estimate"] == INF
     assert found["spot"]["batch_size"] == 32 and found["spot"]["share"] == 1.0
     assert found["spot"]["censored"] == [1024]
+
+
+def test_estimate_a_mostly_censored_batch_size_never_wins():
+    # 1024 reached once in three seeds: its median is censored, so it is not an answer, and a
+    # runner-up the table calls "not reached" would contradict it.
+    t = table({(32, 1.0): [100, 100, 100], (1024, 1.0): [10, None, None]})
+    found = estimate.estimate(t, flat({32: 0.01, 1024: 0.0001}), 0.97, resamples=500)
+    assert found["spot"]["batch_size"] == 32 and found["spot"]["censored"] == [1024]
+    assert row(found, 1024)["share"] == 0 and found["spot"]["runners_up"] == {}
 
 
 def test_estimate_a_diverged_run_counts_as_censored():
@@ -193,7 +202,7 @@ def test_estimate_a_diverged_run_counts_as_censored():
 
 
 def test_estimate_when_nothing_reached_has_no_spot_and_says_why():
-    t = table({(32, 1.0): [None, None], (64, 1.0): [None, 100, None]})
+    t = table({(32, 1.0): [None, None], (64, 1.0): [None, None, None]})
     found = estimate.estimate(t, flat({32: 0.01, 64: 0.02}), 0.97, resamples=200)
     spot = found["spot"]
     assert spot["batch_size"] is None and spot["censored"] == [32, 64]

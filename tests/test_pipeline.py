@@ -5,11 +5,13 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import commit, copy_project, sh, write_params
+from sweetspot import estimate
 
 
 def set_params(folder: Path, changes: dict) -> None:
@@ -37,26 +39,51 @@ def ran_stages(output: str) -> list[str]:
 def test_repro_writes_the_answer(project):
     folder, output = project
     ran = [s for s in ran_stages(output) if s != "download"]  # dvc.lock may know the data
-    assert ran == ["sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "refine", "seeds",
-                   "report"]
+    assert ran == ["sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "refine",
+                   "seeds", "report"]
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     plan = json.loads((folder / "reports/cells/refine/plan.json").read_text())
     tried = {32, 128, *plan["batch_sizes"]}
     assert metrics["batch_size"] in tried
     assert metrics["target"] == 0.8 and set(metrics["per_target"]) == {"0.8", "0.85"}
-    assert metrics["time_to_target"] > 0
-    for name in ("epoch_vs_target", "accuracy_vs_time", "steps_to_target"):
+    assert metrics["time_to_target"] > 0 and 0 < metrics["share"] <= 1
+    spot = metrics["per_target"]["0.8"]
+    assert spot["low"] <= spot["estimate"] <= spot["high"] and spot["measured"] > 0
+    for name in ("epoch_vs_target", "two_factors", "accuracy_vs_time", "steps_to_target"):
         png = (folder / "reports/figures" / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
     report = (folder / "reports/report.md").read_text()
     assert f"**Batch size {metrics['batch_size']}**" in report
     assert "Refinement (automatic" in report
+    for section in ("## What makes the comparison fair",
+                    "## The two factors, and the direct measurement beside them"):
+        assert section in report
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=folder).stdout)
     assert json.dumps(metrics["batch_size"]) in json.dumps(shown)
     html = sh("dvc", "plots", "show", "-o", "plots_html", cwd=folder).stdout
     page = (folder / "plots_html/index.html").read_text()
     assert "plots_html" in html
     assert "reports_plots_time_to_target_csv" in page and "reports_plots_curves" in page
+    assert "reports_steps_to_target_csv" in page
+
+
+@pytest.mark.slow
+def test_steptime_and_the_steps_table(project):
+    folder, _ = project
+    times = json.loads((folder / "reports/steptime.json").read_text())["per_loader"]["tensor"]
+    assert times["batch_sizes"] == [24, 32, 48, 96, 128, 192]  # the grid and every neighbour
+    order = [(r["round"], r["batch_size"]) for r in times["rows"]]
+    assert order == [(i, b) for i in range(3) for b in times["batch_sizes"]]  # interleaved
+    table = pd.read_csv(folder / "reports/steps_to_target.csv")
+    assert list(table.columns) == estimate.STEPS_COLUMNS
+    cells = sum(len(json.loads((folder / f"reports/cells/{s}/plan.json").read_text())["cells"])
+                for s in ("refine", "seeds")) + 2
+    assert len(table) == 2 * cells  # a row per run and target
+    assert set(table["target"]) == {0.8, 0.85} and set(table["dataset"]) == {"MNIST"}
+    reached = table[~table["censored"]]
+    assert (reached["steps"] > 0).all() and (reached["examples"] > 0).all()
+    assert (reached["epochs"] == reached["examples"] / 6000).all()  # the tiny training set
+    assert reached["epochs"].max() <= 3  # sweep.max_epochs
 
 
 @pytest.mark.slow
@@ -71,7 +98,9 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     planned = [json.loads((folder / f"reports/cells/{stage}/plan.json").read_text())["cells"]
                for stage in ("refine", "seeds")]
     assert len(planned[1]) >= 1  # at least the sweet spot reached the target: one more seed
-    assert len(children) == 2 + len(planned[0]) + len(planned[1]) == len(runs) - 1
+    trained = [r for r in runs if r.data.tags.get("kind") not in ("sweep", "steptime")]
+    assert len(children) == 2 + len(planned[0]) + len(planned[1]) == len(trained)
+    assert [r.data.tags["kind"] for r in runs if r not in trained].count("steptime") == 1
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     assert parent.data.metrics["sweet_spot_batch_size"] == metrics["batch_size"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
@@ -87,6 +116,7 @@ def test_changing_one_cell_reruns_only_that_cell(project):
     cells = [s for s in ran_stages(output) if s.startswith("sweep@")]
     assert cells == ["sweep@64-1.0-0-tensor"]
     assert sh("dvc", "status", "report", cwd=folder).stdout.strip().endswith("up to date.")
+    assert "steptime" in ran_stages(output)  # a batch size new to the grid needs its step time
     report = (folder / "reports/report.md").read_text()
     assert "| 128 |" not in report.split("Refinement")[0]  # the dropped cell is not reported
 

@@ -1,34 +1,133 @@
-"""The report's pure parts on hand-made runs: the answer, the cost model, the text."""
+"""The report's pure parts on hand-made runs that follow a known cost model: the answer (steps x
+seconds per step beside the direct measurement), the cost model, the metrics and the text."""
 
 import math
 
 import pytest
 
-from conftest import B_NOISE, S_MIN, T0, C
-from sweetspot import costmodel, report
+from conftest import B_NOISE, S_MIN, T0, C, fake_run, tiny_params
+from sweetspot import costmodel, report, writeup
+
+# A validation as `sweetspot validate` writes it (validate.main): one stack, three batch sizes,
+# two seeds each, one run censored (its time written as null).
+CHECK = {
+    "stack": "cpu-1thread-tensor", "target": 0.97, "batch_sizes": [16, 32, 64], "seeds": [0, 1],
+    "predicted_spot": 32, "measured_spot": 64, "median_abs_error": 0.08, "spot_near": True,
+    "goal_met": True,
+    "runs": [{"batch_size": b, "seed": s, "lr": 1.0, "time": t, "run_id": f"run{b}s{s}"}
+             for b, times in ((16, [2.0, 2.1]), (32, [1.6, 1.5]), (64, [1.4, None]))
+             for s, t in enumerate(times)],
+    "per_batch": [{"batch_size": 16, "estimate": 1.9, "low": 1.8, "high": 2.0, "measured": 2.05},
+                  {"batch_size": 32, "estimate": 1.4, "low": 1.3, "high": 1.5, "measured": 1.55},
+                  {"batch_size": 64, "estimate": 1.5, "low": 1.4, "high": 1.6, "measured": 1.4}],
+}
 
 
-def test_answer_and_cost_model_recover_the_generating_model(answer):
-    results, cells, spots = answer
+def text(spots, cells, checks=()):
+    params = tiny_params(sweep={"targets": [0.97], "lrs": [0.3, 1.0], "lr_policy": "tuned"})
+    model = report.cost_model(spots[0.97]["per_batch"])
+    return writeup.markdown(params, spots, cells, None, {"dataset": "MNIST"}, ["cost_model"],
+                            model, report.noise_scale(cells), {"tensor": spots[0.97]},
+                            list(checks))
+
+
+def test_answer_recovers_the_generating_model(answer):
+    results, cells, seconds, spots = answer
     spot = spots[0.97]
-    best = min((b for b in (16, 32, 64, 128, 256)),
+    best = min((16, 32, 64, 128, 256),
                key=lambda b: costmodel.predicted_time(b, S_MIN, B_NOISE, T0, C))
-    assert spot["batch_size"] == best and spot["lr"] == 1.0
-    assert 1024 in spot["censored"] and spot["stability"]["stable"]
-    model = report.cost_model(spot["chosen"], cells)
+    assert spot["batch_size"] == best and spot["lr"] == 1.0 and spot["direct"] == best
+    assert spot["estimate"] == pytest.approx(costmodel.predicted_time(best, S_MIN, B_NOISE, T0, C))
+    assert spot["median_steps"] == pytest.approx(S_MIN * (1 + B_NOISE / best))
+    assert spot["seconds_per_step"] == pytest.approx(T0 + C * best)
+    assert spot["share"] == 1.0 and spot["runners_up"] == {}  # no noise: every resample agrees
+    assert spot["censored"] == [1024]
+
+
+def test_answer_sets_the_estimate_beside_the_measured_time(answer):
+    results, cells, seconds, spots = answer
+    rows = spots[0.97]["per_batch"].set_index("batch_size")
+    assert list(rows.index) == [16, 32, 64, 128, 256, 1024]
+    hit = rows.drop(index=1024)
+    # fake_run's clock is steps x step time exactly, so the model's check reads 1
+    assert hit["measured"].to_numpy() == pytest.approx(hit["estimate"].to_numpy())
+    assert hit["ratio"].to_numpy() == pytest.approx(1.0)
+    assert not rows.loc[1024, "reached"] and rows.loc[1024, "measured"] == math.inf
+
+
+def test_cost_model_recovers_b_noise_and_b_star(answer):
+    results, cells, seconds, spots = answer
+    model = report.cost_model(spots[0.97]["per_batch"])
+    assert model["s_min"] == pytest.approx(S_MIN, rel=0.02)
     assert model["b_noise"] == pytest.approx(B_NOISE, rel=0.02)
+    assert (model["t0"], model["c"]) == (pytest.approx(T0, rel=0.02), pytest.approx(C, rel=0.02))
     assert model["b_star"] == pytest.approx(math.sqrt(B_NOISE * T0 / C), rel=0.02)
     assert report.noise_scale(cells) == {"early": 80.0, "averaged": 400.0}
 
 
-def test_text_and_metrics_name_the_sweet_spot(answer):
-    results, cells, spots = answer
-    model = report.cost_model(spots[0.97]["chosen"], cells)
-    text = report.markdown(spots, [0.97], cells, None, {"dataset": "MNIST"}, ["cost_model"],
-                           model, report.noise_scale(cells))
-    b = spots[0.97]["batch_size"]
-    assert text.startswith("# Which batch size reaches the target fastest here? MNIST")
-    assert f"**Batch size {b}**" in text and "B_noise = 40" in text
-    assert "| 1024 | " in text and "not reached" in text  # censored, never dropped
+def test_cost_model_needs_two_batch_sizes_that_reached(answer):
+    results, cells, seconds, spots = answer
+    rows = spots[0.97]["per_batch"]
+    assert report.cost_model(rows[rows["batch_size"].isin([32, 1024])]) is None
+
+
+def test_metrics_name_the_sweet_spot_and_the_censored(answer):
+    results, cells, seconds, spots = answer
+    spot = spots[0.97]
     doc = report.metrics_doc(spots, [0.97])
-    assert doc["batch_size"] == b and doc["per_target"]["0.97"]["censored"] == [1024]
+    assert (doc["target"], doc["batch_size"], doc["lr"]) == (0.97, spot["batch_size"], 1.0)
+    assert doc["time_to_target"] == spot["estimate"] and doc["share"] == 1.0
+    one = doc["per_target"]["0.97"]
+    assert one["censored"] == [1024] and one["direct"] == spot["batch_size"]
+    assert one["measured"] == pytest.approx(spot["estimate"])
+    assert "per_batch" not in one  # a DataFrame has no place in a metrics file
+
+
+def test_text_names_the_sweet_spot_and_keeps_the_censored(answer):
+    results, cells, seconds, spots = answer
+    md = text(spots, cells)
+    b = spots[0.97]["batch_size"]
+    assert md.startswith("# Which batch size reaches the target fastest here? MNIST")
+    assert f"**Batch size {b}**" in md and "wins 100% of the resamples" in md
+    assert "B_noise = 40" in md
+    row = next(line for line in md.splitlines() if line.startswith("| 1024 |"))
+    assert "not reached" in row and "0/2" in row  # censored, never dropped
+
+
+def test_text_explains_what_makes_the_comparison_fair(answer):
+    results, cells, seconds, spots = answer
+    md = text(spots, cells)
+    assert "## What makes the comparison fair" in md
+    assert "chosen by steps, not seconds" in md
+    assert "1024 at lr 1, seed 0 (not_reached, 1.0 epochs)" in md  # what the budget cut off
+
+
+def test_text_sets_the_two_factors_beside_the_measurement(answer):
+    results, cells, seconds, spots = answer
+    md = text(spots, cells)
+    assert "## The two factors, and the direct measurement beside them" in md
+    assert "| measured (s) | measured / estimate |" in md
+    b = spots[0.97]["batch_size"]
+    row = next(line for line in md.splitlines() if line.startswith(f"| {b} | 1 |"))
+    assert row.endswith("| 1.00 |") and f"| {T0 * 1e6 + C * b * 1e6:.0f} |" in row
+    assert "Measured over estimated: median 1.00" in md
+
+
+def test_text_has_a_validation_section_only_when_there_are_checks(answer):
+    results, cells, seconds, spots = answer
+    assert "Validation" not in text(spots, cells)
+    md = text(spots, cells, [CHECK])
+    assert "## Validation on stacks the sweep did not use" in md
+    assert "| cpu-1thread-tensor | 32 | 64 | [16, 32, 64] | 6 | 8% |" in md
+    assert "met on 1 of 1: cpu-1thread-tensor" in md
+    missed = {**CHECK, "stack": "cuda-tensor", "goal_met": False, "median_abs_error": None}
+    md = text(spots, cells, [CHECK, missed])
+    assert "| cuda-tensor | 32 | 64 | [16, 32, 64] | 6 | - |" in md  # no error: measured none
+    assert "met on 1 of 2: cpu-1thread-tensor" in md
+
+
+def test_no_step_times_is_no_answer_not_a_crash():
+    spots = report.answers([fake_run(32, 1.0, 0)], {4096: [0.01] * 3}, [0.97], resamples=200)
+    spot = spots[0.97]
+    assert spot["batch_size"] is None and "no batch size with steps" in spot["reason"]
+    assert spots[0.97]["per_batch"].empty

@@ -1,5 +1,6 @@
 """sweep.py's plan on hand-made results, no training: rates per policy, the grid, refinement
-around the coarse sweet spot, and the extra seeds at each batch size's chosen rate."""
+around the coarse sweet spot (steps x seconds per step), and the extra seeds at each batch size's
+chosen rate (the smallest median steps)."""
 
 import dataclasses
 import math
@@ -21,10 +22,11 @@ def params(**sweep_changes):
 
 
 def result(batch, lr, hit=None, seed=0, loader="tensor", base_lr=None, diverged=False,
-           target=0.97):
+           target=0.97, steps=None):
     """A result dict as a training run writes it (n_train 6000). Its curve crosses `target` at
-    `hit` seconds (step 100 * hit); hit=None never crosses (censored); diverged: the losses go nan
-    at 0.1 s, after which the accuracy reads above the target but must not count."""
+    `hit` seconds and step `steps` (default 100 * hit); hit=None never crosses (censored);
+    diverged: the losses go nan at 0.1 s, after which the accuracy reads above the target but
+    must not count."""
     def point(step, time, acc, loss=0.3):
         examples = step * batch
         return {"step": step, "examples": examples, "epoch": examples / 6000, "time": time,
@@ -37,7 +39,7 @@ def result(batch, lr, hit=None, seed=0, loader="tensor", base_lr=None, diverged=
         curve = [point(50, 0.5, 0.90), point(100, 1.0, 0.95)]
         outcome = "not_reached"
     else:
-        steps = round(100 * hit)
+        steps = round(100 * hit) if steps is None else steps
         curve = [point(steps // 2, hit / 2, 0.90), point(steps, hit, target + 0.005)]
         outcome = "reached"
     last = curve[-1]
@@ -54,6 +56,17 @@ def coarse(times, lrs=(0.3, 1.0), loader="tensor", slower_lr=0.3):
     return [result(b, lr, hit=None if t is None else (2 * t if lr == slower_lr else t),
                    loader=loader)
             for b, t in times.items() for lr in lrs]
+
+
+def step_times(results, per_step=None, rounds=5):
+    """{loader: {batch size: seconds per step in each round}} for every (loader, batch size) of
+    `results`: 10 ms flat (so steps x seconds ranks as the curves' times do), or per_step[b]."""
+    per_step = per_step or {}
+    out = {}
+    for r in results:
+        b = r["batch_size"]
+        out.setdefault(r["loader"], {})[b] = [per_step.get(b, 0.01)] * rounds
+    return out
 
 
 def cells(batch_sizes, lrs=(0.3, 1.0), seeds=(0,), loader="tensor"):
@@ -123,21 +136,33 @@ def test_grid_is_every_batch_rate_seed_and_loader():
 
 def test_refine_plan_trains_the_neighbours_of_the_sweet_spot_at_every_rate():
     results = coarse({32: 3.0, 64: 1.0, 128: 1.5, 256: 2.5})
-    planned, plan = sweep.refine_plan(params(), results)
+    planned, plan = sweep.refine_plan(params(), results, step_times(results))
     assert planned == cells([48, 96])
     assert plan == {"target": 0.97, "coarse_best": {"tensor": 64}, "enabled": True,
                     "batch_sizes": [48, 96]}
 
 
+def test_refine_plan_estimates_by_steps_times_seconds_per_step():
+    # 64 takes the fewest steps (100 to 128's 150), but each of its steps costs 30 ms to 128's
+    # 10 ms: 3.0 s against 1.5 s, so refinement goes around 128.
+    results = coarse({32: 3.0, 64: 1.0, 128: 1.5, 256: 2.5})
+    seconds = step_times(results, per_step={64: 0.03})
+    planned, plan = sweep.refine_plan(params(), results, seconds)
+    assert plan["coarse_best"] == {"tensor": 128}
+    assert planned == cells([96, 192])
+
+
 def test_refine_plan_uses_every_seed_of_the_grid():
     results = coarse({32: 3.0, 64: 1.0, 128: 1.5, 256: 2.5})
-    planned, _ = sweep.refine_plan(params(seeds=[0, 1], extra_seeds=[2]), results)
+    p = params(seeds=[0, 1], extra_seeds=[2])
+    planned, _ = sweep.refine_plan(p, results, step_times(results))
     assert planned == cells([48, 96], seeds=(0, 1))
 
 
 def test_refine_plan_skips_neighbours_already_tried():
     results = coarse({32: 3.0, 96: 1.0, 128: 1.5})  # best 96: 64 and 128, and 128 was tried
-    planned, plan = sweep.refine_plan(params(batch_sizes=[32, 96, 128]), results)
+    p = params(batch_sizes=[32, 96, 128])
+    planned, plan = sweep.refine_plan(p, results, step_times(results))
     assert planned == cells([64])
     assert plan["coarse_best"] == {"tensor": 96} and plan["batch_sizes"] == [64]
 
@@ -145,7 +170,8 @@ def test_refine_plan_skips_neighbours_already_tried():
 def test_refine_plan_refines_each_loader_around_its_own_sweet_spot():
     results = (coarse({32: 3.0, 64: 1.0, 128: 1.5, 256: 2.5}, loader="tensor")
                + coarse({32: 9.0, 64: 5.0, 128: 4.0, 256: 6.0}, loader="torchvision"))
-    planned, plan = sweep.refine_plan(params(loaders=["tensor", "torchvision"]), results)
+    p = params(loaders=["tensor", "torchvision"])
+    planned, plan = sweep.refine_plan(p, results, step_times(results))
     assert planned == cells([48, 96]) + cells([96, 192], loader="torchvision")
     assert plan["coarse_best"] == {"tensor": 64, "torchvision": 128}
     assert plan["batch_sizes"] == [48, 96, 192]
@@ -153,7 +179,7 @@ def test_refine_plan_refines_each_loader_around_its_own_sweet_spot():
 
 def test_refine_plan_is_empty_when_refine_is_off():
     results = coarse({32: 3.0, 64: 1.0, 128: 1.5, 256: 2.5})
-    planned, plan = sweep.refine_plan(params(refine=False), results)
+    planned, plan = sweep.refine_plan(params(refine=False), results, step_times(results))
     assert planned == []
     assert plan == {"target": 0.97, "coarse_best": {"tensor": 64}, "enabled": False,
                     "batch_sizes": []}
@@ -161,7 +187,7 @@ def test_refine_plan_is_empty_when_refine_is_off():
 
 def test_refine_plan_is_empty_when_nothing_reached_the_headline_target():
     results = coarse({32: None, 64: None, 128: None, 256: None})
-    planned, plan = sweep.refine_plan(params(), results)
+    planned, plan = sweep.refine_plan(params(), results, step_times(results))
     assert planned == []
     assert plan["coarse_best"] == {"tensor": None} and plan["batch_sizes"] == []
 
@@ -169,7 +195,8 @@ def test_refine_plan_is_empty_when_nothing_reached_the_headline_target():
 def test_refine_plan_refines_around_the_headline_target_not_a_later_one():
     # 64 is fastest to 0.97; at the second target (0.99) nobody's curve gets there
     results = coarse({32: 3.0, 64: 1.0, 128: 1.5, 256: 2.5})
-    planned, plan = sweep.refine_plan(params(targets=[0.97, 0.99]), results)
+    p = params(targets=[0.97, 0.99])
+    planned, plan = sweep.refine_plan(p, results, step_times(results))
     assert plan["target"] == 0.97 and plan["coarse_best"] == {"tensor": 64}
     assert planned == cells([48, 96])
 
@@ -178,7 +205,7 @@ def test_refine_plan_refines_around_the_headline_target_not_a_later_one():
 
 
 def test_seeds_plan_gives_extra_seeds_at_each_reached_batch_size_chosen_rate():
-    results = [result(32, 0.3, hit=2.0), result(32, 1.0, hit=3.0),  # 0.3 is faster at 32
+    results = [result(32, 0.3, hit=2.0), result(32, 1.0, hit=3.0),  # 0.3: fewer steps at 32
                result(64, 0.3, hit=2.0), result(64, 1.0, hit=1.0),  # 1.0 at 64
                result(128, 0.3), result(128, 1.0),  # censored at both rates: no seeds
                result(256, 0.3, hit=4.0), result(256, 1.0, diverged=True)]  # never the nan row
@@ -188,12 +215,20 @@ def test_seeds_plan_gives_extra_seeds_at_each_reached_batch_size_chosen_rate():
         Cell(256, 0.3, 1, "tensor"), Cell(256, 0.3, 2, "tensor")]
 
 
-def test_seeds_plan_chooses_by_median_time_over_seeds():
-    # lr 1.0 has the single fastest run at 64, but its median over three seeds is slower
+def test_seeds_plan_chooses_by_median_steps_over_seeds():
+    # lr 1.0 has the single fastest run at 64, but its median over three seeds takes more steps
     results = [result(64, 1.0, hit=t, seed=s) for s, t in enumerate([0.5, 3.0, 3.0])]
     results += [result(64, 0.3, hit=t, seed=s) for s, t in enumerate([2.0, 2.0, 2.0])]
     p = params(batch_sizes=[64], seeds=[0, 1, 2], extra_seeds=[3])
     assert sweep.seeds_plan(p, results) == [Cell(64, 0.3, 3, "tensor")]
+
+
+def test_seeds_plan_chooses_by_steps_not_by_the_clock():
+    # At 64, lr 1.0 needs 100 steps but its run's clock read 3 s (a burst of load); lr 0.3 needs
+    # 200 steps in 2 s. Seconds per step do not depend on the rate: the fewer steps win.
+    results = [result(64, 1.0, hit=3.0, steps=100), result(64, 0.3, hit=2.0, steps=200)]
+    p = params(batch_sizes=[64], extra_seeds=[1])
+    assert sweep.seeds_plan(p, results) == [Cell(64, 1.0, 1, "tensor")]
 
 
 def test_seeds_plan_runs_the_base_rate_the_policy_scaled():

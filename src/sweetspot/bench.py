@@ -289,8 +289,8 @@ def main(params: Params) -> int:
         run_id = active.info.run_id
     print(table(summary))
     if matmul:
-        print(f"matmul {bench.matmul_size}^3: {matmul / 1e9:.1f} GFLOP/s on {device}, "
-              f"{result['threads']} threads")
+        print(f"matmul {bench.matmul_size}^3 on {device}, {result['threads']} threads: "
+              f"{matmul / 1e9:.1f} billion FLOP per second")
     print(f"evaluation off the clock: the training clock read {off_clock['clock_ratio']:.2f}x with "
           f"{off_clock['evaluations']} evaluations against one, while evaluating took "
           f"{off_clock['eval_over_train']:.1f}x the training time")

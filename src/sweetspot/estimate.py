@@ -22,6 +22,7 @@ INF = math.inf
 STEPS_COLUMNS = ["dataset", "network", "optimizer", "loader", "batch_size", "lr", "target", "seed",
                  "steps", "examples", "epochs", "censored", "outcome"]
 RUNNER_UP = 0.20  # a batch size winning more than this share of resamples is named
+ESTIMATE_COLUMNS = ["seconds_per_step", "estimate", "low", "high", "share"]
 
 
 def steps_table(results: list[dict], targets: list[float], dataset: str, network: str,
@@ -82,8 +83,10 @@ def estimate(table: pd.DataFrame, seconds: dict[int, list[float]], target: float
     chosen = choose_by_steps(table, target)
     chosen = chosen[chosen["batch_size"].isin(list(seconds))].reset_index(drop=True)
     if chosen.empty:
-        return {"per_batch": chosen, "spot": {"batch_size": None, "target": target,
-                                              "reason": "no batch size with steps and a time"}}
+        empty = chosen.rename(columns={"steps": "steps_runs"}).reindex(columns=[
+            *chosen.columns.drop("steps"), "steps_runs", *ESTIMATE_COLUMNS])
+        return {"per_batch": empty, "spot": {"batch_size": None, "target": target, "censored": [],
+                                             "reason": "no batch size with steps and a time"}}
     rng = np.random.default_rng(seed)
     rounds = np.array([seconds[b] for b in chosen["batch_size"]], float)  # [batch, round]
     picks = rng.integers(0, rounds.shape[1], (resamples, rounds.shape[1]))
@@ -92,6 +95,7 @@ def estimate(table: pd.DataFrame, seconds: dict[int, list[float]], target: float
                            for s in chosen["steps"]])  # [batch, resample]
     with np.errstate(invalid="ignore"):
         boot = boot_steps * boot_seconds
+    boot[~chosen["reached"].to_numpy(bool)] = INF  # mostly censored: never a winner
     winners = np.where(np.isfinite(boot).any(axis=0), np.argmin(boot, axis=0), -1)
     per_batch = chosen.rename(columns={"steps": "steps_runs"}).assign(
         seconds_per_step=np.median(rounds, axis=1),

@@ -212,8 +212,10 @@ def validation(checks: list[dict]) -> plt.Figure:
         ax.scatter(measured["batch_size"], measured["time"], marker="x", color="black",
                    label="measured runs", zorder=5)
         ax.axvline(check["predicted_spot"], color="C0", linestyle="--", linewidth=1)
-        ax.axvline(check["measured_spot"], color="black", linestyle=":", linewidth=1)
-        ax.set(title=f"{check['stack']}\nerror {check['median_abs_error']:.0%}",
+        if check["measured_spot"] is not None:  # None: no batch size reached the target
+            ax.axvline(check["measured_spot"], color="black", linestyle=":", linewidth=1)
+        error = check["median_abs_error"]
+        ax.set(title=f"{check['stack']}\nerror {'-' if error is None else format(error, '.0%')}",
                xlabel="batch size", ylabel="seconds to target")
         ax.set_xscale("log", base=2)
         ax.legend(fontsize=8)

@@ -18,6 +18,12 @@ def fmt(value, spec: str = ".2f", missing: str = "not reached") -> str:
     return format(value, spec)
 
 
+def interval(low, high) -> str:
+    if low is None or not math.isfinite(low):
+        return "-"
+    return f"{low:.2f}-{fmt(high, '.2f', 'inf')}"
+
+
 def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None, machine: dict,
              drawn: list[str], model: dict | None, noise: dict | None, loaders: dict,
              checks: list[dict]) -> str:
@@ -72,7 +78,7 @@ def headline(spots: dict, cells: pd.DataFrame, targets) -> list[str]:
         lines += ["| target | sweet spot | seconds (estimate) | 95% interval | wins |",
                   "|---|---:|---:|---|---:|"]
         lines += [f"| {t:g} | {spots[t]['batch_size']} | {fmt(spots[t].get('estimate'))} | "
-                  f"{fmt(spots[t].get('low'))}-{fmt(spots[t].get('high'))} | "
+                  f"{interval(spots[t].get('low'), spots[t].get('high'))} | "
                   f"{fmt(spots[t].get('share'), '.0%', '-')} |" for t in targets]
         lines.append("")
     return lines
@@ -89,8 +95,9 @@ def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
             "sqrt": f"{s.lrs[0]:g} at batch {s.ref_batch}, scaled with the square root of the "
                     "batch size"}[s.lr_policy]
     censored = cells[cells["outcome"] != "reached"]
-    cut = ", ".join(f"{int(r.batch_size)} at lr {r.lr:g} ({r.outcome}, {r.epochs:.1f} epochs)"
-                    for r in censored.sort_values(["batch_size", "lr"]).itertuples())
+    cut = ", ".join(f"{int(r.batch_size)} at lr {r.lr:g}, seed {r.seed} ({r.outcome}, "
+                    f"{r.epochs:.1f} epochs)"
+                    for r in censored.sort_values(["batch_size", "lr", "seed"]).itertuples())
     return ["## What makes the comparison fair", "",
             f"Rates: {rule} (`sweep.lr_policy: {s.lr_policy}`). The rate is chosen by steps, not "
             "seconds: at a fixed batch size the seconds per step do not depend on it, and steps "
@@ -110,7 +117,7 @@ def two_factors(per_batch: pd.DataFrame, cells: pd.DataFrame, target: float) -> 
     for r in per_batch.itertuples():
         lines.append(f"| {r.batch_size} | {r.lr:g} | {fmt(r.median_steps, '.0f')} | "
                      f"{r.n_reached}/{r.n_runs} | {r.seconds_per_step * 1e6:.0f} | "
-                     f"{fmt(r.estimate)} | {fmt(r.low)}-{fmt(r.high)} | {r.share:.0%} | "
+                     f"{fmt(r.estimate)} | {interval(r.low, r.high)} | {r.share:.0%} | "
                      f"{fmt(r.measured)} | {fmt(r.ratio, '.2f', '-')} |")
     ratios = per_batch["ratio"].replace([math.inf], math.nan).dropna()
     if len(ratios):

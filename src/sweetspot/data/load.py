@@ -56,7 +56,7 @@ def load_tensors(dataset: str, root: Path = paths.DATA_ROOT):
     arrays = []
     for name in FILES:
         buf = bytearray((folder / name).read_bytes())
-        # Hashing the bytes already in memory costs ~0.1 s for all four files, so check every load.
+        # Hashing bytes already in memory is cheap beside reading them, so every load checks.
         if hashlib.md5(buf).hexdigest() != MD5[dataset][name]:
             raise ConfigError(f"{folder / name} does not match its canonical MD5: "
                               "run `sweetspot download` again")
