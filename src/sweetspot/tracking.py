@@ -114,14 +114,15 @@ def cpu_model() -> str:
 
 def provenance(device: str) -> dict[str, str]:
     """Tags for every run: code version, library versions, hardware."""
+    from importlib.metadata import version
+
     import torch
-    import torchvision
 
     tags = {
         "git_commit": _git("rev-parse", "HEAD") or "unknown",
         "git_dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower(),
         "torch_version": torch.__version__,
-        "torchvision_version": torchvision.__version__,
+        "torchvision_version": version("torchvision"),  # no import: torchvision loads slowly
         "mlflow_version": mlflow.__version__,
         "python_version": platform.python_version(),
         "cpu_model": cpu_model(),
