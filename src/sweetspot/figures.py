@@ -218,6 +218,8 @@ def validation(checks: list[dict]) -> plt.Figure:
         ax.set(title=f"{check['stack']}\nerror {'-' if error is None else format(error, '.0%')}",
                xlabel="batch size", ylabel="seconds to target")
         ax.set_xscale("log", base=2)
+        ax.set_xticks(rows["batch_size"], [str(b) for b in rows["batch_size"]])
+        ax.minorticks_off()
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
