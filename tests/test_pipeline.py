@@ -105,6 +105,8 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     assert parent.data.metrics["sweet_spot_batch_size"] == metrics["batch_size"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
     assert "figures/epoch_vs_target.png" in artifacts
+    files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"steps_to_target.csv", "steptime.json", "sweet_spot.json", "report.md"} <= files
     assert (folder / "mlruns").is_dir()  # artifacts beside the store, in the project root
 
 
