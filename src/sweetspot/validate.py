@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sweetspot import analysis, paths, predict
+from sweetspot import analysis, paths, predict, sweep
 from sweetspot.config import ConfigError, Params
 from sweetspot.data.load import resolve_device
 
@@ -51,20 +51,18 @@ def compare(predicted: list[dict], measured: dict[int, float], spot: int,
 
 
 def train_runs(params: Params, plan: dict[int, float], seeds: list[int]) -> list[dict]:
-    """A real training run per (batch size, seed) at the planned rate, as a sweep cell runs,
-    on params.train's stack; returns their results."""
+    """A real training run per (batch size, seed) at the planned rate, each as a sweep cell at a
+    fixed rate (the table's rate is the rate its runs ran), on params.train's stack."""
     from sweetspot.train import run
 
-    s = params.sweep
+    fixed = dataclasses.replace(params, sweep=dataclasses.replace(params.sweep, lr_policy="fixed"))
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for b, lr in plan.items():
             for seed in seeds:
-                cfg = dataclasses.replace(
-                    params.train, batch_size=b, lr=lr, seed=seed, target_accuracy=max(s.targets),
-                    max_epochs=s.max_epochs, max_seconds=s.max_seconds, stop_at_target=True)
                 out = Path(tmp) / f"b{b}-s{seed}.json"
-                run.main(dataclasses.replace(params, train=cfg), out=out,
+                cell = sweep.Cell(b, lr, seed, params.train.loader)
+                run.main(sweep.cell_params(fixed, cell), out=out,
                          extra={"validate": "reduced sweep"})
                 results.append(json.loads(out.read_text()))
     return results
