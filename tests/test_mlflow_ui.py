@@ -54,7 +54,7 @@ def sweep_store(tmp_path, monkeypatch):
     params = config.load(REPO / "params.yaml")
     name = params.train.experiment
     client = MlflowClient(uri)
-    experiment = client.create_experiment(name, artifact_location=(tmp_path / "mlruns").as_uri())
+    experiment = tracking.experiment_id(name)  # as every run creates it: tagged model training
 
     results = []
     try:

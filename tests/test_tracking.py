@@ -214,13 +214,14 @@ def test_file_sweep_parents_the_cells_under_one_run_per_key(root, capsys):
     restored = {"b32-lr1-s0-tensor": "0" * 32}  # a cell DVC restored, its run in another store
 
     summary = {"sweet_spot_batch_size": 64, "time_to_target": None}
-    parent = tracking.file_sweep("sweetspot", "abc123", summary, {"targets": [0.97]},
-                                 [root / "figures", root / "report.md"], {**cells, **restored})
+    parent = tracking.file_sweep("sweetspot", "abc123", "MNIST sgd sweep 2026-11-24", summary,
+                                 {"targets": [0.97]}, [root / "figures", root / "report.md"],
+                                 {**cells, **restored})
     assert "b32-lr1-s0-tensor has no run in this MLflow store" in capsys.readouterr().out
 
     client = client_for(root)
     run = client.get_run(parent)
-    assert run.info.status == "FINISHED"
+    assert run.info.status == "FINISHED" and run.info.run_name == "MNIST sgd sweep 2026-11-24"
     assert run.data.tags["sweep_key"] == "abc123" and run.data.tags["kind"] == "sweep"
     assert run.data.metrics == {"sweet_spot_batch_size": 64.0}  # None is not logged
     assert run.data.params == {"targets": "[0.97]"}
@@ -232,11 +233,13 @@ def test_file_sweep_parents_the_cells_under_one_run_per_key(root, capsys):
         assert tags["mlflow.parentRunId"] == parent and tags["sweep_key"] == "abc123"
 
     # the same sweep again updates its parent; another sweep gets its own
-    again = tracking.file_sweep("sweetspot", "abc123", {"sweet_spot_batch_size": 128},
-                                {"targets": [0.97]}, [], cells)
+    again = tracking.file_sweep("sweetspot", "abc123", "MNIST sgd sweep 2026-11-25",
+                                {"sweet_spot_batch_size": 128}, {"targets": [0.97]}, [], cells)
     assert again == parent
     assert client.get_run(parent).data.metrics["sweet_spot_batch_size"] == 128.0
-    other = tracking.file_sweep("sweetspot", "def456", {}, {}, [], {})
+    assert client.get_run(parent).info.run_name == "MNIST sgd sweep 2026-11-25"
+    other = tracking.file_sweep("sweetspot", "def456", "MNIST adam sweep 2026-11-25", {}, {}, [],
+                                {})
     assert other != parent
     experiment = client.get_experiment_by_name("sweetspot").experiment_id
     parents = client.search_runs([experiment], "tags.kind = 'sweep'")

@@ -43,13 +43,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10, help="epochs per run (the question: 10)")
     p.add_argument("--train-examples", default=None, help="override train.train_examples")
 
-    p = sub.add_parser("sweep", help="one cell of the sweep grid (dvc.yaml's sweep stage)")
-    p.add_argument("--batch-size", type=int, required=True)
-    p.add_argument("--base-lr", type=float, required=True,
+    p = sub.add_parser("sweep", help="one cell of the sweep grid (dvc.yaml's sweep stage), or "
+                                     "with --executor ray every stale cell as Ray tasks")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--base-lr", type=float,
                    help="a rate of sweep.lrs; sweep.lr_policy turns it into this cell's rate")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--loader", choices=config.LOADERS, required=True)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--loader", choices=config.LOADERS)
     p.add_argument("--out", type=Path, default=None, help="the cell's JSON (default: by name)")
+    p.add_argument("--executor", choices=("cell", "ray"), default="cell",
+                   help="cell: the one cell given (default); ray: the cells DVC reports stale")
+    p.add_argument("--address", default=None,
+                   help="ray: a running cluster (`ray start --head` prints it); default: "
+                        "start one on this machine")
+    p.add_argument("--threads", type=int, default=None,
+                   help="ray: torch threads (and CPUs) per task (default: train.threads or 1)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="ray: retries of a task whose worker dies (default: 2)")
+    p.add_argument("--force", action="store_true", help="ray: every cell, stale or not")
+
+    p = sub.add_parser("server", help="a shared MLflow tracking server on PostgreSQL")
+    p.add_argument("action", choices=("start", "stop", "status"))
+    p.add_argument("--dir", type=Path, default=None,
+                   help="where the database, artifacts and logs live (default: .server)")
+    p.add_argument("--port", type=int, default=5000, help="the server's port (default: 5000)")
+    p.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")
 
     sub.add_parser("steptime", help="seconds per step here, every batch size the sweep may train")
     sub.add_parser("refine", help="train the 3*2^n neighbours of the coarse sweet spot")
@@ -93,12 +111,15 @@ def run(argv: list[str] | None = None) -> int:
             raise config.ConfigError("--epochs: must be >= 1")
         params = config.load(args.params, train={"train_examples": args.train_examples})
         return question.main(params, args.epochs)
+    if args.command == "server":
+        from sweetspot import server
+
+        if not 1 <= args.port <= 65535 or args.workers < 1:
+            raise config.ConfigError("--port must be in 1..65535 and --workers >= 1")
+        return server.main(args.action, args.dir or server.DEFAULT_DIR, args.port, args.workers)
     params = config.load(args.params)
     if args.command == "sweep":
-        from sweetspot import sweep
-
-        cell = sweep.Cell(args.batch_size, args.base_lr, args.seed, args.loader)
-        return sweep.main(params, cell, args.out)
+        return _sweep(args, params)
     if args.command in ("refine", "seeds"):
         from sweetspot import sweep
 
@@ -119,6 +140,31 @@ def run(argv: list[str] | None = None) -> int:
     raise AssertionError(args.command)
 
 
+def _sweep(args: argparse.Namespace, params: config.Params) -> int:
+    cell_args = {"--batch-size": args.batch_size, "--base-lr": args.base_lr, "--seed": args.seed,
+                 "--loader": args.loader}
+    ray_args = {"--address": args.address, "--threads": args.threads,
+                "--force": args.force or None}
+    if args.executor == "ray":
+        from sweetspot import cluster
+
+        given = [k for k, v in {**cell_args, "--out": args.out}.items() if v is not None]
+        if given:
+            raise config.ConfigError(f"--executor ray runs every stale cell: drop {given[0]}")
+        threads = args.threads or params.train.threads or 1
+        return cluster.main(params, args.address, threads, args.retries, args.force)
+    from sweetspot import sweep
+
+    missing = [k for k, v in cell_args.items() if v is None]
+    if missing:
+        raise config.ConfigError(f"one cell needs {', '.join(missing)} (or --executor ray)")
+    given = [k for k, v in ray_args.items() if v is not None]
+    if given:
+        raise config.ConfigError(f"{given[0]} is an option of --executor ray")
+    cell = sweep.Cell(args.batch_size, args.base_lr, args.seed, args.loader)
+    return sweep.main(params, cell, args.out)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         code = run(argv)
@@ -128,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:  # the MLflow run is already marked KILLED
         print("sweetspot: interrupted", file=sys.stderr)
         code = 130
+    except config.ToolError as e:  # dvc, PostgreSQL or the server failed: one line
+        print(f"sweetspot: {e}", file=sys.stderr)
+        code = 1
     sys.exit(code)
 
 

@@ -31,6 +31,11 @@ class ConfigError(ValueError):
     """A bad parameter; its message is one line that names the key."""
 
 
+class ToolError(RuntimeError):
+    """A program sweetspot drives (dvc, PostgreSQL, mlflow server) failed; one line that says
+    which, and where its log is."""
+
+
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(allowed)}")

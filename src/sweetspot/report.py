@@ -190,7 +190,8 @@ def file_sweep(params: Params, results: list[dict], doc: dict) -> str:
     summary = {"sweet_spot_batch_size": doc["batch_size"], "time_to_target": doc["time_to_target"],
                "sweet_spot_share": doc.get("share"), "cells": len(results)}
     files = [paths.FIGURES, paths.REPORT_MD, paths.METRICS, paths.STEPS_TABLE, paths.STEPTIME]
-    return tracking.file_sweep(params.train.experiment, sweep_key(params), summary,
+    name = tracking.sweep_name(params.data.dataset, params.train.optimizer)
+    return tracking.file_sweep(params.train.experiment, sweep_key(params), name, summary,
                                {"targets": list(params.sweep.targets)},
                                [f for f in files if f.exists()],
                                {r["name"]: r["run_id"] for r in results})

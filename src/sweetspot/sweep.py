@@ -201,32 +201,48 @@ def main(params: Params, cell: Cell, out: Path | None) -> int:
     return run_cell(params, cell, out or paths.cell_file(paths.COARSE, cell.name), "coarse")
 
 
+def clear_folder(out_dir: Path) -> None:
+    """A refine/seeds folder before its cells train: no cell or plan left from an earlier plan."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*out_dir.glob("*.json"), *out_dir.glob("*.json.tmp")]:
+        stale.unlink()
+
+
+def write_plan(out_dir: Path, cells: list[Cell], plan: dict) -> None:
+    """Written last: a plan file marks its folder complete."""
+    paths.write_json(out_dir / paths.PLAN, {**plan, "cells": [c.name for c in cells]})
+
+
 def _train_plan(params: Params, cells: list[Cell], out_dir: Path, stage: str, plan: dict) -> int:
-    """Train the planned cells into out_dir, then write the plan (last: it marks completion)."""
+    """Train the planned cells into out_dir, one after another, then write the plan."""
     for cell in cells:
         cell_params(params, cell)  # every cell checks before the first trains
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("*.json"):
-        stale.unlink()
+    clear_folder(out_dir)
     print(f"{stage}: training {len(cells)} cell(s): {[c.name for c in cells]}", file=sys.stderr)
     for cell in cells:
         code = run_cell(params, cell, paths.cell_file(out_dir, cell.name), stage)
         if code:
             return code
-    paths.write_json(out_dir / paths.PLAN, {**plan, "cells": [c.name for c in cells]})
+    write_plan(out_dir, cells, plan)
     return 0
+
+
+def planned(params: Params, stage: str) -> tuple[list[Cell], dict]:
+    """What the refine or seeds stage trains, from the cells before it: (cells, plan)."""
+    if stage == "refine":
+        coarse = read_cells([p for p in grid_paths(params) if p.parent == paths.COARSE])
+        return refine_plan(params, coarse, step_times(params))
+    results = read_cells(grid_paths(params) + planned_paths(paths.REFINE))
+    return seeds_plan(params, results), {"target": params.sweep.targets[0]}
 
 
 def refine_main(params: Params) -> int:
     """Train the 3*2^n neighbours of the coarse sweet spot (128 -> 96 and 192) at every rate."""
-    coarse = read_cells([p for p in grid_paths(params) if p.parent == paths.COARSE])
-    cells, plan = refine_plan(params, coarse, step_times(params))
+    cells, plan = planned(params, "refine")
     return _train_plan(params, cells, paths.REFINE, "refine", plan)
 
 
 def seeds_main(params: Params) -> int:
     """More seeds for every batch size that reached the headline target, at its chosen rate."""
-    results = read_cells(grid_paths(params) + planned_paths(paths.REFINE))
-    target = params.sweep.targets[0]
-    return _train_plan(params, seeds_plan(params, results), paths.SEEDS, "seeds",
-                       {"target": target})
+    cells, plan = planned(params, "seeds")
+    return _train_plan(params, cells, paths.SEEDS, "seeds", plan)

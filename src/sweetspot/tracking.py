@@ -2,13 +2,16 @@
 
 The store is MLflow's default sqlite file, `mlflow.db` in the project root, named by an absolute URI
 so runs launched from DVC's temporary experiment copies land in the same store; artifacts go to
-`mlruns/` beside it. MLFLOW_TRACKING_URI overrides both. Under `mlflow run` (MLFLOW_RUN_ID set) the
-given run is resumed instead of choosing an experiment.
+`mlruns/` beside it. MLFLOW_TRACKING_URI overrides both (e.g. the server of `sweetspot server`).
+Under `mlflow run` (MLFLOW_RUN_ID set) the given run is resumed instead of choosing an experiment.
+A sqlite store is created once, under a lock, before any run opens (see ensure_store).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import fcntl
 import os
 import platform
 import subprocess
@@ -34,6 +37,29 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
 
 
+_READY: set[str] = set()  # sqlite stores this process has created or checked
+
+
+def ensure_store(uri: str | None = None) -> None:
+    """Create or upgrade a sqlite store once, under a file lock, before any run opens: processes
+    that find no store and create it together race MLflow's schema migration (one dies with
+    "duplicate column name"). A server's database is the server's business."""
+    uri = uri or tracking_uri()
+    if not uri.startswith("sqlite:///") or uri in _READY:
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        MlflowClient(uri).search_experiments(max_results=1)  # creates or migrates the schema
+    _READY.add(uri)
+
+
+def client() -> MlflowClient:
+    ensure_store()
+    return MlflowClient(tracking_uri())
+
+
 def retry(fn, *args, attempts: int = 8, **kwargs):
     """Call an MLflow write, retrying while SQLite reports a concurrent writer."""
     for i in range(attempts):
@@ -49,30 +75,37 @@ def log_params(params: dict) -> None:
     """Log params, skipping those the run already has: `mlflow run` logs each -P value as typed
     ("0"), and MLflow refuses to change one to our parsed spelling ("0.0")."""
     run = mlflow.active_run()
-    have = MlflowClient(tracking_uri()).get_run(run.info.run_id).data.params
+    have = client().get_run(run.info.run_id).data.params
     new = {k: str(v) for k, v in params.items() if k not in have}
     if new:
         retry(mlflow.log_params, new)
 
 
+KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI's model-training view
+
+
 def experiment_id(name: str) -> str:
-    """The experiment's id, creating it (artifacts under <root>/mlruns) when it is new."""
-    client = MlflowClient(tracking_uri())
-    found = client.get_experiment_by_name(name)
+    """The experiment's id, creating it (artifacts under <root>/mlruns) when it is new. It is
+    tagged as model training, so the MLflow UI opens it in that view, not the GenAI one."""
+    mlflow_client = client()
+    found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
+        if found.tags.get("mlflow.experimentKind") is None:  # a store from before the tag
+            retry(mlflow_client.set_experiment_tag, found.experiment_id, *next(iter(KIND.items())))
         return found.experiment_id
     location = None  # artifacts beside the default store; a server or other store decides its own
     if tracking_uri() == default_uri():  # (mlflow.set_tracking_uri also sets the variable)
         location = (project_root() / "mlruns").as_uri()
     try:
-        return retry(client.create_experiment, name, artifact_location=location)
+        return retry(mlflow_client.create_experiment, name, artifact_location=location, tags=KIND)
     except Exception:  # created meanwhile by a parallel process
-        return client.get_experiment_by_name(name).experiment_id
+        return mlflow_client.get_experiment_by_name(name).experiment_id
 
 
 @contextlib.contextmanager
 def run(experiment: str, run_name: str, tags: dict | None = None):
     """One MLflow run that always ends: FINISHED, FAILED on an exception, KILLED on Ctrl-C."""
+    ensure_store()
     mlflow.set_tracking_uri(tracking_uri())
     if os.environ.get("MLFLOW_RUN_ID"):  # launched by `mlflow run`: resume its run
         active = mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"], log_system_metrics=False)
@@ -137,11 +170,16 @@ def provenance(device: str) -> dict[str, str]:
     return tags
 
 
-def file_sweep(experiment: str, key: str, summary: dict, params: dict, artifacts: list[Path],
-               cells: dict[str, str]) -> str:
-    """One parent run per sweep definition (`key`), carrying the answer (`summary` metrics,
-    `params`) and the report's files (`artifacts`: files, or folders logged under their name);
-    every cell run ({cell name: run id}) present in this store becomes its child, so the
+def sweep_name(dataset: str, optimizer: str) -> str:
+    """The parent run's name, for a person: what was swept, how, and when (the report's day)."""
+    return f"{dataset} {optimizer} sweep {datetime.date.today():%Y-%m-%d}"
+
+
+def file_sweep(experiment: str, key: str, name: str, summary: dict, params: dict,
+               artifacts: list[Path], cells: dict[str, str]) -> str:
+    """One parent run per sweep definition (`key`), named `name`, carrying the answer (`summary`
+    metrics, `params`) and the report's files (`artifacts`: files, or folders logged under their
+    name); every cell run ({cell name: run id}) present in this store becomes its child, so the
     `mlflow ui` groups them under it. Returns the parent's run id."""
     mlflow.set_tracking_uri(tracking_uri())
     client = MlflowClient()
@@ -149,8 +187,9 @@ def file_sweep(experiment: str, key: str, summary: dict, params: dict, artifacts
     found = client.search_runs([experiment], f"tags.sweep_key = '{key}' and tags.kind = 'sweep'")
     if found:
         parent = found[0].info.run_id
+        retry(client.set_tag, parent, "mlflow.runName", name)
     else:
-        parent = retry(client.create_run, experiment, run_name=f"sweep {key}",
+        parent = retry(client.create_run, experiment, run_name=name,
                        tags={"sweep_key": key, "kind": "sweep"}).info.run_id
     for name, value in summary.items():
         if value is not None:

@@ -122,19 +122,13 @@ def main(params: Params, out: Path | None = None, extra: dict | None = None) -> 
             _write_curve_csv(Path(tmp) / "curve.csv", result["curve"])
             torch.save(result["model"].state_dict(), Path(tmp) / "model_state_dict.pt")
             tracking.retry(mlflow.log_artifacts, tmp)
-    if out:
-        write_json(Path(out), result)
+        if out:  # inside the run: a result that cannot be written fails it
+            write_json(Path(out), result)
     reached = f"{result['time_to_target']:.2f} s" if result["time_to_target"] is not None else "-"
     print(f"{run_name(cfg)}: {result['outcome']} (target {cfg.target_accuracy}), "
           f"time to target {reached}, final test acc {result['final_test_acc']:.4f}, "
           f"mlflow run {result['run_id']}", flush=True)
     return 0
-
-
-def _write_curve_csv(path: Path, curve: list[dict]) -> None:
-    import pandas as pd
-
-    pd.DataFrame(curve).to_csv(path, index=False)
 
 
 def _write_curve_csv(path: Path, curve: list[dict]) -> None:

@@ -1,0 +1,258 @@
+"""A shared tracking server on this machine: a real PostgreSQL (Debian's package), MLflow on it.
+
+`sweetspot server start|stop|status [--dir DIR] [--port PORT]`. Everything lives in DIR (default
+.server/ in the project, which git and DVC ignore): pg/ (the cluster, owned by the postgres user
+when run as root: initdb and pg_ctl refuse root), artifacts/ (served by MLflow), the two logs and
+server.json (ports, pid, the database password; mode 0600). `start` prints the tracking URI last;
+with MLFLOW_TRACKING_URI set to it every command logs there, over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from sweetspot.config import ConfigError, ToolError
+
+DEFAULT_DIR = Path(".server")
+USER, DATABASE = "sweetspot", "mlflow"  # the database role and the database MLflow uses
+UP_WITHIN_S = 90
+
+
+def pg_bin(tool: str) -> str:
+    """A PostgreSQL server tool from Debian's package (newest version installed)."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    if not found:
+        raise ConfigError(f"PostgreSQL's {tool} is missing: apt-get install -y postgresql")
+    return str(found[-1])
+
+
+def as_postgres(cmd: list[str]) -> list[str]:
+    """initdb and pg_ctl refuse root: as root, run them as Debian's postgres user."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_taken(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def backend_uri(state: dict) -> str:
+    """The database URI without its password (libpq reads PGPASSWORD): safe to show and log."""
+    return f"postgresql+psycopg2://{USER}@127.0.0.1:{state['pg_port']}/{DATABASE}"
+
+
+def tracking_uri(state: dict) -> str:
+    return f"http://127.0.0.1:{state['port']}"
+
+
+def _env(state: dict) -> dict:
+    return {**os.environ, "PGPASSWORD": state["password"]}
+
+
+def _state_file(folder: Path) -> Path:
+    return folder / "server.json"
+
+
+def read_state(folder: Path) -> dict | None:
+    path = _state_file(folder)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _write_state(folder: Path, state: dict) -> None:
+    path = _state_file(folder)
+    path.write_text(json.dumps(state, indent=1) + "\n")
+    path.chmod(0o600)
+
+
+def _run(cmd: list[str], what: str, env: dict | None = None) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise ToolError(f"{what} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+
+
+def init_cluster(folder: Path, state: dict) -> None:
+    """A new PostgreSQL cluster in folder/pg with a password-protected role, owned by postgres."""
+    pg = folder / "pg"
+    pg.mkdir(mode=0o700)
+    pwfile = folder / "pg.pw"
+    pwfile.write_text(state["password"] + "\n")
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(pg, "postgres", "postgres")
+            shutil.chown(pwfile, "postgres", "postgres")
+        reach = subprocess.run(as_postgres(["test", "-w", str(pg)]), capture_output=True)
+        if reach.returncode:
+            raise ConfigError(f"the postgres user cannot reach {pg}: give its parent folders "
+                              "o+x, or choose another --dir")
+        _run(as_postgres([pg_bin("initdb"), "-D", str(pg), "-U", USER, "--pwfile", str(pwfile),
+                          "--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C"]), "initdb")
+    finally:
+        pwfile.unlink(missing_ok=True)
+
+
+def start_postgres(folder: Path, state: dict) -> None:
+    pg = folder / "pg"
+    log = folder / "postgres.log"
+    if os.geteuid() == 0 and not log.exists():
+        log.touch()
+        shutil.chown(log, "postgres", "postgres")
+    options = f"-p {state['pg_port']} -c listen_addresses=127.0.0.1 -k {pg}"
+    _run(as_postgres([pg_bin("pg_ctl"), "-D", str(pg), "-l", str(log), "-o", options, "-w",
+                      "start"]), f"pg_ctl start (see {log})")
+
+
+def create_database(state: dict) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", port=state["pg_port"], user=USER,
+                            password=state["password"], dbname="postgres")
+    conn.autocommit = True  # CREATE DATABASE cannot run in a transaction (nor `with conn`)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
+            if cur.fetchone() is None:
+                cur.execute(f"CREATE DATABASE {DATABASE}")
+    finally:
+        conn.close()
+
+
+def start_mlflow(folder: Path, state: dict) -> int:
+    """`mlflow db upgrade`, then `mlflow server` in its own session; returns its pid."""
+    mlflow_cli = [sys.executable, "-m", "mlflow"]
+    _run([*mlflow_cli, "db", "upgrade", backend_uri(state)], "mlflow db upgrade", _env(state))
+    artifacts = folder / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    log = (folder / "mlflow.log").open("a")
+    server = subprocess.Popen(
+        [*mlflow_cli, "server", "--backend-store-uri", backend_uri(state),
+         "--artifacts-destination", str(artifacts.resolve()), "--host", "127.0.0.1",
+         "--port", str(state["port"]), "--workers", str(state["workers"])],
+        env=_env(state), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True)  # its own group: stop takes its workers down with it
+    return server.pid
+
+
+def healthy(state: dict) -> bool:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
+    try:
+        with direct.open(f"{tracking_uri(state)}/health", timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+def alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def postgres_running(folder: Path) -> bool:
+    if not (folder / "pg" / "PG_VERSION").exists():
+        return False
+    status = subprocess.run(as_postgres([pg_bin("pg_ctl"), "-D", str(folder / "pg"), "status"]),
+                            capture_output=True)
+    return status.returncode == 0
+
+
+def start(folder: Path, port: int, workers: int) -> int:
+    """Bring up PostgreSQL, then MLflow on it; print the tracking URI on the last line."""
+    began = time.perf_counter()
+    folder = folder.resolve()
+    state = read_state(folder)
+    if state and alive(state.get("pid")) and healthy(state):
+        print(f"server: already running (stop it with `sweetspot server stop`)\n"
+              f"{tracking_uri(state)}")
+        return 0
+    if state is None:
+        state = {"pg_port": free_port(), "password": secrets.token_urlsafe(24)}
+    state.update(port=port, workers=workers, pid=None)
+    if port_taken(port):
+        raise ConfigError(f"port {port} is taken: choose another with --port")
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_state(folder, state)  # the password, before anything uses it
+    if not (folder / "pg" / "PG_VERSION").exists():
+        print(f"server: creating a PostgreSQL cluster in {folder / 'pg'}", file=sys.stderr)
+        init_cluster(folder, state)
+    if not postgres_running(folder):
+        start_postgres(folder, state)
+    create_database(state)
+    print(f"server: PostgreSQL up on 127.0.0.1:{state['pg_port']}; starting MLflow",
+          file=sys.stderr)
+    state["pid"] = start_mlflow(folder, state)
+    _write_state(folder, state)
+    deadline = time.monotonic() + UP_WITHIN_S
+    while not healthy(state):
+        if not alive(state["pid"]) or time.monotonic() > deadline:
+            raise ToolError(f"mlflow server did not come up; see {folder / 'mlflow.log'}")
+        time.sleep(0.25)
+    print(f"server: up in {time.perf_counter() - began:.1f} s (data in {folder}); "
+          f"export MLFLOW_TRACKING_URI={tracking_uri(state)}", file=sys.stderr)
+    print(tracking_uri(state))
+    return 0
+
+
+def stop(folder: Path) -> int:
+    folder = folder.resolve()
+    state = read_state(folder)
+    if state is None:
+        print(f"server: nothing to stop in {folder}")
+        return 0
+    if alive(state.get("pid")):
+        try:
+            os.killpg(state["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 30
+        while alive(state["pid"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if alive(state["pid"]):
+            os.killpg(state["pid"], signal.SIGKILL)
+    if postgres_running(folder):
+        _run(as_postgres([pg_bin("pg_ctl"), "-D", str(folder / "pg"), "-m", "fast", "-w",
+                          "stop"]), "pg_ctl stop")
+    state["pid"] = None
+    _write_state(folder, state)
+    print(f"server: stopped (data kept in {folder})")
+    return 0
+
+
+def status(folder: Path) -> int:
+    """0 when both are up, 1 otherwise; one line each."""
+    folder = folder.resolve()
+    state = read_state(folder)
+    if state is None:
+        print(f"server: not created in {folder} (run `sweetspot server start`)")
+        return 1
+    pg_up = postgres_running(folder)
+    mlflow_up = alive(state.get("pid")) and healthy(state)
+    print(f"postgresql: {'running' if pg_up else 'stopped'} on 127.0.0.1:{state['pg_port']}")
+    print(f"mlflow: {'running' if mlflow_up else 'stopped'} at {tracking_uri(state)}")
+    return 0 if pg_up and mlflow_up else 1
+
+
+def main(action: str, folder: Path, port: int, workers: int) -> int:
+    if action == "start":
+        return start(folder, port, workers)
+    return stop(folder) if action == "stop" else status(folder)
