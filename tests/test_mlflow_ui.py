@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -152,6 +153,8 @@ def test_mlflow_ui_lists_the_sweep_and_its_runs(mlflow_ui, sweep_store, tmp_path
                     "`playwright install`; the test drives the system Chromium)")
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from sweetspot import tracking
+
     _, experiment, parent_name, child_names = sweep_store
     shot = tmp_path / "mlflow-ui.png"
 
@@ -161,10 +164,11 @@ def test_mlflow_ui_lists_the_sweep_and_its_runs(mlflow_ui, sweep_store, tmp_path
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(UI_TIMEOUT_MS)
         try:
-            # The experiment's runs table (MLflow 3 opens its GenAI overview unless asked for
-            # the model-training view).
-            page.goto(f"{mlflow_ui}/#/experiments/{experiment}/runs"
-                      "?workflowType=machine_learning")
+            # The address the report prints opens the model-training view: its runs table
+            page.goto(tracking.ui_url(experiment, mlflow_ui))
+            expect(page.get_by_text("Model registry", exact=True)).to_be_visible()
+            expect(page.get_by_text("Evaluation runs", exact=True)).to_have_count(0)  # GenAI's
+            assert re.fullmatch(r"MNIST sgd sweep \d{4}-\d{2}-\d{2}", parent_name)
             parent = page.get_by_role("link", name=parent_name, exact=True)
             children = [page.get_by_role("link", name=n, exact=True) for n in child_names]
             expect(parent).to_be_visible(timeout=UI_TIMEOUT_MS)

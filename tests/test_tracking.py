@@ -4,6 +4,7 @@ Where the store is, how a run always ends (FINISHED, FAILED, KILLED), resuming t
 started, retrying a locked database, the provenance tags, and the sweep's parent run."""
 
 import math
+import subprocess
 from pathlib import Path
 
 import mlflow
@@ -13,7 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service import utils as mlflow_uri
 
-from conftest import commit, sh
+from conftest import SWEETSPOT, commit, sh
 from sweetspot import tracking
 
 VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME",
@@ -244,3 +245,23 @@ def test_file_sweep_parents_the_cells_under_one_run_per_key(root, capsys):
     experiment = client.get_experiment_by_name("sweetspot").experiment_id
     parents = client.search_runs([experiment], "tags.kind = 'sweep'")
     assert sorted(r.data.tags["sweep_key"] for r in parents) == ["abc123", "def456"]
+
+
+# --- a fresh store, several processes at once --------------------------------------------------
+
+
+@pytest.mark.slow
+def test_processes_that_start_together_on_a_fresh_store_all_finish(workdir):
+    """N trainings started at once in a fresh clone: one creates the store under its lock, the
+    others wait for it; none races MLflow's migration ("duplicate column name")."""
+    folder, env = workdir
+    n = 4
+    procs = [subprocess.Popen([*SWEETSPOT, "train", "--seed", str(seed), "--threads", "1"],
+                              cwd=folder, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for seed in range(n)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * n, outputs
+    client = client_for(folder.resolve())
+    runs = client.search_runs([client.get_experiment_by_name("sweetspot").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * n
+    assert client.get_experiment_by_name("sweetspot").tags == tracking.KIND

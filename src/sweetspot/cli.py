@@ -151,7 +151,7 @@ def _sweep(args: argparse.Namespace, params: config.Params) -> int:
         given = [k for k, v in {**cell_args, "--out": args.out}.items() if v is not None]
         if given:
             raise config.ConfigError(f"--executor ray runs every stale cell: drop {given[0]}")
-        threads = args.threads or params.train.threads or 1
+        threads = params.train.threads or 1 if args.threads is None else args.threads
         return cluster.main(params, args.address, threads, args.retries, args.force)
     from sweetspot import sweep
 

@@ -75,7 +75,8 @@ def run_jobs(ray, task, params: Params, jobs: list[Job], retries: int, threads: 
     """Every job as a Ray task (`threads` CPUs each, retried when its worker dies); progress as
     they finish. Returns {stage: error} for the cells that failed; the others complete."""
     for job in jobs:
-        job.out.unlink(missing_ok=True)  # as DVC removes a stage's outs before running it
+        if job.out.is_file():  # as DVC removes a stage's outs before running it
+            job.out.unlink()
     root, uri = str(tracking.project_root()), tracking.tracking_uri()
     refs = {task.options(num_cpus=threads, max_retries=retries, name=f"cell {job.cell.name}")
             .remote(params, job, root, uri): job for job in jobs}
@@ -156,7 +157,9 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
         for stage in PHASES:
             if failed or not (force or stage in stale()):
                 continue
-            dvc("repro", "steptime")  # here, alone: no task is running
+            print(f"ray: {stage} needs this machine's step times: dvc repro steptime, here, "
+                  "with no task running", file=sys.stderr)
+            dvc("repro", "steptime")
             jobs, plan = plan_jobs(params, stage)
             stages.add(stage)
             failed = run_jobs(ray, task, params, jobs, retries, threads)

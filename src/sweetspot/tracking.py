@@ -170,6 +170,15 @@ def provenance(device: str) -> dict[str, str]:
     return tags
 
 
+def ui_url(experiment: str, base: str | None = None) -> str:
+    """Where a person opens the experiment: on the server, or where `mlflow ui` serves by
+    default; in the model-training view (MLflow 3.17's UI opens its GenAI view, whatever the
+    experiment's tag, unless the address asks for the other)."""
+    uri = tracking_uri()
+    base = base or (uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000")
+    return f"{base.rstrip('/')}/#/experiments/{experiment}?workflowType=machine_learning"
+
+
 def sweep_name(dataset: str, optimizer: str) -> str:
     """The parent run's name, for a person: what was swept, how, and when (the report's day)."""
     return f"{dataset} {optimizer} sweep {datetime.date.today():%Y-%m-%d}"
@@ -208,4 +217,5 @@ def file_sweep(experiment: str, key: str, name: str, summary: dict, params: dict
         except Exception:  # noqa: BLE001 - a cell restored from DVC's cache, run in another store
             print(f"report: cell {name} has no run in this MLflow store (restored by DVC)")
     retry(client.set_terminated, parent)
+    print(f"mlflow ui: {ui_url(experiment)} (the sweep: {name})")
     return parent
