@@ -142,6 +142,7 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
     import ray
 
     began, since_ms, stages = time.perf_counter(), int(time.time() * 1000), set()
+    training = 0.0  # s of wall time with tasks out: the training part
     if address:
         ray.init(address=address, logging_level="WARNING")
     else:  # a real cluster on this machine, gone when the driver ends
@@ -150,7 +151,9 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
     try:
         jobs = grid_jobs(params, stale(), force)
         stages |= {j.stage for j in jobs}
+        phase = time.perf_counter()
         failed = run_jobs(ray, task, params, jobs, retries, threads)
+        training += time.perf_counter() - phase
         done = sorted({j.stage for j in jobs} - set(failed))
         if done:
             dvc("commit", "--force", "--quiet", *done)
@@ -162,7 +165,9 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
             dvc("repro", "steptime")
             jobs, plan = plan_jobs(params, stage)
             stages.add(stage)
+            phase = time.perf_counter()
             failed = run_jobs(ray, task, params, jobs, retries, threads)
+            training += time.perf_counter() - phase
             if not failed:
                 sweep.write_plan(PHASES[stage], [j.cell for j in jobs], plan)
                 dvc("commit", "--force", "--quiet", stage)
@@ -173,6 +178,6 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
             print(f"ray: {killed} run(s) of killed tasks marked KILLED in MLflow", file=sys.stderr)
     for stage, error in failed.items():
         print(f"ray: cell {stage} {error}", file=sys.stderr)
-    print(f"ray: {'failed' if failed else 'done'} in {time.perf_counter() - began:.0f} s; "
-          f"`dvc repro` runs what remains", file=sys.stderr)
+    print(f"ray: {'failed' if failed else 'done'} in {time.perf_counter() - began:.0f} s "
+          f"({training:.0f} s training); `dvc repro` runs what remains", file=sys.stderr)
     return 1 if failed else 0

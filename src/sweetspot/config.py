@@ -1,8 +1,7 @@
 """Typed `params.yaml`: each section loads once into a frozen dataclass that checks itself.
 
-Unknown or missing keys, wrong types and out-of-range values raise `ConfigError` with a one-line
-message naming the key; the CLI turns that into exit code 2 before any work starts.
-"""
+Unknown or missing keys, wrong types and out-of-range values raise `ConfigError`, one line naming
+the key: the CLI's exit code 2, before any work starts."""
 
 from __future__ import annotations
 
@@ -32,8 +31,7 @@ class ConfigError(ValueError):
 
 
 class ToolError(RuntimeError):
-    """A program sweetspot drives (dvc, PostgreSQL, mlflow server) failed; one line that says
-    which, and where its log is."""
+    """A program sweetspot drives (dvc, PostgreSQL, mlflow server) failed: one line, exit 1."""
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

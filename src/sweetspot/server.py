@@ -179,7 +179,6 @@ def postgres_running(folder: Path) -> bool:
 def start(folder: Path, port: int, workers: int) -> int:
     """Bring up PostgreSQL, then MLflow on it; print the tracking URI on the last line."""
     began = time.perf_counter()
-    folder = folder.resolve()
     state = read_state(folder)
     if state and alive(state.get("pid")) and healthy(state):
         print(f"server: already running (stop it with `sweetspot server stop`)\n"
@@ -213,12 +212,7 @@ def start(folder: Path, port: int, workers: int) -> int:
     return 0
 
 
-def stop(folder: Path) -> int:
-    folder = folder.resolve()
-    state = read_state(folder)
-    if state is None:
-        print(f"server: nothing to stop in {folder}")
-        return 0
+def stop(folder: Path, state: dict) -> int:
     if alive(state.get("pid")):
         try:
             os.killpg(state["pid"], signal.SIGTERM)
@@ -238,13 +232,8 @@ def stop(folder: Path) -> int:
     return 0
 
 
-def status(folder: Path) -> int:
+def status(folder: Path, state: dict) -> int:
     """0 when both are up, 1 otherwise; one line each."""
-    folder = folder.resolve()
-    state = read_state(folder)
-    if state is None:
-        print(f"server: not created in {folder} (run `sweetspot server start`)")
-        return 1
     pg_up = postgres_running(folder)
     mlflow_up = alive(state.get("pid")) and healthy(state)
     print(f"postgresql: {'running' if pg_up else 'stopped'} on 127.0.0.1:{state['pg_port']}")
@@ -253,6 +242,11 @@ def status(folder: Path) -> int:
 
 
 def main(action: str, folder: Path, port: int, workers: int) -> int:
+    folder = folder.resolve()
     if action == "start":
         return start(folder, port, workers)
-    return stop(folder) if action == "stop" else status(folder)
+    state = read_state(folder)
+    if state is None:
+        print(f"server: none in {folder} (`sweetspot server start` creates it)")
+        return 0 if action == "stop" else 1
+    return stop(folder, state) if action == "stop" else status(folder, state)
