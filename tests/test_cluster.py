@@ -1,4 +1,5 @@
-"""`sweetspot sweep --executor ray` on a real local Ray cluster, in a copy of the project.
+"""`sweetspot sweep --executor ray` on a real local Ray cluster, in a copy of the project
+(one quick test: the driver's jobs are DVC's stages).
 
 The cells it trains are the serial path's, bit for bit (same seeds, one thread each); DVC records
 them, so `dvc status` is clean but for what follows the sweep; a worker killed mid-cell is retried
@@ -16,10 +17,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import SWEETSPOT, commit, copy_project, sh, write_params
-from sweetspot import tracking
-
-pytestmark = pytest.mark.slow
+from conftest import REPO, SWEETSPOT, commit, copy_project, sh, write_params
+from sweetspot import cluster, config, paths, sweep, tracking
 
 TIMING = ("time", "epoch_time", "train_time", "eval_time", "time_to_target", "mean_step_time",
           "compile_time")  # seconds: the only fields two runs of one cell may differ in
@@ -106,6 +105,24 @@ def worker_pid(cell: str) -> int:
     return found[0]
 
 
+def test_the_jobs_are_dvcs_stages_with_their_outs(monkeypatch):
+    """The driver's stage names and cell paths are the ones `dvc stage list` expands."""
+    monkeypatch.chdir(REPO)
+    listed = dict(line.split()[::2] for line in  # "NAME  Outputs PATH"
+                  sh("dvc", "stage", "list", cwd=REPO).stdout.splitlines()
+                  if line.startswith(("sweep@", "extremes@")))
+    params = config.load(REPO / paths.PARAMS_FILE)
+    jobs = cluster.grid_jobs(params, set(), force=True)
+    assert {j.stage: str(j.out) for j in jobs} == listed
+    one = "sweep@64-1.0-0-tensor"
+    (job,) = cluster.grid_jobs(params, {one, "report"}, force=False)
+    assert (job.stage, job.title, job.label, job.cell) == (
+        one, one, "coarse", sweep.Cell(64, 1.0, 0, "tensor"))
+    refined = cluster.Job("refine", "refine", sweep.Cell(96, 1.0, 0, "tensor"), Path("x.json"))
+    assert refined.title == "refine b96-lr1.0-s0-tensor"  # failures name the cell
+
+
+@pytest.mark.slow
 def test_ray_cells_are_the_serial_cells_and_dvc_records_them(tmp_path, mnist_root):
     folder = project(tmp_path, mnist_root)
     log = finish(ray_sweep(folder), folder)
@@ -123,6 +140,7 @@ def test_ray_cells_are_the_serial_cells_and_dvc_records_them(tmp_path, mnist_roo
     assert "Running stage 'report'" in done and "Running stage 'sweep@" not in done
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_retried_and_its_run_marked_killed(tmp_path, mnist_root):
     folder = project(tmp_path, mnist_root, LONG)
     driver = ray_sweep(folder)
@@ -146,6 +164,7 @@ def test_a_killed_worker_is_retried_and_its_run_marked_killed(tmp_path, mnist_ro
     assert not {s for s in stale(folder) if s.startswith("sweep@")}
 
 
+@pytest.mark.slow
 def test_a_failing_cell_is_named_and_the_others_complete(tmp_path, mnist_root):
     folder = project(tmp_path, mnist_root)
     blocked = folder / "reports" / "cells" / "coarse" / "b32-lr1.0-s0-tensor.json"
@@ -161,6 +180,7 @@ def test_a_failing_cell_is_named_and_the_others_complete(tmp_path, mnist_root):
     assert not (folder / "reports" / "cells" / "refine").exists()  # nothing planned on a hole
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_tasks_and_leaves_no_run_running(tmp_path, mnist_root):
     folder = project(tmp_path, mnist_root, LONG)
     driver = ray_sweep(folder)

@@ -31,6 +31,10 @@ class Job:
     cell: sweep.Cell
     out: Path
 
+    @property
+    def title(self) -> str:  # what a failure is reported as: the stage, and the cell in it
+        return self.stage if "@" in self.stage else f"{self.stage} {self.cell.name}"
+
 
 def dvc(*args: str) -> str:
     """A dvc command in the project; its stdout. A failure is an error that quotes DVC."""
@@ -73,7 +77,7 @@ def train_cell(params: Params, job: Job, root: str, uri: str) -> str:
 
 def run_jobs(ray, task, params: Params, jobs: list[Job], retries: int, threads: int) -> dict:
     """Every job as a Ray task (`threads` CPUs each, retried when its worker dies); progress as
-    they finish. Returns {stage: error} for the cells that failed; the others complete."""
+    they finish. Returns {job title: error} for the cells that failed; the others complete."""
     for job in jobs:
         if job.out.is_file():  # as DVC removes a stage's outs before running it
             job.out.unlink()
@@ -91,7 +95,7 @@ def run_jobs(ray, task, params: Params, jobs: list[Job], retries: int, threads: 
             except Exception as e:  # noqa: BLE001 - RayTaskError, WorkerCrashedError: named
                 cause = getattr(e, "cause", None) or e
                 last = (str(cause).strip().splitlines() or [""])[-1][:300]
-                failed[job.stage] = what = f"FAILED: {type(cause).__name__}: {last}"
+                failed[job.title] = what = f"FAILED: {type(cause).__name__}: {last}"
             print(f"ray: [{len(refs) - len(pending)}/{len(refs)}] {job.cell.name} {what} "
                   f"({time.perf_counter() - began:.0f} s)", file=sys.stderr, flush=True)
     except KeyboardInterrupt:  # Ctrl-C: cancel every task left, and let the cancels land
@@ -154,7 +158,7 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
         phase = time.perf_counter()
         failed = run_jobs(ray, task, params, jobs, retries, threads)
         training += time.perf_counter() - phase
-        done = sorted({j.stage for j in jobs} - set(failed))
+        done = sorted(j.stage for j in jobs if j.title not in failed)
         if done:
             dvc("commit", "--force", "--quiet", *done)
         for stage in PHASES:
@@ -176,8 +180,8 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
         ray.shutdown()
         if killed:
             print(f"ray: {killed} run(s) of killed tasks marked KILLED in MLflow", file=sys.stderr)
-    for stage, error in failed.items():
-        print(f"ray: cell {stage} {error}", file=sys.stderr)
+    for title, error in failed.items():
+        print(f"ray: cell {title} {error}", file=sys.stderr)
     print(f"ray: {'failed' if failed else 'done'} in {time.perf_counter() - began:.0f} s "
           f"({training:.0f} s training); `dvc repro` runs what remains", file=sys.stderr)
     return 1 if failed else 0
