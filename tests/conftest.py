@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,13 @@ def sweetspot(*args, cwd, env, timeout=600) -> subprocess.CompletedProcess:
     """`sweetspot ARGS` as a user types it, in `cwd`."""
     return subprocess.run([*SWEETSPOT, *map(str, args)], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def interruptible() -> None:
+    """preexec_fn for a child a test will Ctrl-C: a job that a non-interactive shell puts in the
+    background (`cmd &`, as a CI runner may) starts with SIGINT ignored, and Python then never
+    raises KeyboardInterrupt. A user's terminal does not do that, so the test restores it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def sh(*args, cwd, check=True, timeout=900) -> subprocess.CompletedProcess:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, SWEETSPOT, commit, copy_project, sh, write_params
+from conftest import REPO, SWEETSPOT, commit, copy_project, interruptible, sh, write_params
 from sweetspot import cluster, config, paths, sweep, tracking
 
 TIMING = ("time", "epoch_time", "train_time", "eval_time", "time_to_target", "mean_step_time",
@@ -39,7 +39,7 @@ def ray_sweep(folder: Path, *args: str) -> subprocess.Popen:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return subprocess.Popen([*SWEETSPOT, "sweep", "--executor", "ray", *args], cwd=folder,
                             env=env, stdout=(folder / "driver.log").open("w"),
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, preexec_fn=interruptible)
 
 
 def finish(driver: subprocess.Popen, folder: Path, timeout: int = 300) -> str:

@@ -8,7 +8,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import SWEETSPOT, TINY, sweetspot
+from conftest import SWEETSPOT, TINY, interruptible, sweetspot
 
 
 def sweetspot_train(workdir, **overrides):
@@ -103,7 +103,8 @@ def test_ctrl_c_marks_the_run_killed(workdir):
     folder, env = workdir
     args = [*SWEETSPOT, "train", "--batch-size=1", "--max-epochs=5", "--train-examples=60000",
             "--target-accuracy=1.0"]
-    proc = subprocess.Popen(args, cwd=folder, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, cwd=folder, env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
     for _ in range(600):  # wait until the training process has made the store...
         time.sleep(0.1)
         if (folder / "mlflow.db").exists():
