@@ -218,7 +218,10 @@ def test_file_sweep_parents_the_cells_under_one_run_per_key(root, capsys):
     parent = tracking.file_sweep("sweetspot", "abc123", "MNIST sgd sweep 2026-11-24", summary,
                                  {"targets": [0.97]}, [root / "figures", root / "report.md"],
                                  {**cells, **restored})
-    assert "b32-lr1-s0-tensor has no run in this MLflow store" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "b32-lr1-s0-tensor has no run in this MLflow store" in out
+    assert out.splitlines()[-1].endswith("?workflowType=machine_learning "
+                                         "(the sweep: MNIST sgd sweep 2026-11-24)")
 
     client = client_for(root)
     run = client.get_run(parent)

@@ -90,8 +90,9 @@ def experiment_id(name: str) -> str:
     mlflow_client = client()
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
-        if found.tags.get("mlflow.experimentKind") is None:  # a store from before the tag
-            retry(mlflow_client.set_experiment_tag, found.experiment_id, *next(iter(KIND.items())))
+        for tag, value in KIND.items():
+            if tag not in found.tags:  # a store from before the tag
+                retry(mlflow_client.set_experiment_tag, found.experiment_id, tag, value)
         return found.experiment_id
     location = None  # artifacts beside the default store; a server or other store decides its own
     if tracking_uri() == default_uri():  # (mlflow.set_tracking_uri also sets the variable)
@@ -190,32 +191,31 @@ def file_sweep(experiment: str, key: str, name: str, summary: dict, params: dict
     metrics, `params`) and the report's files (`artifacts`: files, or folders logged under their
     name); every cell run ({cell name: run id}) present in this store becomes its child, so the
     `mlflow ui` groups them under it. Returns the parent's run id."""
-    mlflow.set_tracking_uri(tracking_uri())
-    client = MlflowClient()
+    store = client()
     experiment = experiment_id(experiment)
-    found = client.search_runs([experiment], f"tags.sweep_key = '{key}' and tags.kind = 'sweep'")
+    found = store.search_runs([experiment], f"tags.sweep_key = '{key}' and tags.kind = 'sweep'")
     if found:
         parent = found[0].info.run_id
-        retry(client.set_tag, parent, "mlflow.runName", name)
+        retry(store.set_tag, parent, "mlflow.runName", name)
     else:
-        parent = retry(client.create_run, experiment, run_name=name,
+        parent = retry(store.create_run, experiment, run_name=name,
                        tags={"sweep_key": key, "kind": "sweep"}).info.run_id
-    for name, value in summary.items():
+    for metric, value in summary.items():
         if value is not None:
-            retry(client.log_metric, parent, name, float(value))
-    for name, value in params.items():
-        retry(client.log_param, parent, name, str(value))
+            retry(store.log_metric, parent, metric, float(value))
+    for param, value in params.items():
+        retry(store.log_param, parent, param, str(value))
     for path in artifacts:
         if Path(path).is_dir():
-            retry(client.log_artifacts, parent, str(path), Path(path).name)
+            retry(store.log_artifacts, parent, str(path), Path(path).name)
         else:
-            retry(client.log_artifact, parent, str(path))
-    for name, run_id in cells.items():
+            retry(store.log_artifact, parent, str(path))
+    for cell, run_id in cells.items():
         try:
-            retry(client.set_tag, run_id, "mlflow.parentRunId", parent)
-            retry(client.set_tag, run_id, "sweep_key", key)
+            retry(store.set_tag, run_id, "mlflow.parentRunId", parent)
+            retry(store.set_tag, run_id, "sweep_key", key)
         except Exception:  # noqa: BLE001 - a cell restored from DVC's cache, run in another store
-            print(f"report: cell {name} has no run in this MLflow store (restored by DVC)")
-    retry(client.set_terminated, parent)
+            print(f"report: cell {cell} has no run in this MLflow store (restored by DVC)")
+    retry(store.set_terminated, parent)
     print(f"mlflow ui: {ui_url(experiment)} (the sweep: {name})")
     return parent
