@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from sweetspot.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,12 +85,6 @@ def sweep_store(tmp_path, monkeypatch):
         assert client.get_run(r["run_id"]).data.tags["mlflow.parentRunId"] == \
             parents[0].info.run_id
     return uri, experiment, parents[0].info.run_name, list(CELLS)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -75,13 +75,13 @@ def train_cell(params: Params, job: Job, root: str, uri: str) -> str:
     return platform.node()
 
 
-def run_jobs(ray, task, params: Params, jobs: list[Job], retries: int, threads: int) -> dict:
-    """Every job as a Ray task (`threads` CPUs each, retried when its worker dies); progress as
-    they finish. Returns {job title: error} for the cells that failed; the others complete."""
+def run_jobs(ray, task, params: Params, jobs: list[Job], retries: int) -> dict:
+    """Every job as a Ray task (train.threads CPUs each, retried when its worker dies); progress
+    as they finish. Returns {job title: error} for the cells that failed; the others complete."""
     for job in jobs:
         if job.out.is_file():  # as DVC removes a stage's outs before running it
             job.out.unlink()
-    root, uri = str(tracking.project_root()), tracking.tracking_uri()
+    root, uri, threads = str(tracking.project_root()), tracking.tracking_uri(), params.train.threads
     refs = {task.options(num_cpus=threads, max_retries=retries, name=f"cell {job.cell.name}")
             .remote(params, job, root, uri): job for job in jobs}
     began, failed, pending = time.perf_counter(), {}, list(refs)
@@ -156,7 +156,7 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
         jobs = grid_jobs(params, stale(), force)
         stages |= {j.stage for j in jobs}
         phase = time.perf_counter()
-        failed = run_jobs(ray, task, params, jobs, retries, threads)
+        failed = run_jobs(ray, task, params, jobs, retries)
         training += time.perf_counter() - phase
         done = sorted(j.stage for j in jobs if j.title not in failed)
         if done:
@@ -170,7 +170,7 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
             jobs, plan = plan_jobs(params, stage)
             stages.add(stage)
             phase = time.perf_counter()
-            failed = run_jobs(ray, task, params, jobs, retries, threads)
+            failed = run_jobs(ray, task, params, jobs, retries)
             training += time.perf_counter() - phase
             if not failed:
                 sweep.write_plan(PHASES[stage], [j.cell for j in jobs], plan)

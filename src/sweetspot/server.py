@@ -90,7 +90,7 @@ def _run(cmd: list[str], what: str, env: dict | None = None) -> None:
 def init_cluster(folder: Path, state: dict) -> None:
     """A new PostgreSQL cluster in folder/pg with a password-protected role, owned by postgres."""
     pg = folder / "pg"
-    pg.mkdir(mode=0o700)
+    pg.mkdir(mode=0o700, exist_ok=True)  # an empty one left by a refused start is reused
     pwfile = folder / "pg.pw"
     pwfile.write_text(state["password"] + "\n")
     try:
@@ -99,6 +99,7 @@ def init_cluster(folder: Path, state: dict) -> None:
             shutil.chown(pwfile, "postgres", "postgres")
         reach = subprocess.run(as_postgres(["test", "-w", str(pg)]), capture_output=True)
         if reach.returncode:
+            pg.rmdir()
             raise ConfigError(f"the postgres user cannot reach {pg}: give its parent folders "
                               "o+x, or choose another --dir")
         _run(as_postgres([pg_bin("initdb"), "-D", str(pg), "-U", USER, "--pwfile", str(pwfile),
@@ -189,6 +190,8 @@ def start(folder: Path, port: int, workers: int) -> int:
     state.update(port=port, workers=workers, pid=None)
     if port_taken(port):
         raise ConfigError(f"port {port} is taken: choose another with --port")
+    for tool in ("initdb", "pg_ctl"):
+        pg_bin(tool)  # PostgreSQL is installed, before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     _write_state(folder, state)  # the password, before anything uses it
     if not (folder / "pg" / "PG_VERSION").exists():
