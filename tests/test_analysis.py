@@ -118,6 +118,50 @@ def test_target_table_one_row_per_run_and_target():
 # --- choose_lr ----------------------------------------------------------------------------------
 
 
+def interval_curve(per_step: list[float], steps=10, batch=100, n_train=4000, target_at=None):
+    """A run's curve with an evaluation every `steps` steps, the i-th interval at per_step[i]
+    seconds a step; the accuracy crosses 0.97 at evaluation `target_at` (default: the last)."""
+    points, time, step = [], 0.0, 0
+    target_at = len(per_step) - 1 if target_at is None else target_at
+    for i, s in enumerate(per_step):
+        step, time = step + steps, time + steps * s
+        points.append({"step": step, "examples": step * batch, "epoch": step * batch / n_train,
+                       "time": time, "train_loss": 0.3, "test_loss": 0.3,
+                       "test_acc": 0.98 if i >= target_at else 0.5})
+    return points
+
+
+def test_quiet_time_takes_the_runs_fastest_stretch_as_its_speed():
+    # 10 ms a step, but a burst of load made intervals 2 and 3 three times slower
+    curve = interval_curve([0.01, 0.01, 0.03, 0.03, 0.01, 0.01])
+    hit = time_to_target(curve, 0.97)
+    assert hit["time"] == pytest.approx(1.0)  # the clock pays for the burst ...
+    assert analysis.quiet_time(curve, hit) == pytest.approx(0.6)  # ... the quiet time does not
+
+
+def test_quiet_time_adds_the_fastest_epoch_start_per_epoch_begun():
+    # 4 intervals an epoch; the interval that starts an epoch (0, 4, 8) pays 50 ms more for its
+    # shuffle, and the second one 100 ms (a burst): the fastest start, once per epoch begun
+    per_step = [0.01, 0.01, 0.01, 0.01] * 3
+    curve = interval_curve(per_step)
+    for i, extra in ((0, 0.05), (4, 0.10), (8, 0.05)):
+        for p in curve[i:]:
+            p["time"] += extra
+    hit = time_to_target(curve, 0.97)
+    assert analysis.quiet_time(curve, hit) == pytest.approx(120 * 0.01 + 3 * 0.05)
+    early = time_to_target(interval_curve(per_step, target_at=5), 0.97)  # hit in epoch 2
+    assert early["step"] == 60 and analysis.quiet_time(curve, early) == pytest.approx(
+        60 * 0.01 + 2 * 0.05)
+
+
+def test_quiet_time_of_an_unreached_run_is_censored():
+    curve = interval_curve([0.01, 0.01], target_at=5)
+    assert analysis.quiet_time(curve, time_to_target(curve, 0.97)) == math.inf
+    table = target_table([{"batch_size": 100, "lr": 1.0, "seed": 0, "outcome": "not_reached",
+                           "curve": curve}], [0.97])
+    assert table["quiet_time"].tolist() == [math.inf]
+
+
 def test_choose_lr_tuned_picks_the_best_lr_per_batch_size():
     t = table(
         # batch 64: lr 1.0 fastest by median (an outlier seed at lr 3.0 does not win it)

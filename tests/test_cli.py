@@ -22,6 +22,8 @@ GOOD = {
     "train": ["train"],
     "question": ["question"],
     "sweep": ["sweep", *CELL],
+    "machine": ["machine"],
+    "plan": ["plan"],
     "refine": ["refine"],
     "seeds": ["seeds"],
     "report": ["report"],
@@ -59,7 +61,8 @@ BAD_VALUES = [
     (cell_with("--batch-size", "0"), "train.batch_size: must be > 0"),
     (cell_with("--batch-size", "8192"), "train.batch_size: 8192 is larger than the training set"),
     (cell_with("--base-lr", "0"), "train.lr: must be a finite number > 0"),
-    (["refine"], "cell(s) missing"),  # no coarse cells on disk
+    (["plan"], "cell(s) missing"),  # no coarse cells on disk
+    (["refine"], "reports/refine_plan.json is missing: run `dvc repro plan`"),
     (["seeds"], "cell(s) missing"),
     (["report"], "cell(s) missing"),
     (["bench", "--repeats", "0"], "bench.repeats: must be > 0"),
@@ -85,6 +88,7 @@ BAD_VALUES = [
 
 # A params.yaml the stage cannot start from: (subcommand, changes to the tiny params, the error).
 BAD_PARAMS = [
+    ("machine", {"train": {"threads": -1}}, "train.threads: must be >= 0"),
     ("steptime", {"steptime": {"rounds": 2}}, "steptime.rounds: must be >= 3"),
     ("steptime", {"steptime": {"min_steps": 0}}, "steptime.min_steps: must be > 0"),
     ("refine", {"sweep": {"resamples": 10}}, "sweep.resamples: must be >= 100"),

@@ -57,9 +57,25 @@ def test_dvc_outs_are_the_paths_the_code_writes():
     assert STAGES["report"]["deps"][:3] == [str(paths.CELLS), str(paths.STEPTIME),
                                             str(paths.VALIDATION)]
     assert stage_outs(STAGES["steptime"]) == [str(paths.STEPTIME)]
-    assert str(paths.STEPTIME) in STAGES["refine"]["deps"]  # refinement uses the estimate
+    assert stage_outs(STAGES["machine"]) == [str(paths.MACHINE)]
+    assert stage_outs(STAGES["plan"]) == [str(paths.REFINE_PLAN)]
+    assert str(paths.STEPTIME) in STAGES["plan"]["deps"]  # the plan uses the estimate ...
+    assert str(paths.REFINE_PLAN) in STAGES["refine"]["deps"]  # ... and refine only the plan
+    assert str(paths.STEPTIME) not in STAGES["refine"]["deps"]
     assert (REPO / paths.VALIDATION).is_dir()  # a dep of the report: present in every clone
     assert set(stage_outs(STAGES["bench"])) == {str(paths.BENCH_JSON), str(paths.BENCH_PNG)}
+
+
+def test_the_machines_factor_depends_on_the_machine_and_nothing_else_does():
+    assert STAGES["machine"]["always_changed"] is True
+    assert not STAGES["machine"]["outs"][0][str(paths.MACHINE)]["cache"]  # committed: in git
+    users = {name for name, stage in STAGES.items() if str(paths.MACHINE) in stage.get("deps", [])}
+    assert users == {"steptime", "bench"}  # never a training cell: steps are the problem's
+
+
+def test_no_cell_reads_the_clock_budget_of_params():
+    assert not any("max_seconds" in p for p in STAGES["sweep"]["params"])
+    assert "max_seconds" not in config.read_yaml(REPO / paths.PARAMS_FILE)["sweep"]
 
 
 def test_cells_depend_on_every_train_setting_except_their_own():
@@ -104,6 +120,8 @@ def test_each_stage_depends_on_the_code_its_command_runs():
     assert "sweetspot/train/loop.py" in train and "sweetspot/train/noise.py" in train
     for stage in ("refine", "seeds"):  # plan with sweep.py, then train as a cell does
         assert code_deps(stage) == train | (imported("sweetspot/sweep.py") - BOOKKEEPING)
+    assert code_deps("plan") == imported("sweetspot/sweep.py") - BOOKKEEPING
+    assert code_deps("machine") == imported("sweetspot/machine.py") - BOOKKEEPING
     assert code_deps("report") == imported("sweetspot/report.py") - BOOKKEEPING
     assert code_deps("bench") == imported("sweetspot/bench.py") - BOOKKEEPING
     assert code_deps("steptime") == imported("sweetspot/steptime.py") - BOOKKEEPING

@@ -1,5 +1,6 @@
 """The real `dvc repro` on a small profile, in a copy of the repository: cells, refinement, report,
-MLflow grouping, resumability, and a DVC experiment."""
+MLflow grouping, resumability, the machine as a dependency, re-measuring without retraining,
+and a DVC experiment."""
 
 import json
 import shutil
@@ -39,8 +40,10 @@ def ran_stages(output: str) -> list[str]:
 def test_repro_writes_the_answer(project):
     folder, output = project
     ran = [s for s in ran_stages(output) if s != "download"]  # dvc.lock may know the data
-    assert ran == ["sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "refine",
-                   "seeds", "report"]
+    assert [s for s in ran if s != "machine"] == [
+        "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "plan", "refine", "seeds",
+        "report"]
+    assert ran.index("machine") < ran.index("steptime")
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     plan = json.loads((folder / "reports/cells/refine/plan.json").read_text())
     tried = {32, 128, *plan["batch_sizes"]}
@@ -53,7 +56,9 @@ def test_repro_writes_the_answer(project):
         png = (folder / "reports/figures" / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
     report = (folder / "reports/report.md").read_text()
-    assert f"**Batch size {metrics['batch_size']}**" in report
+    assert f"**batch size {metrics['batch_size']}**" in report and "**Sweet region: " in report
+    assert metrics["batch_size"] in metrics["region"] and metrics["region"] == sorted(
+        r["batch_size"] for r in spot["region"])
     assert "Refinement (automatic" in report
     for section in ("## What makes the comparison fair",
                     "## The two factors, and the direct measurement beside them"):
@@ -121,6 +126,47 @@ def test_changing_one_cell_reruns_only_that_cell(project):
     assert "steptime" in ran_stages(output)  # a batch size new to the grid needs its step time
     report = (folder / "reports/report.md").read_text()
     assert "| 128 |" not in report.split("Refinement")[0]  # the dropped cell is not reported
+
+
+def stale(folder: Path) -> set[str]:
+    """The stages `dvc status` reports, less `machine` (always run, so always listed)."""
+    return set(json.loads(sh("dvc", "status", "--json", cwd=folder).stdout or "{}")) - {"machine"}
+
+
+@pytest.mark.slow
+def test_a_clone_from_another_machine_re_measures_the_seconds(project):
+    """The committed fingerprint is another machine's (as in a fresh clone of a commit made
+    there): nothing looks stale until the machine stage runs, then steptime re-runs; on the same
+    machine it re-runs nothing."""
+    folder, _ = project
+    sh("dvc", "repro", "steptime", cwd=folder)
+    assert "steptime" not in stale(folder)
+    fingerprint = folder / "reports/machine.json"
+    mine = fingerprint.read_text()
+    other = {**json.loads(mine), "cpu_model": "Another CPU", "torch_version": "0.0.1"}
+    fingerprint.write_text(json.dumps(other))  # edited by hand: this workspace is stale
+    assert "steptime" in stale(folder)
+    sh("dvc", "commit", "--force", "machine", "steptime", cwd=folder)  # as committed there
+    assert "steptime" not in stale(folder)
+    ran = ran_stages(sh("dvc", "repro", "steptime", cwd=folder).stdout)
+    assert ran == ["machine", "steptime"] and fingerprint.read_text() == mine
+    ran = ran_stages(sh("dvc", "repro", "steptime", cwd=folder).stdout)
+    assert ran == ["machine"]  # the same machine: its fingerprint unchanged, nothing re-measured
+
+
+@pytest.mark.slow
+def test_re_measuring_the_seconds_retrains_nothing_unless_the_plan_changes(project):
+    folder, _ = project
+    sh("dvc", "repro", "report", cwd=folder)
+    plan = (folder / "reports/refine_plan.json").read_bytes()
+    sh("dvc", "repro", "-f", "-s", "steptime", cwd=folder)
+    sh("dvc", "repro", "plan", cwd=folder)
+    dry = ran_stages(sh("dvc", "repro", "--dry", "report", cwd=folder).stdout)
+    training = [s for s in dry if s.startswith(("sweep@", "extremes@", "refine", "seeds"))]
+    if (folder / "reports/refine_plan.json").read_bytes() == plan:
+        assert training == [] and "report" in dry
+    else:  # the new seconds moved the coarse region: refinement must follow it
+        assert "refine" in training
 
 
 @pytest.mark.slow

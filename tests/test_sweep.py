@@ -1,5 +1,5 @@
 """sweep.py's plan on hand-made results, no training: rates per policy, the grid, refinement
-around the coarse sweet spot (steps x seconds per step), and the extra seeds at each batch size's
+around the coarse sweet region (steps x seconds per step), and the extra seeds at each batch size's
 chosen rate (the smallest median steps)."""
 
 import dataclasses
@@ -105,12 +105,13 @@ def test_cell_name_is_the_dvc_matrix_name():
 
 def test_cell_params_runs_the_policy_rate_with_the_sweep_budget_and_highest_target():
     p = tiny_params(sweep={"lr_policy": "linear", "lrs": [0.1], "ref_batch": 64,
-                           "targets": [0.8, 0.85], "max_epochs": 3, "max_seconds": 7})
+                           "targets": [0.8, 0.85], "max_epochs": 3},
+                    train={"max_seconds": 7})  # a single run's clock budget: never a cell's
     got = sweep.cell_params(p, Cell(256, 0.1, 3, "torchvision"))
     assert got.train.lr == pytest.approx(0.4)
     expected = dataclasses.replace(p.train, batch_size=256, lr=got.train.lr, seed=3,
                                    loader="torchvision", target_accuracy=0.85, max_epochs=3,
-                                   max_seconds=7.0, stop_at_target=True)
+                                   max_seconds=0.0, stop_at_target=True)
     assert got.train == expected  # everything else as params.yaml's train section says
     assert (got.data, got.sweep, got.bench) == (p.data, p.sweep, p.bench)
 
@@ -138,8 +139,19 @@ def test_refine_plan_trains_the_neighbours_of_the_sweet_spot_at_every_rate():
     results = coarse({32: 3.0, 64: 1.0, 128: 1.5, 256: 2.5})
     planned, plan = sweep.refine_plan(params(), results, step_times(results))
     assert planned == cells([48, 96])
-    assert plan == {"target": 0.97, "coarse_best": {"tensor": 64}, "enabled": True,
+    assert plan == {"target": 0.97, "coarse_region": {"tensor": [64]}, "enabled": True,
                     "batch_sizes": [48, 96]}
+
+
+def test_refine_plan_refines_around_every_batch_size_of_the_coarse_region():
+    # 128 is 2% slower than 64: a tie, so refinement goes around both (64 -> 48, 96; 128 -> 96,
+    # 192), and a re-measurement that moves the seconds within the tie leaves the plan alone.
+    results = coarse({32: 3.0, 64: 1.0, 128: 1.02, 256: 2.5})
+    planned, plan = sweep.refine_plan(params(), results, step_times(results))
+    assert plan["coarse_region"] == {"tensor": [64, 128]}
+    assert planned == cells([48, 96, 192])
+    again = sweep.refine_plan(params(), results, step_times(results, per_step={128: 0.0099}))
+    assert again == (planned, plan)
 
 
 def test_refine_plan_estimates_by_steps_times_seconds_per_step():
@@ -148,7 +160,7 @@ def test_refine_plan_estimates_by_steps_times_seconds_per_step():
     results = coarse({32: 3.0, 64: 1.0, 128: 1.5, 256: 2.5})
     seconds = step_times(results, per_step={64: 0.03})
     planned, plan = sweep.refine_plan(params(), results, seconds)
-    assert plan["coarse_best"] == {"tensor": 128}
+    assert plan["coarse_region"] == {"tensor": [128]}
     assert planned == cells([96, 192])
 
 
@@ -164,7 +176,7 @@ def test_refine_plan_skips_neighbours_already_tried():
     p = params(batch_sizes=[32, 96, 128])
     planned, plan = sweep.refine_plan(p, results, step_times(results))
     assert planned == cells([64])
-    assert plan["coarse_best"] == {"tensor": 96} and plan["batch_sizes"] == [64]
+    assert plan["coarse_region"] == {"tensor": [96]} and plan["batch_sizes"] == [64]
 
 
 def test_refine_plan_refines_each_loader_around_its_own_sweet_spot():
@@ -173,7 +185,7 @@ def test_refine_plan_refines_each_loader_around_its_own_sweet_spot():
     p = params(loaders=["tensor", "torchvision"])
     planned, plan = sweep.refine_plan(p, results, step_times(results))
     assert planned == cells([48, 96]) + cells([96, 192], loader="torchvision")
-    assert plan["coarse_best"] == {"tensor": 64, "torchvision": 128}
+    assert plan["coarse_region"] == {"tensor": [64], "torchvision": [128]}
     assert plan["batch_sizes"] == [48, 96, 192]
 
 
@@ -181,7 +193,7 @@ def test_refine_plan_is_empty_when_refine_is_off():
     results = coarse({32: 3.0, 64: 1.0, 128: 1.5, 256: 2.5})
     planned, plan = sweep.refine_plan(params(refine=False), results, step_times(results))
     assert planned == []
-    assert plan == {"target": 0.97, "coarse_best": {"tensor": 64}, "enabled": False,
+    assert plan == {"target": 0.97, "coarse_region": {"tensor": [64]}, "enabled": False,
                     "batch_sizes": []}
 
 
@@ -189,7 +201,7 @@ def test_refine_plan_is_empty_when_nothing_reached_the_headline_target():
     results = coarse({32: None, 64: None, 128: None, 256: None})
     planned, plan = sweep.refine_plan(params(), results, step_times(results))
     assert planned == []
-    assert plan["coarse_best"] == {"tensor": None} and plan["batch_sizes"] == []
+    assert plan["coarse_region"] == {"tensor": []} and plan["batch_sizes"] == []
 
 
 def test_refine_plan_refines_around_the_headline_target_not_a_later_one():
@@ -197,7 +209,7 @@ def test_refine_plan_refines_around_the_headline_target_not_a_later_one():
     results = coarse({32: 3.0, 64: 1.0, 128: 1.5, 256: 2.5})
     p = params(targets=[0.97, 0.99])
     planned, plan = sweep.refine_plan(p, results, step_times(results))
-    assert plan["target"] == 0.97 and plan["coarse_best"] == {"tensor": 64}
+    assert plan["target"] == 0.97 and plan["coarse_region"] == {"tensor": [64]}
     assert planned == cells([48, 96])
 
 

@@ -69,12 +69,35 @@ def time_to_target(curve: list[dict] | pd.DataFrame, target: float) -> dict:
     return {"time": INF, "step": INF, "examples": INF, "epoch": INF, "reached": False}
 
 
+def quiet_time(curve: list[dict], hit: dict) -> float:
+    """A run's time to its target, robust to load as steptime's seconds are: steps to target x
+    the run's fastest seconds per step over an evaluation interval that started no epoch, plus,
+    for each epoch begun before the hit, the fastest extra time of an interval that started one
+    (its shuffle or new iterator). Load only adds time, so neither minimum moves while one
+    stretch of the run was quiet. `hit`: time_to_target's answer; inf when not reached."""
+    if not hit["reached"]:
+        return INF
+    curve = curve.to_dict("records") if isinstance(curve, pd.DataFrame) else curve
+    n_train = round(curve[-1]["examples"] / curve[-1]["epoch"])
+    plain, starting = [], []  # (steps, seconds) of each interval between evaluations
+    before = {"step": 0, "time": 0.0, "examples": 0}
+    for p in curve:
+        steps, seconds = p["step"] - before["step"], p["time"] - before["time"]
+        if steps > 0:
+            (starting if before["examples"] % n_train == 0 else plain).append((steps, seconds))
+        before = p
+    rate = min(t / n for n, t in plain or starting)
+    start = min((max(t - rate * n, 0.0) for n, t in starting), default=0.0) if plain else 0.0
+    return rate * hit["step"] + start * math.ceil(hit["examples"] / n_train)
+
+
 def target_table(results: list[dict], targets: list[float]) -> pd.DataFrame:
     """One row per (run, target), read off each run's curve. Columns: the run's identifying
     columns (batch_size, lr, seed and any other configuration scalars such as loader), target,
     time (s), steps, examples, epochs (to target; inf if censored), reached, outcome (this target:
     reached | diverged | not_reached), run_outcome, run_target (the run's own stopping target: a
-    higher target is censored by design), mean_step_time (s), seconds_per_epoch (s), best_test_acc.
+    higher target is censored by design), mean_step_time (s), seconds_per_epoch (s), best_test_acc,
+    quiet_time (s, the time to target from the run's quiet stretches: see quiet_time).
     """
     cells = cells_table(results)
     id_cols = [c for c in cells.columns if c not in RUN_METRICS]
@@ -97,6 +120,7 @@ def target_table(results: list[dict], targets: list[float]) -> pd.DataFrame:
                 "mean_step_time": cell.get("mean_step_time", math.nan),
                 "seconds_per_epoch": cell["seconds_per_epoch"],
                 "best_test_acc": cell.get("best_test_acc", math.nan),
+                "quiet_time": quiet_time(curve, hit),
             })
     return pd.DataFrame(rows)
 

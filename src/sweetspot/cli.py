@@ -69,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000, help="the server's port (default: 5000)")
     p.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")
 
+    sub.add_parser("machine", help="this machine's and stack's fingerprint (reports/machine.json)")
     sub.add_parser("steptime", help="seconds per step here, every batch size the sweep may train")
-    sub.add_parser("refine", help="train the 3*2^n neighbours of the coarse sweet spot")
+    sub.add_parser("plan", help="which batch sizes refinement adds (reports/refine_plan.json)")
+    sub.add_parser("refine", help="train the 3*2^n neighbours of the coarse sweet region")
     sub.add_parser("seeds", help="more seeds at each batch size's chosen rate")
     sub.add_parser("report", help="sweet spot, figures and report.md from the cells")
     for name, text in (("predict", "the sweet spot on this machine and stack, without training"),
@@ -117,13 +119,18 @@ def run(argv: list[str] | None = None) -> int:
         if not 1 <= args.port <= 65535 or args.workers < 1:
             raise config.ConfigError("--port must be in 1..65535 and --workers >= 1")
         return server.main(args.action, args.dir or server.DEFAULT_DIR, args.port, args.workers)
-    params = config.load(args.params)
+    params = config.load(args.params)  # every stage from here on: in the project, checked
+    if args.command == "machine":
+        from sweetspot import machine
+
+        return machine.main()
     if args.command == "sweep":
         return _sweep(args, params)
-    if args.command in ("refine", "seeds"):
+    if args.command in ("plan", "refine", "seeds"):
         from sweetspot import sweep
 
-        return (sweep.refine_main if args.command == "refine" else sweep.seeds_main)(params)
+        return {"plan": sweep.plan_main, "refine": sweep.refine_main,
+                "seeds": sweep.seeds_main}[args.command](params)
     if args.command == "report":
         from sweetspot import report
 

@@ -3,8 +3,9 @@
 `sweetspot sweep --executor ray [--address ADDRESS] [--threads N] [--retries N] [--force]`. Reads
 params.yaml and DVC's status; each task runs the code path `dvc repro` runs (sweep.run_cell) and
 writes its cell's JSON where the stage would; the driver records finished stages in dvc.lock.
-Order: coarse and extremes cells; then `dvc repro steptime` here, with no task running (step times
-belong to this machine: one process); then refine's cells, then the extra seeds'.
+Order: coarse and extremes cells; then `dvc repro plan` here (and steptime before it when stale),
+with no task running (step times belong to this machine: one process); then refine's cells, then
+the extra seeds'.
 """
 
 from __future__ import annotations
@@ -164,9 +165,10 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
         for stage in PHASES:
             if failed or not (force or stage in stale()):
                 continue
-            print(f"ray: {stage} needs this machine's step times: dvc repro steptime, here, "
-                  "with no task running", file=sys.stderr)
-            dvc("repro", "steptime")
+            if stage == "refine":  # its plan needs this machine's step times: measured here
+                print("ray: refine's plan: dvc repro plan (steptime first if stale), here, with "
+                      "no task running", file=sys.stderr)
+                dvc("repro", "plan")
             jobs, plan = plan_jobs(params, stage)
             stages.add(stage)
             phase = time.perf_counter()

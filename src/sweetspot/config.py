@@ -140,7 +140,6 @@ class SweepConfig:
     loaders: tuple[str, ...]
     targets: tuple[float, ...]
     max_epochs: int
-    max_seconds: float
     refine: bool
     resamples: int
 
@@ -167,7 +166,6 @@ class SweepConfig:
             _one_of("sweep.loaders", loader, LOADERS)
         _distinct_positive("sweep.targets", self.targets, 1.0)
         _require(self.max_epochs > 0, "sweep.max_epochs", "must be > 0")
-        _require(self.max_seconds >= 0, "sweep.max_seconds", "must be >= 0 (0 = no limit)")
         _require(self.resamples >= 100, "sweep.resamples", "must be >= 100")
 
 
@@ -179,7 +177,7 @@ class SteptimeConfig:
     warmup_steps: int
 
     def check(self) -> None:
-        _require(self.rounds >= 3, "steptime.rounds", "must be >= 3 (a median needs a few)")
+        _require(self.rounds >= 3, "steptime.rounds", "must be >= 3 (the fastest of a few)")
         _require(self.min_examples > 0, "steptime.min_examples", "must be > 0")
         _require(self.min_steps > 0, "steptime.min_steps", "must be > 0")
         _require(self.warmup_steps >= 0, "steptime.warmup_steps", "must be >= 0")

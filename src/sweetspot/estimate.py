@@ -21,7 +21,12 @@ from sweetspot import analysis
 INF = math.inf
 STEPS_COLUMNS = ["dataset", "network", "optimizer", "loader", "batch_size", "lr", "target", "seed",
                  "steps", "examples", "epochs", "censored", "outcome"]
-RUNNER_UP = 0.20  # a batch size winning more than this share of resamples is named
+REGION_ALPHA = 0.05  # in the sweet region: at least as fast as the spot in >= 5% of resamples
+REGION_TOLERANCE = 0.05  # ... or an estimate within 5% of the spot's
+REGION_RULE = (f"at least as fast as the spot in {REGION_ALPHA:.0%} or more of the paired "
+               f"resamples (the data cannot tell it slower), or an estimate within "
+               f"{REGION_TOLERANCE:.0%} of the spot's (closer than seeds and load move a time "
+               "here)")
 ESTIMATE_COLUMNS = ["seconds_per_step", "estimate", "low", "high", "share"]
 
 
@@ -69,12 +74,23 @@ def choose_by_steps(table: pd.DataFrame, target: float) -> pd.DataFrame:
     return chosen
 
 
+def machine_seconds(rounds, axis: int = -1):
+    """The machine's seconds per step from its timed rounds: their minimum. Load from other
+    processes only ever adds time, so the fastest round is the one it touched least, and no
+    number of loaded rounds can move it while one round is quiet (Chen & Revels 2016, "Robust
+    benchmarking in noisy environments"; timeit and BenchmarkTools report it too). A median
+    picks whichever load state held most rounds, so neighbouring batch sizes land in different
+    states and the answer flips between them."""
+    return np.min(np.asarray(rounds, float), axis=axis)
+
+
 def estimate(table: pd.DataFrame, seconds: dict[int, list[float]], target: float,
              resamples: int = 2000, seed: int = 0) -> dict:
-    """Seconds to target per batch size = median steps x median seconds per step, with a 95%
-    interval and the share of resamples each batch size wins. A resample draws each batch size's
-    runs (at its chosen rate) with replacement, and the timing rounds with replacement, the same
-    rounds for every batch size (a round is one burst of load for all of them).
+    """Seconds to target per batch size = median steps x the machine's seconds per step (the
+    minimum over timing rounds), with a 95% interval and the share of resamples each batch size
+    wins. A resample draws each batch size's runs (at its chosen rate) with replacement, and the
+    timing rounds with replacement, the same rounds for every batch size (a round is one load
+    state for all of them), and takes the same estimators of both.
 
     `seconds`: {batch size: seconds per step in each round}, rounds aligned. Batch sizes without a
     step time are left out. Returns {"per_batch": DataFrame, "spot": dict}; per_batch has
@@ -86,58 +102,74 @@ def estimate(table: pd.DataFrame, seconds: dict[int, list[float]], target: float
         empty = chosen.rename(columns={"steps": "steps_runs"}).reindex(columns=[
             *chosen.columns.drop("steps"), "steps_runs", *ESTIMATE_COLUMNS])
         return {"per_batch": empty, "spot": {"batch_size": None, "target": target, "censored": [],
+                                             "region": [],
                                              "reason": "no batch size with steps and a time"}}
     rng = np.random.default_rng(seed)
     rounds = np.array([seconds[b] for b in chosen["batch_size"]], float)  # [batch, round]
     picks = rng.integers(0, rounds.shape[1], (resamples, rounds.shape[1]))
-    boot_seconds = np.median(rounds[:, picks], axis=2)  # [batch, resample]
+    boot_seconds = machine_seconds(rounds[:, picks], axis=2)  # [batch, resample]
     boot_steps = np.array([np.median(s[rng.integers(0, len(s), (resamples, len(s)))], axis=1)
                            for s in chosen["steps"]])  # [batch, resample]
     with np.errstate(invalid="ignore"):
         boot = boot_steps * boot_seconds
     boot[~chosen["reached"].to_numpy(bool)] = INF  # mostly censored: never a winner
     winners = np.where(np.isfinite(boot).any(axis=0), np.argmin(boot, axis=0), -1)
+    per_second = machine_seconds(rounds, axis=1)
     per_batch = chosen.rename(columns={"steps": "steps_runs"}).assign(
-        seconds_per_step=np.median(rounds, axis=1),
-        estimate=chosen["median_steps"].to_numpy(float) * np.median(rounds, axis=1),
+        seconds_per_step=per_second,
+        estimate=chosen["median_steps"].to_numpy(float) * per_second,
         low=np.quantile(boot, 0.025, axis=1, method="inverted_cdf"),
         high=np.quantile(boot, 0.975, axis=1, method="inverted_cdf"),
         share=[float(np.mean(winners == i)) for i in range(len(chosen))])
-    return {"per_batch": per_batch, "spot": sweet_spot(per_batch, target)}
+    return {"per_batch": per_batch, "spot": sweet_spot(per_batch, boot, target)}
 
 
-def sweet_spot(per_batch: pd.DataFrame, target: float) -> dict:
-    """The batch size with the smallest estimate (ties: the smaller batch), its interval and its
-    share of resamples won, and every other batch size that won more than RUNNER_UP of them."""
+def sweet_spot(per_batch: pd.DataFrame, boot: np.ndarray, target: float) -> dict:
+    """The sweet spot: the batch size that wins the most resamples (ties: the smaller estimate,
+    then the smaller batch), so the spot and the shares never disagree. And the sweet region
+    (REGION_RULE): every batch size the resamples cannot tell apart from the spot, or whose
+    estimate is within REGION_TOLERANCE of it, each with its distance from the spot (estimate
+    over the spot's, minus 1) and the share of paired resamples in which it was at least as fast.
+    `boot`: [batch size, resample] seconds to target, rows in per_batch's order."""
     reached = per_batch[np.isfinite(per_batch["estimate"].astype(float))]
     censored = sorted(int(b) for b in per_batch.loc[~per_batch["reached"], "batch_size"])
     if reached.empty:
-        return {"batch_size": None, "target": target, "censored": censored,
+        return {"batch_size": None, "target": target, "censored": censored, "region": [],
                 "reason": f"no batch size reached {target:g} at any rate"}
-    best = reached.sort_values(["estimate", "batch_size"]).iloc[0]
-    runners_up = per_batch[(per_batch["share"] > RUNNER_UP)
-                           & (per_batch["batch_size"] != best["batch_size"])]
+    i = reached.sort_values(["share", "estimate", "batch_size"],
+                            ascending=[False, True, True]).index[0]
+    best = per_batch.loc[i]
+    region = []
+    for j, row in reached.iterrows():
+        as_fast = float(np.mean(boot[j] <= boot[i]))
+        distance = float(row["estimate"] / best["estimate"] - 1)
+        if j == i or as_fast >= REGION_ALPHA or distance <= REGION_TOLERANCE:
+            region.append({"batch_size": int(row["batch_size"]), "distance": distance,
+                           "as_fast": as_fast, "share": float(row["share"])})
     return {"batch_size": int(best["batch_size"]), "lr": float(best["lr"]), "target": target,
             "estimate": float(best["estimate"]), "low": float(best["low"]),
             "high": float(best["high"]), "share": float(best["share"]),
             "median_steps": float(best["median_steps"]),
             "seconds_per_step": float(best["seconds_per_step"]),
-            "runners_up": {int(r.batch_size): float(r.share) for r in runners_up.itertuples()},
-            "censored": censored}
+            "region": sorted(region, key=lambda r: r["batch_size"]), "censored": censored}
 
 
 def beside_measured(per_batch: pd.DataFrame, results_table: pd.DataFrame,
                     target: float) -> pd.DataFrame:
-    """The estimate beside each batch size's directly measured seconds to target (the median over
-    its runs at the chosen rate, from analysis.target_table) and their ratio measured/estimate:
-    the model's check."""
+    """The estimate beside each batch size's directly measured seconds to target, over its runs
+    at the chosen rate (analysis.target_table): "measured", the median of each run's quiet time
+    (its own fastest seconds per step x its steps: robust to load as the estimate is), and
+    "clock", the median of the training clock's reading; "ratio" = measured / estimate, the
+    model's check."""
     at = results_table[np.isclose(results_table["target"].astype(float), target)]
-    measured = []
+    measured, clock = [], []
     for row in per_batch.itertuples():
         runs = at[(at["batch_size"] == row.batch_size) & np.isclose(at["lr"], row.lr)]
-        times = np.where(runs["reached"].astype(bool), runs["time"].astype(float), INF)
-        measured.append(float(np.median(times)) if len(times) else math.nan)
-    out = per_batch.assign(measured=measured)
+        reached = runs["reached"].astype(bool)
+        for out, column in ((measured, "quiet_time"), (clock, "time")):
+            times = np.where(reached, runs[column].astype(float), INF)
+            out.append(float(np.median(times)) if len(times) else math.nan)
+    out = per_batch.assign(measured=measured, clock=clock)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["ratio"] = out["measured"] / out["estimate"]
     return out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweetspot import estimate, paths, steptime, tracking
+from sweetspot import estimate, machine, paths, steptime, tracking
 from sweetspot.config import ConfigError, Params
 from sweetspot.data.load import load_data, resolve_device
 
@@ -85,8 +85,9 @@ def predict(params: Params, table: pd.DataFrame, doc: dict) -> dict:
     return out
 
 
-def table_text(prediction: dict, name: str) -> str:
-    lines = [f"predicted seconds of training to each target on {name}:", "",
+def table_text(prediction: dict, name: str, load: dict | None) -> str:
+    lines = [f"predicted seconds of training to each target on {name}; while measuring, "
+             f"{machine.load_text(load)}:", "",
              "| target | batch size | lr | steps | µs/step | seconds | 95% interval | wins |",
              "|---:|---:|---:|---:|---:|---:|---|---:|"]
     for target, found in prediction.items():
@@ -100,9 +101,10 @@ def table_text(prediction: dict, name: str) -> str:
         if s["batch_size"] is None:
             lines.append(f"target {target}: no sweet spot ({s['reason']})")
         else:
+            region = [r["batch_size"] for r in s["region"]]
             lines.append(f"target {target}: sweet spot {s['batch_size']} (lr {s['lr']:g}), "
                          f"{s['estimate']:.2f} s [{s['low']:.2f}, {s['high']:.2f}], wins "
-                         f"{s['share']:.0%} of resamples")
+                         f"{s['share']:.0%} of resamples; sweet region {region}")
     return "\n".join(lines)
 
 
@@ -140,6 +142,6 @@ def main(params: Params, steps: str | None) -> int:
     result = run(params, table)
     out = paths.predict_file(result["stack"])
     paths.write_json(out, paths.plain(result))
-    print(table_text(result["prediction"], result["stack"]))
+    print(table_text(result["prediction"], result["stack"], result["steptime"]["load"]))
     print(f"wrote {out}; mlflow run {result['run_id']}")
     return 0

@@ -36,15 +36,16 @@ from sweetspot.config import Params
 
 def answers(results: list[dict], seconds: dict[int, list[float]], targets: list[float],
             resamples: int) -> dict:
-    """Per target: the estimated sweet spot ("spot"), and per batch size the estimate beside the
-    direct measurement ("per_batch"), and the sweet spot by measured time alone ("direct")."""
+    """Per target: the estimated sweet spot and region ("spot"), and per batch size the estimate
+    beside the direct measurement ("per_batch"), and the sweet spot by measured time alone
+    ("direct", from each run's quiet time, as robust to load as the estimate)."""
     steps = estimate.steps_table(results, targets, "", "", "")
     measured = analysis.target_table(results, targets)
     out = {}
     for target in targets:
         found = estimate.estimate(steps, seconds, target, resamples)
         per_batch = estimate.beside_measured(found["per_batch"], measured, target)
-        direct = analysis.sweet_spot(measured, target)
+        direct = analysis.sweet_spot(measured.assign(time=measured["quiet_time"]), target)
         out[target] = {**found["spot"], "per_batch": per_batch, "direct": direct["batch_size"]}
     return out
 
@@ -76,7 +77,7 @@ def noise_scale(cells: pd.DataFrame) -> dict:
 def metrics_doc(spots: dict, targets: list[float]) -> dict:
     """sweet_spot.json: the first target's answer at the top, every target below."""
     def one(spot):
-        keep = ("batch_size", "lr", "estimate", "low", "high", "share", "runners_up",
+        keep = ("batch_size", "lr", "estimate", "low", "high", "share", "region",
                 "median_steps", "seconds_per_step", "censored", "direct", "reason")
         doc = {k: paths.plain(spot[k]) for k in keep if k in spot}
         rows = spot["per_batch"]
@@ -87,7 +88,9 @@ def metrics_doc(spots: dict, targets: list[float]) -> dict:
     first = one(spots[targets[0]])
     return {"target": targets[0], "batch_size": first.get("batch_size"),
             "time_to_target": first.get("estimate"), "lr": first.get("lr"),
-            "share": first.get("share"), "runners_up": first.get("runners_up", {}),
+            "share": first.get("share"),
+            "region": [r["batch_size"] for r in first.get("region", [])],
+            "region_rule": estimate.REGION_RULE,
             "per_target": {f"{t:g}": one(spots[t]) for t in targets}}
 
 
@@ -116,6 +119,7 @@ def main(params: Params) -> int:
     target, loader = targets[0], s.loaders[0]  # the headline
     results = sweep.read_cells(sweep.all_paths(params))
     seconds = sweep.step_times(params)
+    measured = json.loads(paths.STEPTIME.read_text())["per_loader"][loader]
     plan_file = paths.REFINE / paths.PLAN
     plan = json.loads(plan_file.read_text()) if plan_file.exists() else None
     by_loader = {name: [r for r in results if r["loader"] == name] for name in s.loaders}
@@ -144,7 +148,8 @@ def main(params: Params) -> int:
     save_figures(drawn)
     write_plots(headline, per_batch)
     doc = metrics_doc(spots, targets)
-    doc.update(dataset=params.data.dataset, loader=loader, cost_model=model, noise_scale=noise)
+    doc.update(dataset=params.data.dataset, loader=loader, cost_model=model, noise_scale=noise,
+               load=measured.get("load"))
     if len(per_loader) > 1:
         doc["per_loader"] = {k: metrics_doc(v, targets)["per_target"] for k, v in
                              per_loader.items()}
@@ -153,11 +158,12 @@ def main(params: Params) -> int:
                **{k: v for k, v in results[0].get("provenance", {}).items() if k != "dvc_stage"}}
     paths.REPORT_MD.write_text(writeup.markdown(
         params, spots, cells, plan, machine, list(drawn), model, noise,
-        {k: v[target] for k, v in per_loader.items()}, checks))
+        {k: v[target] for k, v in per_loader.items()}, checks, measured))
     file_sweep(params, results, doc)
     print(f"report: sweet spot {doc['batch_size']} at {target:g} "
           f"({writeup.fmt(doc['time_to_target'])} s estimated, wins "
-          f"{writeup.fmt(doc['share'], '.0%')} of resamples); wrote {paths.REPORT_MD}")
+          f"{writeup.fmt(doc['share'], '.0%')} of resamples), sweet region {doc['region']}; "
+          f"wrote {paths.REPORT_MD}")
     return 0
 
 

@@ -5,23 +5,27 @@ compile, threads; `sweep` for the batch sizes; `steptime` for the rounds); write
 reports/steptime.json and one MLflow run. Run: `sweetspot steptime` or `dvc repro steptime`.
 
 Every batch size the sweep may train (its grid, the extremes, and every 3*2^n neighbour that
-refinement could add) is measured with the step and the batches a training run uses, in
-interleaved rounds (B1 ... Bn, then again), so a burst of load hits all of them alike. Steps are
-timed in blocks as training times them (device synchronised, then perf_counter); each epoch's
-start (the shuffle, or the DataLoader's new iterator) is timed apart and spread over its steps.
+refinement could add) is measured with the step and the batches a training run uses, in many
+short interleaved rounds (B1 ... Bn, then again). Steps are timed in blocks as training times
+them (device synchronised, then perf_counter); every block starts an epoch, whose start (the
+shuffle, or the DataLoader's new iterator) is timed apart and spread over an epoch's steps.
+
+The estimate is each batch size's fastest round (estimate.machine_seconds): load from other
+processes only adds time, so the minimum is the one estimator it cannot move while any round is
+quiet; the median of an earlier version flipped with whichever load state held most rounds. How
+busy the machine was is read from /proc/stat in every round (machine.busy_share) and kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import statistics
 import sys
 
 import torch
 
-from sweetspot import config, paths, sweep, tracking
+from sweetspot import config, estimate, machine, paths, sweep, tracking
 from sweetspot.config import Params, SteptimeConfig, TrainConfig
 from sweetspot.data.load import Data, epoch_batches
 from sweetspot.model import MLP
@@ -56,8 +60,10 @@ class Stepper:
         self.loss_sum = torch.zeros((), device=data.device)
 
     def block(self, n: int) -> tuple[float, list[float]]:
-        """Take n steps; return the seconds they took and the seconds of each epoch start."""
+        """Start an epoch, take n steps; return the seconds the steps took and the seconds of
+        each epoch start (the first, and any the block ran into)."""
         starts, seconds = [], 0.0
+        self.batches = iter(())
         t0 = clock(self.device)
         for _ in range(n):
             batch = next(self.batches, None)
@@ -74,8 +80,9 @@ class Stepper:
 
 def measure(cfg: TrainConfig, data: Data, batch_sizes: list[int], st: SteptimeConfig,
             progress=None) -> list[dict]:
-    """One row per (round, batch size) in the order measured: the block's steps and seconds, and
-    the epoch starts it crossed. Every batch size is warmed up before the first round."""
+    """One row per (round, batch size) in the order measured: the block's steps and seconds, the
+    epoch starts it timed, and how busy the machine was in its round (machine.busy_share). Every
+    batch size is warmed up before the first round."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     steppers = {}
@@ -83,51 +90,63 @@ def measure(cfg: TrainConfig, data: Data, batch_sizes: list[int], st: SteptimeCo
         steppers[b] = Stepper(dataclasses.replace(cfg, batch_size=b), data)
         steppers[b].block(st.warmup_steps)
     rows = []
-    for rnd, b in itertools.product(range(st.rounds), batch_sizes):
-        n = max(st.min_steps, math.ceil(st.min_examples / b))
-        seconds, starts = steppers[b].block(n)
-        rows.append({"round": rnd, "order": len(rows), "batch_size": b, "steps": n,
-                     "seconds": seconds, "epoch_starts": starts})
+    for rnd in range(st.rounds):
+        before, mine = machine.usage(), []
+        for b in batch_sizes:
+            n = max(st.min_steps, math.ceil(st.min_examples / b))
+            seconds, starts = steppers[b].block(n)
+            mine.append({"round": rnd, "order": len(rows) + len(mine), "batch_size": b,
+                         "steps": n, "seconds": seconds, "epoch_starts": starts})
+        load = machine.busy_share(before, machine.usage())
+        rows += [{**row, "load": load} for row in mine]
         if progress:
-            progress(rnd, b, seconds / n)
+            progress(rnd, st.rounds, load)
     return rows
 
 
 def summarise(rows: list[dict], n_train: int) -> dict:
-    """Per batch size: seconds per step in each round (the block's, plus each epoch start spread
-    over an epoch's steps), their median, quartiles and range. Pure."""
+    """Per batch size: seconds per step in each round (the block's, plus its epoch starts'
+    mean spread over an epoch's steps), the estimate (their minimum), median, quartiles and
+    range, and the fastest epoch start. Pure."""
     out = {}
     for b in sorted({r["batch_size"] for r in rows}):
         mine = [r for r in rows if r["batch_size"] == b]
+        per_epoch = math.ceil(n_train / b)
+        per_round = [r["seconds"] / r["steps"]
+                     + (statistics.mean(r["epoch_starts"]) if r["epoch_starts"] else 0.0)
+                     / per_epoch for r in mine]
+        q1, median, q3 = statistics.quantiles(per_round, n=4, method="inclusive")
         starts = [s for r in mine for s in r["epoch_starts"]]
-        start = statistics.median(starts) if starts else 0.0  # per epoch
-        per_round = [r["seconds"] / r["steps"] + start / math.ceil(n_train / b) for r in mine]
-        q1, _, q3 = statistics.quantiles(per_round, n=4, method="inclusive")
-        out[str(b)] = {"median": statistics.median(per_round), "q1": q1, "q3": q3,
-                       "min": min(per_round), "max": max(per_round), "epoch_start": start,
-                       "rounds": per_round}
+        out[str(b)] = {"seconds": float(estimate.machine_seconds(per_round)), "median": median,
+                       "q1": q1, "q3": q3, "min": min(per_round), "max": max(per_round),
+                       "epoch_start": min(starts, default=0.0), "rounds": per_round}
     return out
 
 
-def _progress(rnd: int, batch_size: int, seconds: float) -> None:
-    """One line per timed block, on stderr: long measurements show progress."""
-    print(f"steptime: round {rnd + 1}, batch {batch_size:6d}: {seconds * 1e6:9.1f} us/step",
-          file=sys.stderr, flush=True)
+def load_summary(rows: list[dict]) -> dict | None:
+    """How busy the machine was over a measurement, from its rounds' readings (None: unknown)."""
+    rounds = {r["round"]: r["load"] for r in rows}
+    return machine.summary([v for _, v in sorted(rounds.items())])
+
+
+def _progress(rnd: int, rounds: int, load: dict | None) -> None:
+    """One line per round, on stderr: long measurements show progress."""
+    busy = "" if load is None else f", other processes {load['other']:.0%}"
+    print(f"steptime: round {rnd + 1}/{rounds}{busy}", file=sys.stderr, flush=True)
 
 
 def measure_doc(params: Params, data: Data, batch_sizes: list[int]) -> dict:
     """Measure params.train's stack at these batch sizes: the document steptime.json holds per
     loader (the stack, the machine, every round's rows, and per batch size the summary)."""
     cfg = params.train
-    tags = tracking.provenance(str(data.device))
     start = clock(data.device)
     rows = measure(cfg, data, batch_sizes, params.steptime, _progress)
     return {"stack": stack(cfg), "stack_name": stack_name(cfg), "dataset": params.data.dataset,
             "network": network(cfg), "optimizer": cfg.optimizer,
             "steptime": config.as_dict(params.steptime), "batch_sizes": batch_sizes,
-            "seconds": clock(data.device) - start, "cpu_model": tags["cpu_model"],
-            "torch_version": tags["torch_version"], "gpu_name": tags.get("gpu_name", ""),
-            "per_batch": summarise(rows, len(data.x_train)), "rows": rows}
+            "seconds": clock(data.device) - start, "machine": machine.fingerprint(),
+            "load": load_summary(rows), "per_batch": summarise(rows, len(data.x_train)),
+            "rows": rows}
 
 
 def log(doc: dict) -> None:
@@ -138,10 +157,13 @@ def log(doc: dict) -> None:
     tracking.log_params({**doc["stack"], **doc["steptime"], "dataset": doc["dataset"],
                          "batch_sizes": doc["batch_sizes"]})
     for b, v in doc["per_batch"].items():
-        tracking.retry(mlflow.log_metrics, {"seconds_per_step": v["median"],
-                                            "seconds_per_step_q1": v["q1"],
-                                            "seconds_per_step_q3": v["q3"]}, step=int(b))
+        tracking.retry(mlflow.log_metrics, {"seconds_per_step": v["seconds"],
+                                            "seconds_per_step_median": v["median"],
+                                            "seconds_per_step_max": v["max"]}, step=int(b))
     tracking.retry(mlflow.log_metric, "measure_seconds", doc["seconds"])
+    if doc["load"]:
+        tracking.retry(mlflow.log_metrics, {f"load/{k}": float(v)
+                                            for k, v in doc["load"].items()})
     tracking.retry(mlflow.log_dict, doc, "steptime.json")
 
 
@@ -168,7 +190,7 @@ def main(params: Params) -> int:
             log(per_loader[loader])
         print(f"steptime: {len(per_loader[loader]['batch_sizes'])} batch sizes x "
               f"{params.steptime.rounds} rounds in {per_loader[loader]['seconds']:.1f} s on "
-              f"{stack_name(on.train)}")
+              f"{stack_name(on.train)}; {machine.load_text(per_loader[loader]['load'])}")
     paths.write_json(paths.STEPTIME, {"per_loader": per_loader})
     print(f"wrote {paths.STEPTIME}")
     return 0

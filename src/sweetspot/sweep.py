@@ -2,12 +2,15 @@
 
 Reads params.yaml (`train` for the network, `sweep` for the grid) and data/<dataset>/raw; writes
 one JSON per cell (paths.py): reports/cells/coarse/ (the `sweep` matrix stage, one DVC stage per
-cell, so an interrupted `dvc repro` re-runs only missing cells), then reports/cells/refine/ (the
-3*2^n neighbours of the coarse sweet spot) and reports/cells/seeds/ (more seeds at each batch
+cell, so an interrupted `dvc repro` re-runs only missing cells), then reports/refine_plan.json
+(the `plan` stage: which batch sizes refinement adds, from the coarse cells and the seconds),
+reports/cells/refine/ (the plan's cells) and reports/cells/seeds/ (more seeds at each batch
 size's chosen rate), each with the plan it trained. Run: `dvc repro`.
 
-The plan (grid, rates, refinement, seeds) is pure functions of params and results; only the
-`*_main` functions train and write.
+A cell's budget is epochs, never seconds: its steps to target are the problem's alone, the same
+on any machine and under any load. Refinement depends on the plan file, not on the seconds, so
+re-measuring them retrains nothing unless the plan changes. The plan (grid, rates, refinement,
+seeds) is pure functions of params and results; only the `*_main` functions train and write.
 """
 
 from __future__ import annotations
@@ -53,13 +56,13 @@ def lr_for_batch(policy: str, base_lr: float, batch_size: int, ref_batch: int) -
 
 
 def cell_params(params: Params, cell: Cell) -> Params:
-    """The train section as one cell runs it: the policy's rate, the sweep's budget and target."""
+    """The train section as one cell runs it: the policy's rate, the sweep's target, and its
+    budget in epochs only (max_seconds 0: no clock ever stops a cell)."""
     sweep = params.sweep
     lr = lr_for_batch(sweep.lr_policy, cell.base_lr, cell.batch_size, sweep.ref_batch)
     cfg = dataclasses.replace(params.train, batch_size=cell.batch_size, lr=lr, seed=cell.seed,
                               loader=cell.loader, target_accuracy=max(sweep.targets),
-                              max_epochs=sweep.max_epochs, max_seconds=sweep.max_seconds,
-                              stop_at_target=True)
+                              max_epochs=sweep.max_epochs, max_seconds=0, stop_at_target=True)
     cfg.check()  # e.g. a batch size larger than train.train_examples
     return dataclasses.replace(params, train=cfg)
 
@@ -109,20 +112,24 @@ def _steps(results: list[dict], loader: str, target: float):
 def refine_plan(params: Params, results: list[dict],
                 seconds: dict[str, dict[int, list[float]]]) -> tuple[list[Cell], dict]:
     """The cells refinement trains, from the coarse results and the step times ({loader: {batch
-    size: seconds per step per round}}): per loader, the 3*2^n neighbours of the sweet spot that
-    steps x seconds estimates, at every rate and seed of the grid; and the plan refine writes."""
+    size: seconds per step per round}}): per loader, the 3*2^n neighbours of every batch size in
+    the coarse sweet region that steps x seconds estimates, at every rate and seed of the grid;
+    and the plan. The plan holds only what decides the cells (the region, not the seconds), so
+    a re-measurement that leaves the region alone leaves the plan byte-identical."""
     s = params.sweep
     target = s.targets[0]  # the headline target, as in the report
-    cells, best = [], {}
+    cells, around = [], {}
     for loader in s.loaders:
         spot = estimate.estimate(_steps(results, loader, target), seconds[loader], target,
                                  s.resamples)["spot"]
-        best[loader] = spot["batch_size"]
-        if s.refine and spot["batch_size"] is not None:
-            tried = {r["batch_size"] for r in results if r["loader"] == loader}
-            for b in refinement_batches(int(spot["batch_size"]), tried, params.train.n_train):
-                cells += [Cell(b, lr, seed, loader) for lr in s.lrs for seed in s.seeds]
-    plan = {"target": target, "coarse_best": best, "enabled": s.refine,
+        around[loader] = [r["batch_size"] for r in spot["region"]]
+        if not s.refine:
+            continue
+        tried = {r["batch_size"] for r in results if r["loader"] == loader}
+        added = sorted({b for best in around[loader]
+                        for b in refinement_batches(best, tried, params.train.n_train)})
+        cells += [Cell(b, lr, seed, loader) for b in added for lr in s.lrs for seed in s.seeds]
+    plan = {"target": target, "coarse_region": around, "enabled": s.refine,
             "batch_sizes": sorted({c.batch_size for c in cells})}
     return cells, plan
 
@@ -228,12 +235,30 @@ def _train_plan(params: Params, cells: list[Cell], out_dir: Path, stage: str, pl
 
 
 def planned(params: Params, stage: str) -> tuple[list[Cell], dict]:
-    """What the refine or seeds stage trains, from the cells before it: (cells, plan)."""
+    """What the refine or seeds stage trains: refine, the cells of the `plan` stage's file; seeds,
+    from the cells before it. Returns (cells, plan)."""
     if stage == "refine":
-        coarse = read_cells([p for p in grid_paths(params) if p.parent == paths.COARSE])
-        return refine_plan(params, coarse, step_times(params))
+        if not paths.REFINE_PLAN.exists():
+            raise ConfigError(f"{paths.REFINE_PLAN} is missing: run `dvc repro plan`")
+        plan = json.loads(paths.REFINE_PLAN.read_text())
+        cells = [Cell(c["batch_size"], c["base_lr"], c["seed"], c["loader"])
+                 for c in plan.pop("cells")]
+        return cells, plan
     results = read_cells(grid_paths(params) + planned_paths(paths.REFINE))
     return seeds_plan(params, results), {"target": params.sweep.targets[0]}
+
+
+def plan_main(params: Params) -> int:
+    """The `plan` stage: which batch sizes refinement adds, from the coarse cells and the seconds
+    per step, into reports/refine_plan.json (its cells as fields, so refine reads no seconds)."""
+    coarse = read_cells([p for p in grid_paths(params) if p.parent == paths.COARSE])
+    cells, plan = refine_plan(params, coarse, step_times(params))
+    for cell in cells:
+        cell_params(params, cell)  # every cell checks before the plan is written
+    paths.write_json(paths.REFINE_PLAN, {**plan, "cells": [dataclasses.asdict(c) for c in cells]})
+    print(f"plan: refine around {plan['coarse_region']}: adds batch sizes "
+          f"{plan['batch_sizes'] or 'none'} ({len(cells)} cells); wrote {paths.REFINE_PLAN}")
+    return 0
 
 
 def refine_main(params: Params) -> int:

@@ -3,7 +3,8 @@
 Predicts the sweet spot for the stack asked for (as `sweetspot predict` does: the steps table and
 a step-time measurement taken now), then measures for real: a reduced sweep of the predicted spot
 and its neighbours among the table's batch sizes, each at the table's rate, with every seed of
-sweep.seeds and sweep.extra_seeds, every run a tracked training run. Writes
+sweep.seeds and sweep.extra_seeds, every run a tracked training run, each run's time taken as
+its quiet time (analysis.quiet_time: as robust to load as the prediction's seconds). Writes
 reports/validation/validate-<stack>.json (the report draws them all) and prints the comparison.
 """
 
@@ -88,14 +89,15 @@ def main(params: Params, steps: str | None) -> int:
     seeds = [*params.sweep.seeds, *params.sweep.extra_seeds]
     runs = train_runs(params, plan, seeds)
     measured_table = analysis.target_table(runs, [target])
-    times = {b: float(np.median(np.where(g["reached"], g["time"], math.inf)))
+    times = {b: float(np.median(np.where(g["reached"], g["quiet_time"], math.inf)))
              for b, g in measured_table.groupby("batch_size")}
     check = compare([r for r in found["per_batch"] if r["batch_size"] in plan], times, spot, grid)
     doc = {"stack": result["stack"], "target": target, "batch_sizes": list(plan), "seeds": seeds,
            "predict_run_id": result["run_id"], "steptime_seconds": result["steptime"]["seconds"],
            **check, "runs": [{"batch_size": r["batch_size"], "seed": r["seed"], "lr": r["lr"],
-                              "time": t, "run_id": r["run_id"]}
-                             for r, t in zip(runs, measured_table["time"], strict=True)]}
+                              "time": quiet, "clock": clock, "run_id": r["run_id"]}
+                             for r, quiet, clock in zip(runs, measured_table["quiet_time"],
+                                                        measured_table["time"], strict=True)]}
     out = paths.validate_file(result["stack"])
     paths.write_json(out, paths.plain(doc))
     print(f"validate {result['stack']}: predicted spot {spot}, measured {check['measured_spot']}"

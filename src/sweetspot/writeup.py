@@ -9,7 +9,9 @@ import math
 import pandas as pd
 
 from sweetspot.config import Params
+from sweetspot.estimate import REGION_RULE
 from sweetspot.figures import CAPTIONS
+from sweetspot.machine import load_text
 
 
 def fmt(value, spec: str = ".2f", missing: str = "not reached") -> str:
@@ -26,17 +28,23 @@ def interval(low, high) -> str:
 
 def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None, machine: dict,
              drawn: list[str], model: dict | None, noise: dict | None, loaders: dict,
-             checks: list[dict]) -> str:
+             checks: list[dict], timing: dict) -> str:
+    """`timing`: the headline loader's steptime document (its rounds, load and machine)."""
     target = params.sweep.targets[0]
     lines = [f"# Which batch size reaches the target fastest here? {machine['dataset']}", ""]
+    if timing.get("load") and timing["load"]["busy"]:
+        lines += [f"**Measured on a busy machine.** While the seconds per step were measured, "
+                  f"{load_text(timing['load'])}.", ""]
     lines += headline(spots, cells, params.sweep.targets)
     if plan:
-        best = ", ".join(f"{b} ({loader})" for loader, b in plan["coarse_best"].items())
+        around = ", ".join(f"{region} ({loader})" for loader, region in
+                           plan["coarse_region"].items())
         lines += [f"Refinement (automatic, as the answer prescribes): the estimated coarse sweet "
-                  f"spot was {best}, so batch sizes {plan['batch_sizes'] or 'none'} were added.",
-                  ""]
+                  f"region was {around}, so their 3x2^n neighbours "
+                  f"{plan['batch_sizes'] or 'none'} were added.", ""]
     lines += fairness(params, spots[target]["per_batch"], cells, target)
     lines += two_factors(spots[target]["per_batch"], cells, target)
+    lines += machine_factor(timing)
     lines += why(model, noise, spots[target])
     if len(loaders) > 1:
         lines += ["| data pipeline | sweet spot | seconds to target (estimate) |",
@@ -61,17 +69,17 @@ def headline(spots: dict, cells: pd.DataFrame, targets) -> list[str]:
     rows = spot["per_batch"]
     here = rows[rows["batch_size"] == spot["batch_size"]].iloc[0]
     fastest_epoch = cells.groupby("batch_size")["seconds_per_epoch"].median().idxmin()
-    runners = ", ".join(f"{b} ({share:.0%})" for b, share in spot["runners_up"].items())
     lines = [
-        f"**Batch size {spot['batch_size']}** (learning rate {spot['lr']:g}) reaches "
-        f"{targets[0]:g} test accuracy fastest: **{spot['estimate']:.2f} s** of training, "
+        f"**Sweet region: {region_text(spot['region'])}.** {region_members(spot)}",
+        f"Its spot, **batch size {spot['batch_size']}** (learning rate {spot['lr']:g}), wins "
+        f"{spot['share']:.0%} of the resamples of seeds and timing rounds and reaches "
+        f"{targets[0]:g} test accuracy in **{spot['estimate']:.2f} s** of training, "
         f"estimated as {spot['median_steps']:.0f} steps (median over seeds) x "
-        f"{spot['seconds_per_step'] * 1e6:.0f} µs per step (median over timing rounds), 95% "
-        f"interval {spot['low']:.2f}-{spot['high']:.2f} s.",
-        f"It wins {spot['share']:.0%} of the resamples of seeds and timing rounds; runners-up "
-        f"above 20%: {runners or 'none'}. Measured directly, its runs took "
-        f"{fmt(here['measured'])} s (median), {fmt(here['ratio'], '.2f', '-')}x the estimate; "
-        f"by measured time alone the fastest was batch {spot['direct']}.",
+        f"{spot['seconds_per_step'] * 1e6:.0f} µs per step (the fastest timing round), 95% "
+        f"interval {spot['low']:.2f}-{spot['high']:.2f} s. Measured directly, its runs took "
+        f"{fmt(here['measured'])} s (median of their quiet times), "
+        f"{fmt(here['ratio'], '.2f', '-')}x the estimate; by measured time alone the fastest "
+        f"was batch {spot['direct']}.",
         f"The cheapest epoch belongs to batch {fastest_epoch}, which is why per-epoch time "
         "misleads: large batches make cheap epochs but need many more of them.", ""]
     if len(targets) > 1:
@@ -82,6 +90,25 @@ def headline(spots: dict, cells: pd.DataFrame, targets) -> list[str]:
                   f"{fmt(spots[t].get('share'), '.0%', '-')} |" for t in targets]
         lines.append("")
     return lines
+
+
+def region_text(region: list[dict]) -> str:
+    """32-64 for a region of several batch sizes, 32 for one."""
+    sizes = [r["batch_size"] for r in region]
+    return str(sizes[0]) if len(sizes) == 1 else f"batch sizes {sizes[0]}-{sizes[-1]}, a tie"
+
+
+def region_members(spot: dict) -> str:
+    """Each region member's distance from the spot, and the rule that put it there."""
+    if len(spot["region"]) == 1:
+        return (f"No other batch size is {REGION_RULE}: batch {spot['batch_size']} is fastest "
+                "beyond what seeds and timing rounds can move.")
+    members = ", ".join(f"{r['batch_size']} ({r['distance']:+.0%}, as fast in "
+                        f"{r['as_fast']:.0%} of resamples)" for r in spot["region"]
+                        if r["batch_size"] != spot["batch_size"])
+    return (f"Beside its spot {spot['batch_size']}, each of {members} is {REGION_RULE}. "
+            "As the question's answer expects, the batch sizes next to the sweet spot differ "
+            "very little.")
 
 
 def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
@@ -103,29 +130,47 @@ def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
             "seconds: at a fixed batch size the seconds per step do not depend on it, and steps "
             "do not depend on the machine, so no burst of load can pick it. Seeds: "
             f"{list(s.seeds)} everywhere, then {list(s.extra_seeds)} at each batch size's rate.",
-            f"Budget: each run stops at {s.max_epochs} epochs or {s.max_seconds:g} s of "
-            "training (0 = none), and at the highest target. A run cut off there is censored: "
-            "it counts as never reaching the target (infinitely slow), never dropped. Cut off "
-            f"at {target:g}: {cut or 'nothing'}.", ""]
+            f"Budget: each run stops at {s.max_epochs} epochs, never by the clock, so its steps "
+            "are the same on any machine and under any load; and at the highest target. A run "
+            "cut off there is censored: it counts as never reaching the target (infinitely "
+            f"slow), never dropped. Cut off at {target:g}: {cut or 'nothing'}.", ""]
 
 
 def two_factors(per_batch: pd.DataFrame, cells: pd.DataFrame, target: float) -> list[str]:
     lines = ["## The two factors, and the direct measurement beside them", "",
              f"| batch size | lr | steps to {target:g} | reached | µs per step | "
-             "estimate (s) | 95% interval | wins | measured (s) | measured / estimate |",
-             "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|"]
+             "estimate (s) | 95% interval | wins | measured (s) | measured / estimate | "
+             "clock (s) |",
+             "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|"]
     for r in per_batch.itertuples():
         lines.append(f"| {r.batch_size} | {r.lr:g} | {fmt(r.median_steps, '.0f')} | "
                      f"{r.n_reached}/{r.n_runs} | {r.seconds_per_step * 1e6:.0f} | "
                      f"{fmt(r.estimate)} | {interval(r.low, r.high)} | {r.share:.0%} | "
-                     f"{fmt(r.measured)} | {fmt(r.ratio, '.2f', '-')} |")
+                     f"{fmt(r.measured)} | {fmt(r.ratio, '.2f', '-')} | {fmt(r.clock)} |")
     ratios = per_batch["ratio"].replace([math.inf], math.nan).dropna()
+    lines += ["", "Measured: each run's quiet time, its steps to the target x its own fastest "
+              "seconds per step between two evaluations, plus its fastest epoch start per epoch "
+              "begun, so load from other processes moves it as little as the estimate; the "
+              "median over the batch size's runs. Clock: the median of the runs' training "
+              "clocks as they read, load and all."]
     if len(ratios):
-        lines += ["", f"Measured over estimated: median {ratios.median():.2f} "
-                  f"(range {ratios.min():.2f}-{ratios.max():.2f}). Above 1, a run's clock "
-                  "also pays for what a steady stream of steps does not: the first steps after "
-                  "each evaluation pause, with cold caches, and bursts of load on the machine."]
+        lines[-1] += (f" Measured over estimated: median {ratios.median():.2f} "
+                      f"(range {ratios.min():.2f}-{ratios.max():.2f}).")
     return [*lines, ""]
+
+
+def machine_factor(timing: dict) -> list[str]:
+    """How the seconds per step were measured, why the fastest round, and how busy it was."""
+    st = timing["steptime"]
+    return ["## The machine's factor", "",
+            f"Seconds per step: every batch size in {st['rounds']} short interleaved rounds "
+            f"(blocks of at least {st['min_examples']} examples and {st['min_steps']} steps, "
+            "each starting an epoch), and each batch size's fastest round. Load from other "
+            "processes only ever adds time, so the fastest round is the one it touched least, "
+            "and no share of loaded rounds moves it while one round is quiet (Chen & Revels "
+            "2016; timeit and BenchmarkTools report the minimum too). The interval and the "
+            "shares resample the rounds and take their fastest in the same way. While "
+            f"measuring, {load_text(timing.get('load'))}.", ""]
 
 
 def why(model: dict | None, noise: dict | None, spot: dict) -> list[str]:

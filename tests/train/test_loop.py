@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from conftest import tiny_params
+from sweetspot import sweep
 from sweetspot.data.load import load_data
-from sweetspot.train.loop import train_one, warmup_factor
+from sweetspot.train.loop import Tally, stop_reason, train_one, warmup_factor
 from sweetspot.train.run import summary_metrics
 
 
@@ -40,9 +41,24 @@ def test_time_to_target_is_the_first_evaluation_at_or_above_it(tiny_data):
 
 
 
-def test_a_seconds_budget_censors_the_run(tiny_data):
+def test_a_seconds_budget_censors_a_single_run(tiny_data):
     result = train_one(tiny_cfg(max_seconds=1e-9, target_accuracy=0.99), tiny_data)
     assert result["outcome"] == "not_reached" and len(result["curve"]) == 1  # first evaluation
+
+
+def test_the_sweeps_stopping_rule_reads_no_clock():
+    """A cell stops for divergence or its target, never for the time it took: the same training
+    clock, from nothing to a day, gives the same decision, so its steps are the problem's."""
+    cell = sweep.cell_params(tiny_params(train={"max_seconds": 5}),
+                             sweep.Cell(64, 1.0, 0, "tensor")).train
+    for hit, diverged, why in ((None, False, None), ({"step": 9}, False, "target"),
+                               (None, True, "diverged")):
+        reasons = {stop_reason(cell, Tally(train_time=t, hit=hit, diverged=diverged))
+                   for t in (0.0, 4.9, 5.0, 86_400.0)}
+        assert reasons == {why}
+    single = tiny_cfg(max_seconds=5)  # a single run may still have a clock budget
+    assert stop_reason(single, Tally(train_time=4.9)) is None
+    assert stop_reason(single, Tally(train_time=5.0)) == "seconds"
 
 
 

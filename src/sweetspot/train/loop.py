@@ -120,8 +120,7 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
         if on_eval:
             on_eval(point)
         run.eval_time += time.perf_counter() - paused
-        over_budget = cfg.max_seconds > 0 and run.train_time >= cfg.max_seconds
-        stop = run.diverged or (run.hit is not None and cfg.stop_at_target) or over_budget
+        stop = stop_reason(cfg, run)
         if epoch_end or stop:
             run.epochs.append({"epoch": -(-run.seen // n_train), "epoch_time": now[2] - at_epoch[2],
                                "complete": epoch_end, "steps": now[1] - at_epoch[1],
@@ -134,6 +133,20 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
             break
         t0 = clock(device)  # ... and resumes here
     return result(cfg, run, n_train, compile_time, noise) | {"model": model}
+
+
+def stop_reason(cfg: TrainConfig, run: Tally) -> str | None:
+    """Why a run stops at this evaluation (the epoch budget ends the loop itself): "diverged",
+    "target" (reached, with stop_at_target), "seconds" (train.max_seconds > 0 and the training
+    clock past it), else None. Only the last reads a clock, and the sweep's cells run with
+    max_seconds 0, so their steps are the problem's alone."""
+    if run.diverged:
+        return "diverged"
+    if run.hit is not None and cfg.stop_at_target:
+        return "target"
+    if cfg.max_seconds > 0 and run.train_time >= cfg.max_seconds:
+        return "seconds"
+    return None
 
 
 def _mean_loss(now: tuple, then: tuple) -> float:
