@@ -1,5 +1,6 @@
 """Shared fixtures: the verified MNIST, one shrunken config for all tests, a copy of the project."""
 
+import json
 import os
 import shutil
 import signal
@@ -103,6 +104,12 @@ def sh(*args, cwd, check=True, timeout=900) -> subprocess.CompletedProcess:
     if check and done.returncode:
         raise AssertionError(f"{' '.join(map(str, args))} failed:\n{done.stdout}\n{done.stderr}")
     return done
+
+
+def stale(folder: Path) -> set[str]:
+    """The stages `dvc status` reports in `folder`, less `machine`: always run, so always listed
+    ("always changed"); what depends on it is listed only when its fingerprint changed."""
+    return set(json.loads(sh("dvc", "status", "--json", cwd=folder).stdout or "{}")) - {"machine"}
 
 
 def copy_project(folder: Path, mnist_root: Path) -> Path:

@@ -17,7 +17,16 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, SWEETSPOT, commit, copy_project, interruptible, sh, write_params
+from conftest import (
+    REPO,
+    SWEETSPOT,
+    commit,
+    copy_project,
+    interruptible,
+    sh,
+    stale,
+    write_params,
+)
 from sweetspot import cluster, config, paths, sweep, tracking
 
 TIMING = ("time", "epoch_time", "train_time", "eval_time", "time_to_target", "mean_step_time",
@@ -58,10 +67,6 @@ def cells(folder: Path) -> dict[str, dict]:
     root = folder / "reports" / "cells"
     return {str(p.relative_to(root)): strip(json.loads(p.read_text()))
             for p in sorted(root.rglob("*.json"))}
-
-
-def stale(folder: Path) -> set[str]:
-    return set(json.loads(sh("dvc", "status", "--json", cwd=folder).stdout or "{}"))
 
 
 def runs(folder: Path) -> list:
@@ -133,7 +138,7 @@ def test_ray_cells_are_the_serial_cells_and_dvc_records_them(tmp_path, mnist_roo
     assert all(r.info.status == "FINISHED" for r in runs(folder))
 
     # the serial path over the same plan (the same step times, so the same refinement)
-    sh("dvc", "repro", "--force", "--single-item", "sweep", "refine", "seeds", cwd=folder)
+    sh("dvc", "repro", "--force", "--single-item", "sweep", "plan", "refine", "seeds", cwd=folder)
     assert cells(folder) == by_ray  # losses, accuracies, steps, noise scale: bit for bit
     assert stale(folder) == {"report", "bench"}
     done = sh("dvc", "repro", "report", cwd=folder).stdout

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import commit, copy_project, sh, write_params
+from conftest import commit, copy_project, sh, stale, write_params
 from sweetspot import estimate
 
 
@@ -126,11 +126,6 @@ def test_changing_one_cell_reruns_only_that_cell(project):
     assert "steptime" in ran_stages(output)  # a batch size new to the grid needs its step time
     report = (folder / "reports/report.md").read_text()
     assert "| 128 |" not in report.split("Refinement")[0]  # the dropped cell is not reported
-
-
-def stale(folder: Path) -> set[str]:
-    """The stages `dvc status` reports, less `machine` (always run, so always listed)."""
-    return set(json.loads(sh("dvc", "status", "--json", cwd=folder).stdout or "{}")) - {"machine"}
 
 
 @pytest.mark.slow
