@@ -3,9 +3,8 @@
 Reads data/<dataset>/raw and params.yaml's `bench` (`train` for network, optimizer, lr); writes
 reports/bench.json (DVC metrics), reports/bench.png and one MLflow run. Run: `sweetspot bench`
 (`--device cuda` on a GPU). Seconds/epoch = seconds per example x 60000, the fastest of `repeats`
-timed stretches of >= min_examples steady-state examples: the estimator steptime uses
-(estimate.machine_seconds), which load from other processes cannot move while one stretch is
-quiet. The results: reports/bench.json, the README.
+timed stretches of >= min_examples steady-state examples (estimate.machine_seconds, as steptime:
+load cannot move it while one stretch is quiet). The results: reports/bench.json, the README.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 
-from sweetspot import config, estimate, paths, tracking  # noqa: E402
+from sweetspot import config, estimate, machine, paths, tracking  # noqa: E402
 from sweetspot.config import Params  # noqa: E402
 from sweetspot.data.load import (  # noqa: E402
     Data,
@@ -194,9 +193,7 @@ def figure(rows: list[dict], title: str):
     sns.lineplot(df, x="batch_size", y="seconds_per_epoch", hue="loop", hue_order=list(LOOPS),
                  estimator="min", errorbar=("pi", 100), marker="o", ax=ax)
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("seconds per epoch (60000 examples)")
+    ax.set(yscale="log", xlabel="batch size", ylabel="seconds per epoch (60000 examples)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
@@ -249,8 +246,9 @@ def main(params: Params) -> int:
     bench, cfg = params.bench, params.train
     device = resolve_device(bench.device)
     data = load_data(params.data.dataset, device)  # ConfigError if missing
-    tags = tracking.provenance(str(device))
+    tags, before = tracking.provenance(str(device)), machine.usage()
     rows = measure(params, data, _progress(len(LOOPS) * len(bench.batch_sizes)))
+    load = machine.busy_share(before, machine.usage())  # how busy, while the loops were timed
     matmul = None
     if max(bench.batch_sizes) >= FLOPS_FROM:
         matmul = matmul_flops(bench.matmul_size, bench.repeats, device)
@@ -265,7 +263,7 @@ def main(params: Params) -> int:
         "optimizer": cfg.optimizer, "flops_per_example": flops_per_example(cfg.width),
         **({"matmul_size": bench.matmul_size, "matmul_gflops": matmul / 1e9} if matmul else {}),
         **summary,
-        "eval_off_clock": off_clock,
+        "eval_off_clock": off_clock, "load": load,
     }
     title = (f"{result['network']}, {cfg.optimizer}: {device}, {result['threads']} threads\n"
              f"fastest of {bench.repeats} repeats, band to the slowest")
