@@ -28,6 +28,7 @@ REGION_RULE = (f"at least as fast as the spot in {REGION_ALPHA:.0%} or more of t
                f"{REGION_TOLERANCE:.0%} of the spot's (closer than seeds and load move a time "
                "here)")
 ESTIMATE_COLUMNS = ["seconds_per_step", "estimate", "low", "high", "share"]
+NEAR_FASTEST = 1.25  # a timing round "at its best" is within 25% of its batch size's fastest
 
 
 def steps_table(results: list[dict], targets: list[float], dataset: str, network: str,

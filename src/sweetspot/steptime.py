@@ -107,7 +107,9 @@ def measure(cfg: TrainConfig, data: Data, batch_sizes: list[int], st: SteptimeCo
 def summarise(rows: list[dict], n_train: int) -> dict:
     """Per batch size: seconds per step in each round (the block's, plus its epoch starts'
     mean spread over an epoch's steps), the estimate (their minimum), median, quartiles and
-    range, and the fastest epoch start. Pure."""
+    range, the share of rounds at its best (within estimate.NEAR_FASTEST of the fastest: the
+    others were slowed by something, seen in /proc/stat or not), and the fastest epoch start.
+    Pure."""
     out = {}
     for b in sorted({r["batch_size"] for r in rows}):
         mine = [r for r in rows if r["batch_size"] == b]
@@ -117,8 +119,11 @@ def summarise(rows: list[dict], n_train: int) -> dict:
                      / per_epoch for r in mine]
         q1, median, q3 = statistics.quantiles(per_round, n=4, method="inclusive")
         starts = [s for r in mine for s in r["epoch_starts"]]
-        out[str(b)] = {"seconds": float(estimate.machine_seconds(per_round)), "median": median,
-                       "q1": q1, "q3": q3, "min": min(per_round), "max": max(per_round),
+        fastest = float(estimate.machine_seconds(per_round))
+        out[str(b)] = {"seconds": fastest, "median": median, "q1": q1, "q3": q3,
+                       "min": min(per_round), "max": max(per_round),
+                       "at_best": statistics.mean(
+                           t <= estimate.NEAR_FASTEST * fastest for t in per_round),
                        "epoch_start": min(starts, default=0.0), "rounds": per_round}
     return out
 

@@ -109,27 +109,34 @@ def _steps(results: list[dict], loader: str, target: float):
     return estimate.steps_table(mine, [target], "", "", "")
 
 
+REFINE_WINDOW = 0.25  # refine around every coarse batch size estimated within 25% of the best:
+# the grid doubles, so the optimum's two grid neighbours sit within about this of it, and a
+# point estimate (no resampling) keeps the plan still when a re-measurement moves the seconds a bit
+
+
 def refine_plan(params: Params, results: list[dict],
                 seconds: dict[str, dict[int, list[float]]]) -> tuple[list[Cell], dict]:
     """The cells refinement trains, from the coarse results and the step times ({loader: {batch
-    size: seconds per step per round}}): per loader, the 3*2^n neighbours of every batch size in
-    the coarse sweet region that steps x seconds estimates, at every rate and seed of the grid;
-    and the plan. The plan holds only what decides the cells (the region, not the seconds), so
-    a re-measurement that leaves the region alone leaves the plan byte-identical."""
+    size: seconds per step per round}}): per loader, the 3*2^n neighbours of every coarse batch
+    size whose estimate (steps x seconds) is within REFINE_WINDOW of the best, at every rate and
+    seed of the grid; and the plan. The plan holds only what decides the cells (those batch
+    sizes, not the seconds), so a re-measurement that keeps them keeps the plan byte-identical."""
     s = params.sweep
     target = s.targets[0]  # the headline target, as in the report
     cells, around = [], {}
     for loader in s.loaders:
-        spot = estimate.estimate(_steps(results, loader, target), seconds[loader], target,
-                                 s.resamples)["spot"]
-        around[loader] = [r["batch_size"] for r in spot["region"]]
+        rows = estimate.estimate(_steps(results, loader, target), seconds[loader], target,
+                                 s.resamples)["per_batch"]
+        best = rows["estimate"].min() if len(rows) else math.inf
+        around[loader] = [int(r.batch_size) for r in rows.itertuples()
+                          if math.isfinite(r.estimate) and r.estimate <= (1 + REFINE_WINDOW) * best]
         if not s.refine:
             continue
         tried = {r["batch_size"] for r in results if r["loader"] == loader}
-        added = sorted({b for best in around[loader]
-                        for b in refinement_batches(best, tried, params.train.n_train)})
+        added = sorted({b for near in around[loader]
+                        for b in refinement_batches(near, tried, params.train.n_train)})
         cells += [Cell(b, lr, seed, loader) for b in added for lr in s.lrs for seed in s.seeds]
-    plan = {"target": target, "coarse_region": around, "enabled": s.refine,
+    plan = {"target": target, "coarse_near_best": around, "enabled": s.refine,
             "batch_sizes": sorted({c.batch_size for c in cells})}
     return cells, plan
 
@@ -256,7 +263,7 @@ def plan_main(params: Params) -> int:
     for cell in cells:
         cell_params(params, cell)  # every cell checks before the plan is written
     paths.write_json(paths.REFINE_PLAN, {**plan, "cells": [dataclasses.asdict(c) for c in cells]})
-    print(f"plan: refine around {plan['coarse_region']}: adds batch sizes "
+    print(f"plan: refine around {plan['coarse_near_best']}: adds batch sizes "
           f"{plan['batch_sizes'] or 'none'} ({len(cells)} cells); wrote {paths.REFINE_PLAN}")
     return 0
 

@@ -9,9 +9,10 @@ import math
 import pandas as pd
 
 from sweetspot.config import Params
-from sweetspot.estimate import REGION_RULE
+from sweetspot.estimate import NEAR_FASTEST, REGION_RULE
 from sweetspot.figures import CAPTIONS
 from sweetspot.machine import load_text
+from sweetspot.sweep import REFINE_WINDOW
 
 
 def fmt(value, spec: str = ".2f", missing: str = "not reached") -> str:
@@ -37,11 +38,11 @@ def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None
                   f"{load_text(timing['load'])}.", ""]
     lines += headline(spots, cells, params.sweep.targets)
     if plan:
-        around = ", ".join(f"{region} ({loader})" for loader, region in
-                           plan["coarse_region"].items())
-        lines += [f"Refinement (automatic, as the answer prescribes): the estimated coarse sweet "
-                  f"region was {around}, so their 3x2^n neighbours "
-                  f"{plan['batch_sizes'] or 'none'} were added.", ""]
+        around = ", ".join(f"{near} ({loader})" for loader, near in
+                           plan["coarse_near_best"].items())
+        lines += [f"Refinement (automatic, as the answer prescribes): the coarse batch sizes "
+                  f"estimated within {REFINE_WINDOW:.0%} of the best were {around}, so their "
+                  f"3x2^n neighbours {plan['batch_sizes'] or 'none'} were added.", ""]
     lines += fairness(params, spots[target]["per_batch"], cells, target)
     lines += two_factors(spots[target]["per_batch"], cells, target)
     lines += machine_factor(timing)
@@ -162,6 +163,11 @@ def two_factors(per_batch: pd.DataFrame, cells: pd.DataFrame, target: float) -> 
 def machine_factor(timing: dict) -> list[str]:
     """How the seconds per step were measured, why the fastest round, and how busy it was."""
     st = timing["steptime"]
+    at_best = [v["at_best"] for v in timing.get("per_batch", {}).values() if "at_best" in v]
+    best = (f" {sum(at_best) / len(at_best):.0%} of the rounds ran within "
+            f"{NEAR_FASTEST - 1:.0%} of their batch size's fastest; the rest were slowed by "
+            "something, seen in /proc/stat or not (on a virtual machine, a neighbour on the "
+            "host)." if at_best else "")
     return ["## The machine's factor", "",
             f"Seconds per step: every batch size in {st['rounds']} short interleaved rounds "
             f"(blocks of at least {st['min_examples']} examples and {st['min_steps']} steps, "
@@ -170,7 +176,7 @@ def machine_factor(timing: dict) -> list[str]:
             "and no share of loaded rounds moves it while one round is quiet (Chen & Revels "
             "2016; timeit and BenchmarkTools report the minimum too). The interval and the "
             "shares resample the rounds and take their fastest in the same way. While "
-            f"measuring, {load_text(timing.get('load'))}.", ""]
+            f"measuring, {load_text(timing.get('load'))}.{best}", ""]
 
 
 def why(model: dict | None, noise: dict | None, spot: dict) -> list[str]:
