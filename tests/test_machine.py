@@ -62,6 +62,6 @@ def test_a_measurement_is_busy_when_too_few_rounds_were_quiet():
     assert found["other"] == pytest.approx((23 * 0.45 + 0.02) / 24)
     assert machine.summary([quiet, quiet, loaded])["busy"] is True  # fewer than 3 quiet rounds
     assert machine.summary([None, None]) is None
-    assert "BUSY MACHINE" in machine.load_text(found)
+    assert "A BUSY MACHINE" in machine.load_text(found)
     assert "BUSY" not in machine.load_text(machine.summary(bursty))
     assert "unknown" in machine.load_text(None)

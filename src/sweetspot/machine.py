@@ -112,6 +112,6 @@ def load_text(load: dict | None) -> str:
     text = (f"other processes took {load['other']:.0%} of the CPU time and steal "
             f"{load['steal']:.0%}; {load['quiet_rounds']:.0f} of {load['rounds']:.0f} rounds quiet")
     if load["busy"]:
-        return (f"BUSY MACHINE: {text}, too few for the fastest round to be a quiet one, so "
-                "these seconds, and the answer, are for a busy machine")
+        return (f"{text}: A BUSY MACHINE, too few quiet rounds for the fastest to be a quiet "
+                "one, so these seconds, and the answer, are for a busy machine")
     return text
