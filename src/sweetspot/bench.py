@@ -245,6 +245,7 @@ def main(params: Params) -> int:
 
     bench, cfg = params.bench, params.train
     device = resolve_device(bench.device)
+    torch.set_num_threads(cfg.threads or torch.get_num_threads())  # the stack the cells run
     data = load_data(params.data.dataset, device)  # ConfigError if missing
     tags, before = tracking.provenance(str(device)), machine.usage()
     rows = measure(params, data, _progress(len(LOOPS) * len(bench.batch_sizes)))
