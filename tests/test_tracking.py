@@ -191,6 +191,14 @@ def test_provenance_names_the_code_libraries_and_machine(root, monkeypatch):
     assert tags["device"] == "cpu"
     assert "gpu_name" not in tags and "dvc_stage" not in tags
 
+    (root / "dvc.lock").write_text("stages: {}\n")  # what dvc repro writes between stages
+    (root / "reports").mkdir()
+    (root / "reports" / "steptime.json").write_text("{}\n")
+    commit(root, "a pipeline")
+    (root / "dvc.lock").write_text("stages: {sweep: {}}\n")
+    (root / "reports" / "steptime.json").write_text("{\"per_loader\": {}}\n")
+    assert tracking.provenance("cpu")["git_dirty"] == "false"
+
     (root / "train.py").write_text("print('v2')\n")
     monkeypatch.setenv("DVC_STAGE", "sweep@0")
     tags = tracking.provenance("cpu")

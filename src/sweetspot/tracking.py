@@ -81,6 +81,10 @@ def log_params(params: dict) -> None:
         retry(mlflow.log_params, new)
 
 
+# What `dvc repro` itself rewrites while it runs (dvc.lock after every stage, the results): not
+# a change to the code or params a run ran with, so not what makes its tree dirty.
+PIPELINE_WRITES = (".", ":(exclude)dvc.lock", ":(exclude)reports")
+
 KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI's model-training view
 
 
@@ -154,7 +158,8 @@ def provenance(device: str) -> dict[str, str]:
 
     tags = {
         "git_commit": _git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no"))).lower(),
+        "git_dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no", "--",
+                                   *PIPELINE_WRITES))).lower(),
         "torch_version": torch.__version__,
         "torchvision_version": version("torchvision"),  # no import: torchvision loads slowly
         "mlflow_version": mlflow.__version__,
