@@ -29,9 +29,9 @@ TINY = {
               "stop_at_target": False, "noise_every": 1},
     "sweep": {"batch_sizes": [32, 128], "lrs": [1.0], "seeds": [0], "extra_seeds": [1],
               "targets": [0.8, 0.85], "max_epochs": 3},
-    "steptime": {"rounds": 3, "min_examples": 600, "min_steps": 5, "warmup_steps": 2},
+    "steptime": {"rounds": 3, "min_examples": 600, "min_steps": 5},
     "bench": {"batch_sizes": [1, 256, 4096], "repeats": 1, "min_examples": 256,
-              "warmup_steps": 1, "matmul_size": 256},
+              "matmul_size": 256},
 }
 
 

@@ -8,9 +8,6 @@ import pytest
 from sweetspot import analysis
 from sweetspot.analysis import (
     cells_table,
-    choose_lr,
-    stability,
-    sweet_spot,
     target_table,
     time_to_target,
 )
@@ -33,22 +30,6 @@ def run(batch, lr, seed, curve, outcome="reached", **extra):
             "mean_step_time": last["time"] / last["step"], "best_test_acc": max(
                 p["test_acc"] for p in curve),
             "epoch_rows": [], "curve": curve, **extra}
-
-
-def row(batch, lr, seed, time, steps=None, outcome=None, target=0.97, **extra):
-    """One target_table row; inf time = censored."""
-    reached = math.isfinite(time)
-    return {"batch_size": batch, "lr": lr, "seed": seed, "target": target, "time": time,
-            "steps": steps if steps is not None else (time * 100 if reached else INF),
-            "reached": reached, "outcome": outcome or ("reached" if reached else "not_reached"),
-            **extra}
-
-
-def table(*rows):
-    return pd.DataFrame(list(rows))
-
-
-# --- time to target -----------------------------------------------------------------------------
 
 
 def test_time_to_target_is_the_first_crossing_not_the_best_point():
@@ -115,7 +96,7 @@ def test_target_table_one_row_per_run_and_target():
 
 
 
-# --- choose_lr ----------------------------------------------------------------------------------
+# --- quiet time, censored medians ---------------------------------------------------------------
 
 
 def interval_curve(per_step: list[float], steps=10, batch=100, n_train=4000, target_at=None):
@@ -162,173 +143,11 @@ def test_quiet_time_of_an_unreached_run_is_censored():
     assert table["quiet_time"].tolist() == [math.inf]
 
 
-def test_choose_lr_tuned_picks_the_best_lr_per_batch_size():
-    t = table(
-        # batch 64: lr 1.0 fastest by median (an outlier seed at lr 3.0 does not win it)
-        row(64, 0.3, 0, 9.0), row(64, 0.3, 1, 10.0), row(64, 0.3, 2, 11.0),
-        row(64, 1.0, 0, 5.0), row(64, 1.0, 1, 6.0), row(64, 1.0, 2, 20.0),
-        row(64, 3.0, 0, 1.0), row(64, 3.0, 1, INF), row(64, 3.0, 2, INF),
-        # batch 256: lr 10 diverges; lr 3.0 fastest
-        row(256, 1.0, 0, 8.0), row(256, 1.0, 1, 8.0),
-        row(256, 3.0, 0, 4.0), row(256, 3.0, 1, 4.5),
-        row(256, 10.0, 0, INF, outcome="diverged"), row(256, 10.0, 1, INF, outcome="diverged"),
-        # another target's rows are ignored
-        row(64, 0.3, 0, 0.1, target=0.9),
-    )
-    chosen = choose_lr(t, 0.97).set_index("batch_size")
-    assert list(chosen.index) == [64, 256]
-    assert chosen.loc[64, "lr"] == 1.0
-    assert chosen.loc[64, "median_time"] == 6.0
-    assert chosen.loc[64, "spread"] == 15.0  # max - min over seeds
-    assert chosen.loc[64, "n_seeds"] == 3 and chosen.loc[64, "n_reached"] == 3
-    assert chosen.loc[256, "lr"] == 3.0
-    assert chosen.loc[256, "median_time"] == pytest.approx(4.25)
-    assert chosen["reached"].all()
-
-
-def test_choose_lr_ties_and_nothing_reached():
-    t = table(
-        row(64, 1.0, 0, 5.0, steps=90), row(64, 3.0, 0, 5.0, steps=80),  # tie: fewer steps
-        row(128, 1.0, 0, 5.0, steps=80), row(128, 3.0, 0, 5.0, steps=80),  # full tie: smaller lr
-        row(512, 1.0, 0, INF, best_test_acc=0.95), row(512, 3.0, 0, INF, best_test_acc=0.96),
-    )
-    chosen = choose_lr(t, 0.97).set_index("batch_size")
-    assert chosen.loc[64, "lr"] == 3.0
-    assert chosen.loc[128, "lr"] == 1.0
-    assert chosen.loc[512, "lr"] == 3.0  # the closest miss
-    assert not chosen.loc[512, "reached"]
-    assert chosen.loc[512, "median_time"] == INF and chosen.loc[512, "spread"] == INF
-
-
-def test_choose_lr_groups_by_loader():
-    t = table(row(64, 1.0, 0, 5.0, loader="tensor"), row(64, 3.0, 0, 9.0, loader="tensor"),
-              row(64, 1.0, 0, 9.0, loader="torchvision"),
-              row(64, 3.0, 0, 7.0, loader="torchvision"))
-    chosen = choose_lr(t, 0.97).set_index("loader")
-    assert chosen.loc["tensor", "lr"] == 1.0 and chosen.loc["torchvision", "lr"] == 3.0
-
-
-# --- sweet spot ---------------------------------------------------------------------------------
-
-
-def test_sweet_spot_median_over_seeds_runners_up_and_censored():
-    t = table(
-        row(32, 1.0, 0, 11.5), row(32, 1.0, 1, 11.6), row(32, 1.0, 2, 30.0),  # median 11.6
-        row(64, 1.0, 0, 10.0), row(64, 1.0, 1, 11.0), row(64, 1.0, 2, 1.0),  # median 10
-        row(128, 1.0, 0, 9.0), row(128, 1.0, 1, 12.0), row(128, 1.0, 2, 10.8),  # median 10.8
-        row(256, 1.0, 0, 0.5), row(256, 1.0, 1, INF), row(256, 1.0, 2, INF),  # mostly censored
-        row(512, 1.0, 0, 0.1, outcome="diverged"), row(512, 1.0, 1, INF, outcome="diverged"),
-    )
-    t.loc[t.outcome == "diverged", "reached"] = False
-    answer = sweet_spot(t, 0.97)
-    assert answer["batch_size"] == 64
-    assert answer["median_time"] == 10.0 and answer["spread"] == 10.0
-    assert answer["runners_up"] == [128]  # 10.8 within 10%; 32's 11.6 not
-    assert answer["censored"] == [256, 512]
-    assert sweet_spot(t, 0.97, tolerance=0.5)["runners_up"] == [128, 32]
-
-
-def test_sweet_spot_never_chooses_a_diverged_or_unreached_row_even_with_a_time():
-    # A hand-made or hand-edited row may carry a time; outcome and reached still win.
-    t = table(row(64, 1.0, 0, 5.0), row(128, 1.0, 0, 0.1, outcome="diverged"),
-              row(256, 1.0, 0, 0.2, reached=False))
-    answer = sweet_spot(t, 0.97)
-    assert answer["batch_size"] == 64
-    assert answer["censored"] == [128, 256]
-
-
-def test_sweet_spot_tie_in_time_broken_by_steps_then_smaller_batch():
-    t = table(row(64, 1.0, 0, 5.0, steps=900), row(128, 1.0, 0, 5.0, steps=450))
-    answer = sweet_spot(t, 0.97)
-    assert answer["batch_size"] == 128 and answer["runners_up"] == [64]
-    t = table(row(64, 1.0, 0, 5.0, steps=450), row(128, 1.0, 0, 5.0, steps=450))
-    assert sweet_spot(t, 0.97)["batch_size"] == 64
-
-
-def test_sweet_spot_nothing_reached_has_a_reason():
-    t = table(row(64, 1.0, 0, INF), row(128, 1.0, 0, INF, outcome="diverged"))
-    answer = sweet_spot(t, 0.97)
-    assert answer["batch_size"] is None
-    assert answer["reason"] == "no run reached target 0.97"
-    assert sweet_spot(t, 0.5)["batch_size"] is None  # no rows at all at that target
-
-
-def test_sweet_spot_from_results_end_to_end():
-    results = [run(64, 1.0, 0, [point(10, 0.95, 1.0), point(20, 0.975, 2.0)]),
-               run(256, 1.0, 0, [point(3, 0.96, 0.5), point(6, 0.98, 1.5)])]
-    t = target_table(results, [0.95, 0.97])
-    assert sweet_spot(t, 0.95)["batch_size"] == 256
-    assert sweet_spot(t, 0.97)["batch_size"] == 256
-    assert sweet_spot(t, 0.97)["median_time"] == 1.5
-
-
-# --- refinement ---------------------------------------------------------------------------------
-
-
-
-
-# --- stability ----------------------------------------------------------------------------------
-
-
-def seeds_table(fastest_by_seed):
-    """Batch 32..512 at lr 1; each seed's listed batch size is its fastest, others slower."""
-    rows = []
-    for seed, fastest in enumerate(fastest_by_seed):
-        for batch in (32, 64, 128, 256, 512):
-            base = {32: 14.0, 64: 11.0, 128: 10.0, 256: 12.0, 512: 16.0}[batch]
-            rows.append(row(batch, 1.0, seed, 1.0 if batch == fastest else base))
-        rows.append(row(128, 3.0, seed, 0.1))  # a faster lr that choose_lr did not pick
-    return pd.DataFrame(rows)
-
-
-def test_stability_stable_when_every_seed_is_the_sweet_spot_or_a_neighbour():
-    t = seeds_table([128, 64, 256, 128, 128])
-    lrs = pd.DataFrame({"batch_size": [32, 64, 128, 256, 512], "lr": [1.0] * 5})
-    verdict = stability(t, 0.97, lrs)
-    assert verdict["per_seed"] == {0: 128, 1: 64, 2: 256, 3: 128, 4: 128}
-    assert verdict["sweet_spot"] == 128
-    assert verdict["stable"] is True
-
-
-def test_stability_unstable_when_a_seed_jumps_further():
-    t = seeds_table([128, 512, 128])
-    lrs = pd.DataFrame({"batch_size": [32, 64, 128, 256, 512], "lr": [1.0] * 5})
-    verdict = stability(t, 0.97, lrs)
-    assert verdict["per_seed"] == {0: 128, 1: 512, 2: 128}
-    assert verdict["stable"] is False
-
-
-def test_stability_with_choose_lr_output():
-    t = table(row(64, 1.0, 0, 5.0), row(64, 1.0, 1, 6.0), row(128, 1.0, 0, 4.0),
-              row(128, 1.0, 1, INF), row(256, 1.0, 0, 9.0), row(256, 1.0, 1, 9.0))
-    verdict = stability(t, 0.97, choose_lr(t, 0.97))
-    # seed 1 never reached at 128, so its fastest is 64: 128's median is inf, 64 is the spot
-    assert verdict["sweet_spot"] == 64
-    assert verdict["per_seed"] == {0: 128, 1: 64}
-    assert verdict["stable"] is True
-
-
-# --- cost model ---------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-# --- gradient noise scale -----------------------------------------------------------------------
-
-
-
-
-
-
+def test_censored_median_counts_a_censored_run_as_infinitely_slow():
+    assert analysis.censored_median([1.0, 2.0, 9.0], [True, True, False]) == 2.0
+    assert analysis.censored_median([1.0, 2.0], [True, False]) == math.inf  # half censored
+    assert analysis.censored_median([5.0, math.nan], [True, False]) == math.inf
+    assert math.isnan(analysis.censored_median([], []))
 
 
 def test_module_is_pure():

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from sweetspot import config
-from sweetspot.config import ConfigError
+from sweetspot.errors import ConfigError
 
 
 def write_params(tmp_path, **changes):

@@ -24,7 +24,7 @@ CHECK = {
 
 
 # The headline loader's steptime document, as far as the text reads it: a quiet measurement.
-TIMING = {"steptime": {"rounds": 25, "min_examples": 3000, "min_steps": 5, "warmup_steps": 20},
+TIMING = {"steptime": {"rounds": 25, "min_examples": 3000, "min_steps": 5},
           "load": {"rounds": 25, "quiet_rounds": 24, "other": 0.02, "steal": 0.0, "busy": False}}
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import tiny_params
 from sweetspot import sweep
-from sweetspot.config import ConfigError
+from sweetspot.errors import ConfigError
 from sweetspot.sweep import Cell
 
 # The plan tests' grid: four batch sizes, two rates (the tuned policy), one seed, one target.

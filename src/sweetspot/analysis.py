@@ -1,7 +1,7 @@
-"""From training results to an answer: time to target per run, the best lr per batch size, the
-sweet spot and its stability across seeds. Pure functions: dicts and DataFrames in, numbers and
-DataFrames out. A run that never reached a target is censored: its time (and steps, examples,
-epochs) is inf, so it sorts last and is never dropped.
+"""From training results to tables: time to target per run, read off its curve, and its quiet
+time. Pure functions: dicts and DataFrames in, numbers and DataFrames out. A run that never
+reached a target is censored: its time (and steps, examples, epochs) is inf, so it sorts last
+and is never dropped, and a median over runs counts it (censored_median).
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ RUN_METRICS = frozenset({
     "epochs", "mean_step_time", "final_test_acc", "final_test_loss", "best_test_acc",
     "seconds_per_epoch",
 })
+
+
+def censored_median(values, reached) -> float:
+    """The median over runs, each censored run (reached False) counted as inf: inf when half or
+    more never reached the target, NaN when there are no runs."""
+    values = np.where(np.asarray(reached, bool), np.asarray(values, float), INF)
+    return float(np.median(values)) if len(values) else math.nan
 
 
 def _is_scalar(value) -> bool:
@@ -123,135 +130,3 @@ def target_table(results: list[dict], targets: list[float]) -> pd.DataFrame:
                 "quiet_time": quiet_time(curve, hit),
             })
     return pd.DataFrame(rows)
-
-
-# --- best lr per batch size, the sweet spot, its stability ------------------------------------
-
-
-def _at_target(table: pd.DataFrame, target: float) -> pd.DataFrame:
-    """Rows at this target with an effective time: inf for censored or diverged rows."""
-    t = table[np.isclose(table["target"], target)] if "target" in table else table
-    t = t.copy()
-    time = t["time"].astype(float).to_numpy()
-    bad = ~np.isfinite(time)
-    if "reached" in t:
-        bad |= ~t["reached"].astype(bool).to_numpy()
-    if "outcome" in t:
-        bad |= (t["outcome"] == "diverged").to_numpy()
-    t["_time"] = np.where(bad, INF, time)
-    steps = t["steps"].astype(float).to_numpy() if "steps" in t else np.full(len(t), np.nan)
-    t["_steps"] = np.where(bad, INF, steps)
-    return t
-
-
-def _spread(times: np.ndarray) -> float:
-    # max - min over seeds (s); inf as soon as one seed is censored, 0 for a single seed.
-    if np.isinf(times).any():
-        return INF
-    return float(times.max() - times.min())
-
-
-def _median(values: pd.Series) -> float:
-    values = values.astype(float).dropna()
-    return float(np.median(values)) if len(values) else math.nan
-
-
-def _group_keys(table: pd.DataFrame) -> list[str]:
-    return ["batch_size", "loader"] if "loader" in table else ["batch_size"]
-
-
-def choose_lr(table: pd.DataFrame, target: float) -> pd.DataFrame:
-    """One row per batch size (and loader, if that column exists): the lr with the smallest median
-    time over seeds (censored = inf, so an lr most of whose seeds missed loses), ties broken by
-    median steps then the smaller lr. If no lr's median is finite: the lr with the highest median
-    best_test_acc (else the smallest lr), reached=False. Columns: batch_size, [loader], lr,
-    median_time (s), spread (s, max - min over seeds, inf if any seed censored), median_steps,
-    n_seeds (runs), n_reached, reached, median_step_time (s), median_best_acc.
-    """
-    keys = _group_keys(table)
-    t = _at_target(table, target)
-    per_lr = []
-    for key, g in t.groupby([*keys, "lr"], sort=True, dropna=False):
-        times = g["_time"].to_numpy(float)
-        per_lr.append({
-            **dict(zip([*keys, "lr"], key, strict=True)),
-            "median_time": float(np.median(times)),  # inf when more than half are censored
-            "spread": _spread(times),
-            "median_steps": float(np.median(g["_steps"].to_numpy(float))),
-            "n_seeds": len(g),
-            "n_reached": int(np.isfinite(times).sum()),
-            "median_step_time": _median(g["mean_step_time"]) if "mean_step_time" in g else np.nan,
-            "median_best_acc": _median(g["best_test_acc"]) if "best_test_acc" in g else np.nan,
-        })
-    columns = [*keys, "lr", "median_time", "spread", "median_steps", "n_seeds", "n_reached",
-               "reached", "median_step_time", "median_best_acc"]
-    if not per_lr:
-        return pd.DataFrame(columns=columns)
-    per_lr = pd.DataFrame(per_lr)
-    per_lr["reached"] = np.isfinite(per_lr["median_time"])
-    chosen = []
-    for _, g in per_lr.groupby(keys, sort=True, dropna=False):
-        if g["reached"].any():
-            g = g.sort_values(["median_time", "median_steps", "lr"])
-        elif g["median_best_acc"].notna().any():  # nothing reached: the lr that got closest
-            g = g.sort_values(["median_best_acc", "lr"], ascending=[False, True])
-        else:
-            g = g.sort_values("lr")
-        chosen.append(g.iloc[0])
-    return pd.DataFrame(chosen)[columns].reset_index(drop=True).infer_objects()
-
-
-def _ranked(choices: pd.DataFrame) -> pd.DataFrame:
-    """Reached rows, fastest first: median time, then fewer median steps, then smaller batch."""
-    reached = choices[choices["reached"].astype(bool)]
-    return reached.sort_values(["median_time", "median_steps", "batch_size"])
-
-
-def sweet_spot(table: pd.DataFrame, target: float, tolerance: float = 0.10) -> dict:
-    """The batch size (at its best lr) with the smallest median time to target, and the runners-up
-    within (1 + tolerance) x that time. With several loaders in the table the fastest (batch,
-    loader) pair wins; filter to one loader first to compare batch sizes alone. Never raises:
-    nothing reached gives {"batch_size": None, "reason": ...}.
-    """
-    choices = choose_lr(table, target)
-    censored = sorted({int(b) for b in choices.loc[~choices["reached"].astype(bool), "batch_size"]})
-    ranked = _ranked(choices)
-    if ranked.empty:
-        return {"batch_size": None, "reason": f"no run reached target {target}",
-                "censored": censored}
-    best = ranked.iloc[0]
-    close = ranked.iloc[1:]
-    close = close[close["median_time"] <= (1 + tolerance) * best["median_time"]]
-    runners_up = list(dict.fromkeys(int(b) for b in close["batch_size"]
-                                    if int(b) != int(best["batch_size"])))
-    answer = {
-        "batch_size": int(best["batch_size"]), "lr": float(best["lr"]),
-        "median_time": float(best["median_time"]), "spread": float(best["spread"]),
-        "median_steps": float(best["median_steps"]), "n_seeds": int(best["n_seeds"]),
-        "runners_up": runners_up, "censored": censored, "target": float(target),
-    }
-    if "loader" in best:
-        answer["loader"] = best["loader"]
-    return answer
-
-
-def stability(table: pd.DataFrame, target: float, lr_by_batch: pd.DataFrame) -> dict:
-    """Per seed, the fastest batch size at each batch size's chosen lr (lr_by_batch: choose_lr's
-    output, or any frame with batch_size and lr). Stable if every seed's fastest is the overall
-    sweet spot (fastest by median over seeds) or its neighbour among the batch sizes tried.
-    Returns {"per_seed": {seed: batch or None}, "stable": bool, "sweet_spot": batch or None}.
-    """
-    keys = [k for k in _group_keys(table) if k in lr_by_batch]
-    t = _at_target(table, target).merge(lr_by_batch[[*keys, "lr"]], on=[*keys, "lr"])
-    overall = t.groupby("batch_size")[["_time", "_steps"]].median().reset_index()
-    overall = overall[np.isfinite(overall["_time"])].sort_values(["_time", "_steps", "batch_size"])
-    sweet = int(overall["batch_size"].iloc[0]) if len(overall) else None
-    tried = sorted(int(b) for b in t["batch_size"].unique())
-    per_seed = {}
-    for seed, g in t.groupby("seed", sort=True):
-        g = g[np.isfinite(g["_time"])].sort_values(["_time", "_steps", "batch_size"])
-        per_seed[int(seed)] = int(g["batch_size"].iloc[0]) if len(g) else None
-    stable = sweet is not None and bool(per_seed) and all(
-        b is not None and abs(tried.index(b) - tried.index(sweet)) <= 1
-        for b in per_seed.values())
-    return {"per_seed": per_seed, "stable": stable, "sweet_spot": sweet}

@@ -17,25 +17,19 @@ import tempfile
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-import torch  # noqa: E402
+from sweetspot import config, estimate, machine, paths, tracking
+from sweetspot.config import Params
+from sweetspot.data.load import Data, epoch_batches, load_data, resolve_device, tensor_batches
+from sweetspot.model import MLP
+from sweetspot.train.loop import clock, train_one
+from sweetspot.train.step import make_step
 
-from sweetspot import config, estimate, machine, paths, tracking  # noqa: E402
-from sweetspot.config import Params  # noqa: E402
-from sweetspot.data.load import (  # noqa: E402
-    Data,
-    epoch_batches,
-    load_data,
-    resolve_device,
-    tensor_batches,  # noqa: E402
-)
-from sweetspot.model import MLP  # noqa: E402
-from sweetspot.train.loop import clock, train_one  # noqa: E402
-from sweetspot.train.step import make_step  # noqa: E402
+matplotlib.use("Agg")  # files only, no display (before any figure exists)
 
 LOOPS = {  # name -> what its timed loop runs
     "question": "the question's loop: torchvision MNIST, ToTensor, DataLoader(shuffle), eager step",
@@ -95,11 +89,12 @@ def loop(name: str, params: Params, data: Data, batch_size: int):
     return step, endless(epoch), compile_s
 
 
-def seconds_per_example(step, stream, batch_size: int, bench: config.BenchConfig,
+def seconds_per_example(step, stream, batch_size: int, params: Params,
                         device: torch.device) -> list[float]:
-    """Warm up (bench.warmup_steps, at most an epoch's worth), then time `repeats` stretches of at
-    least min_examples examples (>= 1 step) each; the device is synchronised at both ends."""
-    warm = min(bench.warmup_steps, math.ceil(config.TRAIN_SIZE / batch_size))
+    """Warm up (train.warmup_steps, at most an epoch), then time bench.repeats stretches of at
+    least bench.min_examples examples (>= 1 step); the device synchronised at both ends."""
+    bench = params.bench
+    warm = min(params.train.warmup_steps, math.ceil(config.TRAIN_SIZE / batch_size))
     for _ in range(warm):
         step(*next(stream))
     out = []
@@ -122,7 +117,7 @@ def measure(params: Params, data: Data, progress=None) -> list[dict]:
     for batch_size in params.bench.batch_sizes:
         for name in LOOPS:
             step, stream, compile_s = loop(name, params, data, batch_size)
-            times = seconds_per_example(step, stream, batch_size, params.bench, device)
+            times = seconds_per_example(step, stream, batch_size, params, device)
             rows += [{"loop": name, "batch_size": batch_size, "repeat": i,
                       "seconds_per_epoch": t * config.TRAIN_SIZE, "compile_seconds": compile_s}
                      for i, t in enumerate(times)]
@@ -187,11 +182,11 @@ def summarise(rows: list[dict], width: int, matmul: float | None) -> dict:
 
 
 def figure(rows: list[dict], title: str):
-    """Seconds per epoch against batch size (log2 x, log y), one line per loop, fastest marked."""
-    df = pd.DataFrame(rows)
+    """Seconds per epoch against batch size (log2 x, log y), one line per loop (the fastest
+    repeat; band to the slowest)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.lineplot(df, x="batch_size", y="seconds_per_epoch", hue="loop", hue_order=list(LOOPS),
-                 estimator="min", errorbar=("pi", 100), marker="o", ax=ax)
+    sns.lineplot(pd.DataFrame(rows), x="batch_size", y="seconds_per_epoch", hue="loop",
+                 hue_order=list(LOOPS), estimator="min", errorbar=("pi", 100), marker="o", ax=ax)
     ax.set_xscale("log", base=2)
     ax.set(yscale="log", xlabel="batch size", ylabel="seconds per epoch (60000 examples)")
     ax.set_title(title, fontsize=10)
@@ -259,8 +254,8 @@ def main(params: Params) -> int:
         "device": str(device), "gpu_name": tags.get("gpu_name", ""),
         "threads": torch.get_num_threads(), "torch_version": torch.__version__,
         "cpu_model": tags["cpu_model"], "repeats": bench.repeats,
-        "min_examples": bench.min_examples, "warmup_steps": bench.warmup_steps,
-        "network": f"Linear(784,{cfg.width})-{cfg.activation}-Linear({cfg.width},10)",
+        "min_examples": bench.min_examples, "warmup_steps": cfg.warmup_steps,
+        "network": cfg.network,
         "optimizer": cfg.optimizer, "flops_per_example": flops_per_example(cfg.width),
         **({"matmul_size": bench.matmul_size, "matmul_gflops": matmul / 1e9} if matmul else {}),
         **summary,

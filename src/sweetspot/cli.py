@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from sweetspot import config, paths
+from sweetspot import config, errors, paths
 
 STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
 
@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("start", "stop", "status"))
     p.add_argument("--dir", type=Path, default=None,
                    help="where the database, artifacts and logs live (default: .server)")
-    p.add_argument("--port", type=int, default=5000, help="the server's port (default: 5000)")
+    p.add_argument("--port", type=int, default=paths.MLFLOW_PORT,
+                   help=f"the server's port (default: {paths.MLFLOW_PORT})")
     p.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")
 
     sub.add_parser("machine", help="this machine's and stack's fingerprint (reports/machine.json)")
@@ -110,14 +111,14 @@ def run(argv: list[str] | None = None) -> int:
         from sweetspot import question
 
         if args.epochs < 1:
-            raise config.ConfigError("--epochs: must be >= 1")
+            raise errors.ConfigError("--epochs: must be >= 1")
         params = config.load(args.params, train={"train_examples": args.train_examples})
         return question.main(params, args.epochs)
     if args.command == "server":
         from sweetspot import server
 
         if not 1 <= args.port <= 65535 or args.workers < 1:
-            raise config.ConfigError("--port must be in 1..65535 and --workers >= 1")
+            raise errors.ConfigError("--port must be in 1..65535 and --workers >= 1")
         return server.main(args.action, args.dir or server.DEFAULT_DIR, args.port, args.workers)
     params = config.load(args.params)  # every stage from here on: in the project, checked
     if args.command == "machine":
@@ -157,17 +158,17 @@ def _sweep(args: argparse.Namespace, params: config.Params) -> int:
 
         given = [k for k, v in {**cell_args, "--out": args.out}.items() if v is not None]
         if given:
-            raise config.ConfigError(f"--executor ray runs every stale cell: drop {given[0]}")
+            raise errors.ConfigError(f"--executor ray runs every stale cell: drop {given[0]}")
         threads = params.train.threads or 1 if args.threads is None else args.threads
         return cluster.main(params, args.address, threads, args.retries, args.force)
     from sweetspot import sweep
 
     missing = [k for k, v in cell_args.items() if v is None]
     if missing:
-        raise config.ConfigError(f"one cell needs {', '.join(missing)} (or --executor ray)")
+        raise errors.ConfigError(f"one cell needs {', '.join(missing)} (or --executor ray)")
     given = [k for k, v in ray_args.items() if v is not None]
     if given:
-        raise config.ConfigError(f"{given[0]} is an option of --executor ray")
+        raise errors.ConfigError(f"{given[0]} is an option of --executor ray")
     cell = sweep.Cell(args.batch_size, args.base_lr, args.seed, args.loader)
     return sweep.main(params, cell, args.out)
 
@@ -175,13 +176,13 @@ def _sweep(args: argparse.Namespace, params: config.Params) -> int:
 def main(argv: list[str] | None = None) -> None:
     try:
         code = run(argv)
-    except config.ConfigError as e:
+    except errors.ConfigError as e:
         print(f"sweetspot: error: {e}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:  # the MLflow run is already marked KILLED
         print("sweetspot: interrupted", file=sys.stderr)
         code = 130
-    except config.ToolError as e:  # dvc, PostgreSQL or the server failed: one line
+    except errors.ToolError as e:  # dvc, PostgreSQL or the server failed: one line
         print(f"sweetspot: {e}", file=sys.stderr)
         code = 1
     sys.exit(code)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweetspot import paths, sweep, tracking
-from sweetspot.config import ConfigError, Params, ToolError
+from sweetspot.config import Params
+from sweetspot.errors import ConfigError, ToolError
 
 PHASES = {"refine": paths.REFINE, "seeds": paths.SEEDS}  # planned stages: their cell folders
 

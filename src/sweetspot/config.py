@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from sweetspot.errors import ConfigError
 from sweetspot.paths import PARAMS_FILE
 
 TRAIN_SIZE = 60_000  # both datasets: 60000 training and 10000 test images
@@ -24,14 +25,6 @@ ACTIVATIONS = ("sigmoid", "relu", "tanh")
 DEVICES = ("cpu", "cuda", "auto")
 LOADERS = ("tensor", "torchvision")
 LR_POLICIES = ("fixed", "linear", "sqrt", "tuned")
-
-
-class ConfigError(ValueError):
-    """A bad parameter; its message is one line that names the key."""
-
-
-class ToolError(RuntimeError):
-    """A program sweetspot drives (dvc, PostgreSQL, mlflow server) failed: one line, exit 1."""
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -94,6 +87,11 @@ class TrainConfig:
     @property
     def n_train(self) -> int:
         return self.train_examples or TRAIN_SIZE
+
+    @property
+    def network(self) -> str:
+        """The network's one name: in the steps table, in MLflow, and in predict's check."""
+        return f"Linear(784,{self.width})-{self.activation}-Linear({self.width},10)"
 
     def check(self) -> None:
         _require(self.train_examples >= 0, "train.train_examples", "must be >= 0")
@@ -174,13 +172,11 @@ class SteptimeConfig:
     rounds: int
     min_examples: int
     min_steps: int
-    warmup_steps: int
 
     def check(self) -> None:
         _require(self.rounds >= 3, "steptime.rounds", "must be >= 3 (the fastest of a few)")
         _require(self.min_examples > 0, "steptime.min_examples", "must be > 0")
         _require(self.min_steps > 0, "steptime.min_steps", "must be > 0")
-        _require(self.warmup_steps >= 0, "steptime.warmup_steps", "must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -188,7 +184,6 @@ class BenchConfig:
     batch_sizes: tuple[int, ...]
     repeats: int
     min_examples: int
-    warmup_steps: int
     device: str
     matmul_size: int
 
@@ -196,7 +191,6 @@ class BenchConfig:
         _distinct_positive("bench.batch_sizes", self.batch_sizes, TRAIN_SIZE)
         _require(self.repeats > 0, "bench.repeats", "must be > 0")
         _require(self.min_examples > 0, "bench.min_examples", "must be > 0")
-        _require(self.warmup_steps >= 0, "bench.warmup_steps", "must be >= 0")
         _one_of("bench.device", self.device, DEVICES)
         _require(self.matmul_size > 0, "bench.matmul_size", "must be > 0")
 

@@ -29,6 +29,7 @@ REGION_RULE = (f"at least as fast as the spot in {REGION_ALPHA:.0%} or more of t
                "here)")
 ESTIMATE_COLUMNS = ["seconds_per_step", "estimate", "low", "high", "share"]
 NEAR_FASTEST = 1.25  # a timing round "at its best" is within 25% of its batch size's fastest
+ERROR_GOAL = 0.15  # validate: the median absolute error a prediction is held to
 
 
 def steps_table(results: list[dict], targets: list[float], dataset: str, network: str,
@@ -63,7 +64,7 @@ def choose_by_steps(table: pd.DataFrame, target: float) -> pd.DataFrame:
         best = None
         for lr, runs in per_batch.groupby("lr", sort=True):
             steps = _steps(runs)
-            median = float(np.median(steps))
+            median = analysis.censored_median(runs["steps"], ~runs["censored"].astype(bool))
             if best is None or median < best["median_steps"]:
                 best = {"batch_size": int(b), "lr": float(lr), "median_steps": median,
                         "n_runs": len(steps), "n_reached": int(np.isfinite(steps).sum()),
@@ -166,11 +167,18 @@ def beside_measured(per_batch: pd.DataFrame, results_table: pd.DataFrame,
     measured, clock = [], []
     for row in per_batch.itertuples():
         runs = at[(at["batch_size"] == row.batch_size) & np.isclose(at["lr"], row.lr)]
-        reached = runs["reached"].astype(bool)
-        for out, column in ((measured, "quiet_time"), (clock, "time")):
-            times = np.where(reached, runs[column].astype(float), INF)
-            out.append(float(np.median(times)) if len(times) else math.nan)
+        measured.append(analysis.censored_median(runs["quiet_time"], runs["reached"]))
+        clock.append(analysis.censored_median(runs["time"], runs["reached"]))
     out = per_batch.assign(measured=measured, clock=clock)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["ratio"] = out["measured"] / out["estimate"]
     return out
+
+
+def direct_spot(beside: pd.DataFrame) -> int | None:
+    """The sweet spot by measured time alone (beside_measured's "measured"; ties: the smaller
+    batch), to set beside the estimate's; None when no batch size's runs reached the target."""
+    reached = beside[np.isfinite(beside["measured"].astype(float))]
+    if reached.empty:
+        return None
+    return int(reached.sort_values(["measured", "batch_size"])["batch_size"].iloc[0])

@@ -1,5 +1,6 @@
-"""Every path a stage reads or writes, named once (tests/test_paths.py holds dvc.yaml to them),
-and the one way a stage writes a result file: whole or not at all."""
+"""Every path a stage reads or writes and the tracking server's port, named once
+(tests/test_paths.py holds dvc.yaml to them), and the one way a stage writes a result file: whole
+or not at all."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ VALIDATION = REPORTS / "validation"  # validate-<stack>.json, one per stack vali
 BENCH_JSON = REPORTS / "bench.json"
 BENCH_PNG = REPORTS / "bench.png"
 
+MLFLOW_PORT = 5000  # MLflow's own default, for `sweetspot server` and `mlflow ui` alike
+
 
 def raw_dir(dataset: str, root: Path = DATA_ROOT) -> Path:
     return Path(root) / dataset / "raw"
@@ -52,20 +55,21 @@ def cell_file(folder: Path, name: str) -> Path:
 
 
 def write_json(path: Path, doc) -> None:
-    """Write atomically (a temporary file, then a rename): DVC sees the whole file or none."""
+    """Write as strict JSON (numpy scalars as numbers, inf and nan as null), atomically (a
+    temporary file, then a rename): DVC sees the whole file or none."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.write_text(json.dumps(_json_safe(doc), indent=1, allow_nan=False) + "\n")
     tmp.replace(path)
 
 
-def plain(value):
-    """JSON-safe: numpy scalars to Python, inf and nan to None, dict keys to strings."""
+def _json_safe(value):
+    """numpy scalars to Python, inf and nan to None, dict keys to strings."""
     if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
+        return [_json_safe(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (list, dict, str)):  # a numpy scalar
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

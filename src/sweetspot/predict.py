@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from sweetspot import estimate, machine, paths, steptime, tracking
-from sweetspot.config import ConfigError, Params
+from sweetspot.config import Params
 from sweetspot.data.load import load_data, resolve_device
+from sweetspot.errors import ConfigError
 
 
 def load_steps(source: str | None) -> pd.DataFrame:
@@ -65,7 +66,7 @@ def _from_run(run_id: str) -> Path:
 
 def check_problem(table: pd.DataFrame, params: Params) -> None:
     """The table must be for the dataset, network and optimizer asked for: steps belong to them."""
-    want = {"dataset": params.data.dataset, "network": steptime.network(params.train),
+    want = {"dataset": params.data.dataset, "network": params.train.network,
             "optimizer": params.train.optimizer}
     for key, value in want.items():
         found = sorted(set(table[key].astype(str)))
@@ -141,7 +142,7 @@ def main(params: Params, steps: str | None) -> int:
     resolve_device(params.train.device)  # a missing CUDA device: one line, before any work
     result = run(params, table)
     out = paths.predict_file(result["stack"])
-    paths.write_json(out, paths.plain(result))
+    paths.write_json(out, result)
     print(table_text(result["prediction"], result["stack"], result["steptime"]["load"]))
     print(f"wrote {out}; mlflow run {result['run_id']}")
     return 0

@@ -45,8 +45,8 @@ def answers(results: list[dict], seconds: dict[int, list[float]], targets: list[
     for target in targets:
         found = estimate.estimate(steps, seconds, target, resamples)
         per_batch = estimate.beside_measured(found["per_batch"], measured, target)
-        direct = analysis.sweet_spot(measured.assign(time=measured["quiet_time"]), target)
-        out[target] = {**found["spot"], "per_batch": per_batch, "direct": direct["batch_size"]}
+        out[target] = {**found["spot"], "per_batch": per_batch,
+                       "direct": estimate.direct_spot(per_batch)}
     return out
 
 
@@ -79,10 +79,10 @@ def metrics_doc(spots: dict, targets: list[float]) -> dict:
     def one(spot):
         keep = ("batch_size", "lr", "estimate", "low", "high", "share", "region",
                 "median_steps", "seconds_per_step", "censored", "direct", "reason")
-        doc = {k: paths.plain(spot[k]) for k in keep if k in spot}
+        doc = {k: spot[k] for k in keep if k in spot}
         rows = spot["per_batch"]
         at = rows[rows["batch_size"] == spot["batch_size"]]
-        doc["measured"] = paths.plain(float(at["measured"].iloc[0])) if len(at) else None
+        doc["measured"] = float(at["measured"].iloc[0]) if len(at) else None
         return doc
 
     first = one(spots[targets[0]])
@@ -92,11 +92,6 @@ def metrics_doc(spots: dict, targets: list[float]) -> dict:
             "region": [r["batch_size"] for r in first.get("region", [])],
             "region_rule": estimate.REGION_RULE,
             "per_target": {f"{t:g}": one(spots[t]) for t in targets}}
-
-
-def network(params: Params) -> str:
-    cfg = params.train
-    return f"Linear(784,{cfg.width})-{cfg.activation}-Linear({cfg.width},10)"
 
 
 # --- main: the only part that touches disk and MLflow ----------------------------------------
@@ -131,7 +126,7 @@ def main(params: Params) -> int:
     per_batch = spots[target]["per_batch"]
     model, noise, checks = cost_model(per_batch), noise_scale(cells), validations()
 
-    estimate.steps_table(results, targets, params.data.dataset, network(params),
+    estimate.steps_table(results, targets, params.data.dataset, params.train.network,
                          params.train.optimizer).to_csv(paths.STEPS_TABLE, index=False)
     drawn = {"epoch_vs_target": figures.epoch_vs_target(cells, spots),
              "two_factors": figures.two_factors(per_batch, seconds[loader], target),
@@ -153,7 +148,7 @@ def main(params: Params) -> int:
     if len(per_loader) > 1:
         doc["per_loader"] = {k: metrics_doc(v, targets)["per_target"] for k, v in
                              per_loader.items()}
-    paths.write_json(paths.METRICS, paths.plain(doc))
+    paths.write_json(paths.METRICS, doc)
     machine = {"dataset": params.data.dataset,
                **{k: v for k, v in results[0].get("provenance", {}).items() if k != "dvc_stage"}}
     paths.REPORT_MD.write_text(writeup.markdown(

@@ -21,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from sweetspot.config import ConfigError, ToolError
+from sweetspot.errors import ConfigError, ToolError
 
 DEFAULT_DIR = Path(".server")
 USER, DATABASE = "sweetspot", "mlflow"  # the database role and the database MLflow uses

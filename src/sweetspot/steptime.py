@@ -88,7 +88,7 @@ def measure(cfg: TrainConfig, data: Data, batch_sizes: list[int], st: SteptimeCo
     steppers = {}
     for b in batch_sizes:
         steppers[b] = Stepper(dataclasses.replace(cfg, batch_size=b), data)
-        steppers[b].block(st.warmup_steps)
+        steppers[b].block(cfg.warmup_steps)
     rows = []
     for rnd in range(st.rounds):
         before, mine = machine.usage(), []
@@ -147,7 +147,7 @@ def measure_doc(params: Params, data: Data, batch_sizes: list[int]) -> dict:
     start = clock(data.device)
     rows = measure(cfg, data, batch_sizes, params.steptime, _progress)
     return {"stack": stack(cfg), "stack_name": stack_name(cfg), "dataset": params.data.dataset,
-            "network": network(cfg), "optimizer": cfg.optimizer,
+            "network": cfg.network, "optimizer": cfg.optimizer,
             "steptime": config.as_dict(params.steptime), "batch_sizes": batch_sizes,
             "seconds": clock(data.device) - start, "machine": machine.fingerprint(),
             "load": load_summary(rows), "per_batch": summarise(rows, len(data.x_train)),
@@ -175,10 +175,6 @@ def log(doc: dict) -> None:
 def per_round(doc: dict) -> dict[int, list[float]]:
     """{batch size: seconds per step in each round} from one measurement."""
     return {int(b): v["rounds"] for b, v in doc["per_batch"].items()}
-
-
-def network(cfg: TrainConfig) -> str:
-    return f"Linear(784,{cfg.width})-{cfg.activation}-Linear({cfg.width},10)"
 
 
 def main(params: Params) -> int:

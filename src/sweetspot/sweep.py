@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweetspot import estimate, paths
-from sweetspot.config import LR_POLICIES, ConfigError, Params
+from sweetspot.config import LR_POLICIES, Params
+from sweetspot.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ import mlflow
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
+from sweetspot.paths import MLFLOW_PORT
+
 
 def project_root() -> Path:
     """The project folder: DVC_ROOT under DVC (the parent repo, also for temporary experiment
@@ -181,7 +183,8 @@ def ui_url(experiment: str, base: str | None = None) -> str:
     default; in the model-training view (MLflow 3.17's UI opens its GenAI view, whatever the
     experiment's tag, unless the address asks for the other)."""
     uri = tracking_uri()
-    base = base or (uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000")
+    local = f"http://127.0.0.1:{MLFLOW_PORT}"  # where `mlflow ui` serves by default
+    base = base or (uri if uri.startswith(("http://", "https://")) else local)
     return f"{base.rstrip('/')}/#/experiments/{experiment}?workflowType=machine_learning"
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from sweetspot import analysis, paths, predict, sweep
-from sweetspot.config import ConfigError, Params
+from sweetspot.config import Params
 from sweetspot.data.load import resolve_device
-
-ERROR_GOAL = 0.15  # median absolute error of the predicted times
+from sweetspot.errors import ConfigError
+from sweetspot.estimate import ERROR_GOAL
 
 
 def neighbours(spot: int, tried: list[int]) -> list[int]:
@@ -89,7 +89,7 @@ def main(params: Params, steps: str | None) -> int:
     seeds = [*params.sweep.seeds, *params.sweep.extra_seeds]
     runs = train_runs(params, plan, seeds)
     measured_table = analysis.target_table(runs, [target])
-    times = {b: float(np.median(np.where(g["reached"], g["quiet_time"], math.inf)))
+    times = {b: analysis.censored_median(g["quiet_time"], g["reached"])
              for b, g in measured_table.groupby("batch_size")}
     check = compare([r for r in found["per_batch"] if r["batch_size"] in plan], times, spot, grid)
     doc = {"stack": result["stack"], "target": target, "batch_sizes": list(plan), "seeds": seeds,
@@ -99,7 +99,7 @@ def main(params: Params, steps: str | None) -> int:
                              for r, quiet, clock in zip(runs, measured_table["quiet_time"],
                                                         measured_table["time"], strict=True)]}
     out = paths.validate_file(result["stack"])
-    paths.write_json(out, paths.plain(doc))
+    paths.write_json(out, doc)
     print(f"validate {result['stack']}: predicted spot {spot}, measured {check['measured_spot']}"
           f"; median absolute error {check['median_abs_error']:.0%}; goal "
           f"{'met' if check['goal_met'] else 'not met'}; wrote {out}")

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 
 from sweetspot.config import Params
-from sweetspot.estimate import NEAR_FASTEST, REGION_RULE
+from sweetspot.estimate import ERROR_GOAL, NEAR_FASTEST, REGION_RULE
 from sweetspot.figures import CAPTIONS
 from sweetspot.machine import load_text
 from sweetspot.sweep import REFINE_WINDOW
@@ -218,5 +218,6 @@ def validation(checks: list[dict]) -> list[str]:
         lines.append(f"| {c['stack']} | {c['predicted_spot']} | {c['measured_spot']} | "
                      f"{c['batch_sizes']} | {len(c['runs'])} | {error} |")
     met = [c["stack"] for c in checks if c["goal_met"]]
-    return [*lines, "", f"Goal (measured spot = predicted or a grid neighbour, error <= 15%) met "
-            f"on {len(met)} of {len(checks)}: {', '.join(met) or 'none'}.", ""]
+    return [*lines, "", f"Goal (measured spot = predicted or a grid neighbour, error <= "
+            f"{ERROR_GOAL:.0%}) met on {len(met)} of {len(checks)}: "
+            f"{', '.join(met) or 'none'}.", ""]

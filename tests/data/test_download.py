@@ -19,9 +19,10 @@ import yaml
 
 from conftest import csv_text, wrong_set
 from sweetspot import paths
-from sweetspot.config import ConfigError, DataConfig
+from sweetspot.config import DataConfig
 from sweetspot.data import download, idx
 from sweetspot.data.idx import FILES, MD5
+from sweetspot.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -5,8 +5,8 @@ import torch
 
 from conftest import wrong_set
 from sweetspot import paths
-from sweetspot.config import ConfigError
 from sweetspot.data import idx, load
+from sweetspot.errors import ConfigError
 
 
 @pytest.mark.slow

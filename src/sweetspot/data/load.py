@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from sweetspot import paths
-from sweetspot.config import ConfigError
 from sweetspot.data.idx import FILES, MD5, parse_idx
+from sweetspot.errors import ConfigError
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 

@@ -13,6 +13,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -69,6 +70,14 @@ def warm_up(cfg: TrainConfig, model: nn.Module, data: Data) -> None:
     clock(data.device)
 
 
+class Mark(NamedTuple):
+    """Where a run stood at an evaluation or an epoch's end."""
+
+    loss_sum: float  # sum of the batch losses so far
+    steps: int
+    clock: float  # s, the training clock
+
+
 @dataclass
 class Tally:
     """What a run has done so far: its counters, the clock's total, and what it recorded."""
@@ -99,7 +108,7 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
     noise = NoiseTracker(model, data, cfg.seed + 2) if cfg.noise_scale else None
     run = Tally()
     loss_sum = torch.zeros((), device=device)  # sum of batch losses, read only while paused
-    at_eval = at_epoch = (0.0, 0, 0.0)  # (loss sum, steps, clock) at the last evaluation, epoch
+    at_eval = at_epoch = Mark(0.0, 0, 0.0)  # at the last evaluation, and the last epoch's end
     next_eval = cfg.eval_every_examples
     t0 = clock(device)
     for xb, yb in (batch for _ in range(cfg.max_epochs) for batch in epoch()):
@@ -114,16 +123,17 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
         run.train_time += clock(device) - t0  # the clock pauses here ...
         paused = time.perf_counter()
         next_eval = (run.seen // cfg.eval_every_examples + 1) * cfg.eval_every_examples
-        now = (loss_sum.item(), run.steps, run.train_time)
-        point = checkpoint(cfg, model, data, run, _mean_loss(now, at_eval), noise)
+        now = Mark(loss_sum.item(), run.steps, run.train_time)
+        point = record_evaluation(cfg, model, data, run, _mean_loss(now, at_eval), noise)
         at_eval = now
         if on_eval:
             on_eval(point)
         run.eval_time += time.perf_counter() - paused
         stop = stop_reason(cfg, run)
         if epoch_end or stop:
-            run.epochs.append({"epoch": -(-run.seen // n_train), "epoch_time": now[2] - at_epoch[2],
-                               "complete": epoch_end, "steps": now[1] - at_epoch[1],
+            run.epochs.append({"epoch": -(-run.seen // n_train), "complete": epoch_end,
+                               "epoch_time": now.clock - at_epoch.clock,
+                               "steps": now.steps - at_epoch.steps,
                                "train_loss": _mean_loss(now, at_epoch),
                                "test_loss": point["test_loss"], "test_acc": point["test_acc"]})
             at_epoch = now
@@ -149,13 +159,13 @@ def stop_reason(cfg: TrainConfig, run: Tally) -> str | None:
     return None
 
 
-def _mean_loss(now: tuple, then: tuple) -> float:
-    """Mean batch loss between two (loss sum, steps, clock) marks."""
-    return (now[0] - then[0]) / max(now[1] - then[1], 1)
+def _mean_loss(now: Mark, then: Mark) -> float:
+    """Mean batch loss between two marks."""
+    return (now.loss_sum - then.loss_sum) / max(now.steps - then.steps, 1)
 
 
-def checkpoint(cfg: TrainConfig, model: nn.Module, data: Data, run: Tally, train_loss: float,
-               noise: NoiseTracker | None) -> dict:
+def record_evaluation(cfg: TrainConfig, model: nn.Module, data: Data, run: Tally,
+                      train_loss: float, noise: NoiseTracker | None) -> dict:
     """Evaluate, record the curve point, and note a divergence or the first hit of the target."""
     test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
     point = {"step": run.steps, "examples": run.seen, "epoch": run.seen / len(data.x_train),

@@ -36,7 +36,7 @@ def summary_metrics(result: dict) -> dict[str, float]:
 def run_params(params: Params, device: torch.device) -> dict:
     cfg = params.train
     return {**config.as_dict(cfg), "device": str(device), "dataset": params.data.dataset,
-            "model": f"Linear(784,{cfg.width})-{cfg.activation}-Linear({cfg.width},10)",
+            "model": cfg.network,
             "n_train": cfg.n_train, "n_test": 10_000}
 
 
