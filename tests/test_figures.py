@@ -2,6 +2,7 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 from sweetspot import analysis, figures, report
@@ -24,6 +25,17 @@ def drawn(fig):
     return bool(fig.axes) and all(ax.has_data() for ax in fig.axes)
 
 
+def region_band(ax) -> tuple[float, float] | None:
+    """The x extent of the gold band that marks the sweet region, if the axes has one."""
+    bands = [p for p in ax.patches if p.get_label().startswith("sweet region")]
+    if not bands:
+        return None
+    (band,) = bands
+    xs = band.get_path().vertices[:, 0] if not hasattr(band, "get_x") else \
+        [band.get_x(), band.get_x() + band.get_width()]
+    return min(xs), max(xs)
+
+
 def test_epoch_vs_target_draws_censored_cells_as_open_markers(answer):
     results, cells, seconds, spots = answer
     fig = figures.epoch_vs_target(cells, spots)
@@ -32,14 +44,16 @@ def test_epoch_vs_target_draws_censored_cells_as_open_markers(answer):
                     c.get_facecolors().size == 0]
     assert [list(c.get_offsets()[:, 0]) for c in open_markers] == [[1024]]
     assert right.get_xscale() == "log" and drawn(fig)
+    assert region_band(right) == (32, 64)  # the sweet region, shaded
     plt.close(fig)
 
 
 def test_two_factors_draws_steps_seconds_and_their_product(answer):
     results, cells, seconds, spots = answer
     per_batch = spots[0.97]["per_batch"]
-    fig = figures.two_factors(per_batch, seconds, 0.97)
+    fig = figures.two_factors(per_batch, seconds, 0.97, spots[0.97])
     steps_ax, time_ax, both_ax = fig.axes
+    assert region_band(both_ax) == (32, 64)
     assert drawn(fig)
     tried = [16, 32, 64, 128, 256, 1024]
     line = time_ax.get_lines()[0]
@@ -80,6 +94,24 @@ def test_every_other_figure_draws_its_data(answer):
                 figures.loaders({"tensor": spots[0.97], "torchvision": spots[0.97]}, 0.97)):
         assert drawn(fig)
         plt.close(fig)
+
+
+def test_the_cost_model_figure_marks_the_sweet_region(answer):
+    results, cells, seconds, spots = answer
+    per_batch = spots[0.97]["per_batch"]
+    fig = figures.cost_model(per_batch, report.cost_model(per_batch), spots[0.97], 0.97)
+    assert region_band(fig.axes[0]) == (32, 64)
+    plt.close(fig)
+
+
+def test_the_confusion_matrix_is_drawn_with_each_class_accuracy():
+    matrix = pd.DataFrame(np.diag([90] * 10) + 1, index=range(10), columns=range(10))
+    fig = figures.confusion(matrix, 32)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["0 (91.0%)", "1 (91.0%)"]
+    assert [t.get_text() for t in ax.texts][:2] == ["91", "1"]  # the counts, annotated
+    assert "910 of 1000 test images right" in ax.get_title()
+    plt.close(fig)
 
 
 def test_steps_to_target_draws_the_censored_batch_at_the_steps_it_took(answer):

@@ -52,7 +52,8 @@ def test_repro_writes_the_answer(project):
     assert metrics["time_to_target"] > 0 and 0 < metrics["share"] <= 1
     spot = metrics["per_target"]["0.8"]
     assert spot["low"] <= spot["estimate"] <= spot["high"] and spot["measured"] > 0
-    for name in ("epoch_vs_target", "two_factors", "accuracy_vs_time", "steps_to_target"):
+    for name in ("epoch_vs_target", "two_factors", "accuracy_vs_time", "steps_to_target",
+                 "confusion", "loaders"):
         png = (folder / "reports/figures" / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
     report = (folder / "reports/report.md").read_text()
@@ -61,8 +62,16 @@ def test_repro_writes_the_answer(project):
         r["batch_size"] for r in spot["region"])
     assert "Refinement (automatic" in report
     for section in ("## What makes the comparison fair",
-                    "## The two factors, and the direct measurement beside them"):
+                    "## The two factors, and the direct measurement beside them",
+                    "## The question's own data pipeline", "## The final model"):
         assert section in report
+    # both data paths answered from the same steps; the spot's final model scored per class
+    paths = metrics["per_loader"]
+    assert set(paths) == {"tensor", "torchvision"}
+    assert paths["torchvision"]["batch_size"] in tried and paths["torchvision"]["cost_model"]
+    assert paths["torchvision"]["per_target"]["0.8"]["measured"] is None  # not trained on it
+    assert set(metrics["per_class_accuracy"]) == {str(c) for c in range(10)}
+    assert "With the question's own pipeline" in report
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=folder).stdout)
     assert json.dumps(metrics["batch_size"]) in json.dumps(shown)
     html = sh("dvc", "plots", "show", "-o", "plots_html", cwd=folder).stdout
@@ -77,6 +86,9 @@ def test_steptime_and_the_steps_table(project):
     folder, _ = project
     times = json.loads((folder / "reports/steptime.json").read_text())["per_loader"]["tensor"]
     assert times["batch_sizes"] == [24, 32, 48, 96, 128, 192]  # the grid and every neighbour
+    both = json.loads((folder / "reports/steptime.json").read_text())["per_loader"]
+    assert both["torchvision"]["batch_sizes"] == times["batch_sizes"]
+    assert both["torchvision"]["stack"]["loader"] == "torchvision"
     order = [(r["round"], r["batch_size"]) for r in times["rows"]]
     assert order == [(i, b) for i in range(3) for b in times["batch_sizes"]]  # interleaved
     table = pd.read_csv(folder / "reports/steps_to_target.csv")
@@ -105,7 +117,7 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     assert len(planned[1]) >= 1  # at least the sweet spot reached the target: one more seed
     trained = [r for r in runs if r.data.tags.get("kind") not in ("sweep", "steptime")]
     assert len(children) == 2 + len(planned[0]) + len(planned[1]) == len(trained)
-    assert [r.data.tags["kind"] for r in runs if r not in trained].count("steptime") == 1
+    assert [r.data.tags["kind"] for r in runs if r not in trained].count("steptime") == 2
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     assert parent.data.metrics["sweet_spot_batch_size"] == metrics["batch_size"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}

@@ -28,12 +28,13 @@ TIMING = {"steptime": {"rounds": 25, "min_examples": 3000, "min_steps": 5},
           "load": {"rounds": 25, "quiet_rounds": 24, "other": 0.02, "steal": 0.0, "busy": False}}
 
 
-def text(spots, cells, checks=(), timing=TIMING):
+def text(spots, cells, checks=(), timing=TIMING, loaders=None, final=None):
     params = tiny_params(sweep={"targets": [0.97], "lrs": [0.3, 1.0], "lr_policy": "tuned"})
     model = report.cost_model(spots[0.97]["per_batch"])
+    loaders = loaders or {"tensor": {"spots": spots, "model": model}}
     return writeup.markdown(params, spots, cells, None, {"dataset": "MNIST"}, ["cost_model"],
-                            model, report.noise_scale(cells), {"tensor": spots[0.97]},
-                            list(checks), timing)
+                            model, report.noise_scale(cells), loaders, list(checks), timing,
+                            final)
 
 
 def test_answer_recovers_the_generating_model(answer):
@@ -99,7 +100,7 @@ def test_text_names_the_sweet_spot_and_keeps_the_censored(answer):
     md = text(spots, cells)
     b = spots[0.97]["batch_size"]
     assert md.startswith("# Which batch size reaches the target fastest here? MNIST")
-    assert "**Sweet region: batch sizes 32-64, a tie.**" in md
+    assert "**Sweet region: batch sizes 32-64, a tie within 1%.**" in md
     assert f"**batch size {b}**" in md and "wins 100% of the resamples" in md
     assert "Measured on a busy machine" not in md and "24 of 25 rounds quiet" in md
     assert "B_noise = 40" in md
@@ -156,3 +157,44 @@ def test_no_step_times_is_no_answer_not_a_crash():
     spot = spots[0.97]
     assert spot["batch_size"] is None and "no batch size with steps" in spot["reason"]
     assert spots[0.97]["per_batch"].empty
+
+
+def test_each_data_path_is_answered_from_the_same_steps(answer):
+    """A slower path (the question's DataLoader: 3x the fixed cost, 4x the cost per example)
+    gets its own region, spot and cost model from the same runs' steps, with nothing measured
+    beside it (no run trained on it)."""
+    results, cells, seconds, spots = answer
+    slow = {b: [3 * T0 + 4 * C * b] * 7 for b in seconds}
+    loader = report.answers(results, slow, [0.97], resamples=200, runs=[])
+    rows = loader[0.97]["per_batch"]
+    assert rows["median_steps"].tolist() == spots[0.97]["per_batch"]["median_steps"].tolist()
+    assert rows["measured"].isna().all() and loader[0.97]["direct"] is None
+    model = report.cost_model(rows)
+    assert (model["t0"], model["c"]) == (pytest.approx(3 * T0, rel=0.02),
+                                         pytest.approx(4 * C, rel=0.02))
+    both = {"tensor": {"spots": spots, "model": report.cost_model(spots[0.97]["per_batch"])},
+            "torchvision": {"spots": loader, "model": model}}
+    md = text(spots, cells, loaders=both)
+    assert "## The question's own data pipeline" in md
+    ratio = loader[0.97]["estimate"] / spots[0.97]["estimate"]
+    assert f"the sweet region is {writeup.region_text(loader[0.97]['region'])}" in md
+    assert f"{ratio:.1f}x the tensor path (device-resident tensors)'s time" in md
+    row = next(line for line in md.splitlines()
+               if line.startswith(f"| torchvision | {model['t0'] * 1e6:.0f} |"))
+    assert f"| {model['b_star']:.0f} | {loader[0.97]['batch_size']} |" in row
+
+
+def test_the_final_model_is_scored_on_the_test_labels(answer):
+    results, cells, seconds, spots = answer
+    labels = [i % 10 for i in range(1000)]
+    wrong = {5: 3, 7: 1}  # every 5 read as 3, every 7 as 1
+    guesses = "".join(str(wrong.get(y, y)) for y in labels)
+    runs = [{**r, "test_predictions": guesses, "run_id": "abc"} for r in results]
+    final = report.final_model(runs, spots[0.97]["per_batch"], spots[0.97], labels)
+    assert final["batch_size"] == spots[0.97]["batch_size"] and final["accuracy"] == 0.8
+    assert final["per_class"][5] == 0.0 and final["per_class"][0] == 1.0
+    assert final["matrix"].loc[5, 3] == 100 and final["matrix"].to_numpy().sum() == 1000
+    md = text(spots, cells, final=final)
+    assert "## The final model" in md and "Its weakest class is 5 (0.0%)" in md
+    assert "| accuracy | 100.0% |" in md
+    assert report.final_model(results, spots[0.97]["per_batch"], spots[0.97], labels) is None

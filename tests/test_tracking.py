@@ -243,13 +243,21 @@ def test_file_sweep_parents_the_cells_under_one_run_per_key(root, capsys):
     for run_id in cells.values():
         tags = client.get_run(run_id).data.tags
         assert tags["mlflow.parentRunId"] == parent and tags["sweep_key"] == "abc123"
+    children = [client.get_run(run_id).info for run_id in cells.values()]
+    # the parent spans its cells: from the first one's start to the last one's end
+    assert run.info.start_time == min(c.start_time for c in children)
+    assert run.info.end_time == max(c.end_time for c in children)
 
-    # the same sweep again updates its parent; another sweep gets its own
+    # the same sweep again replaces its parent (one per key); another sweep gets its own
     again = tracking.file_sweep("sweetspot", "abc123", "MNIST sgd sweep 2026-11-25",
                                 {"sweet_spot_batch_size": 128}, {"targets": [0.97]}, [], cells)
-    assert again == parent
-    assert client.get_run(parent).data.metrics["sweet_spot_batch_size"] == 128.0
-    assert client.get_run(parent).info.run_name == "MNIST sgd sweep 2026-11-25"
+    assert client.get_run(parent).info.lifecycle_stage == "deleted"
+    found = client.search_runs([run.info.experiment_id], "tags.sweep_key = 'abc123' and "
+                               "tags.kind = 'sweep'")
+    assert [r.info.run_id for r in found] == [again]
+    assert client.get_run(again).data.metrics["sweet_spot_batch_size"] == 128.0
+    assert client.get_run(again).info.run_name == "MNIST sgd sweep 2026-11-25"
+    assert client.get_run(cells["b64-lr1-s0-tensor"]).data.tags["mlflow.parentRunId"] == again
     other = tracking.file_sweep("sweetspot", "def456", "MNIST adam sweep 2026-11-25", {}, {}, [],
                                 {})
     assert other != parent

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 INF = math.inf
-NESTED = ("curve", "epoch_rows")  # per-run lists: summarised here, never columns
+NESTED = ("curve", "epoch_rows", "test_predictions")  # per run, not a column: summarised here
 HIT_KEYS = ("time_to_target", "steps_to_target", "examples_to_target", "epochs_to_target")
 # What a run measured (rather than how it was configured): not an identifying column.
 RUN_METRICS = frozenset({

@@ -37,6 +37,12 @@ def _require(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
+def _names(key: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
+    _require(len(values) > 0 and len(set(values)) == len(values), key, "name each one once")
+    for value in values:
+        _one_of(key, value, allowed)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str
@@ -53,9 +59,7 @@ class DataConfig:
                 f"data.dataset: unknown dataset {self.dataset!r}{extra}; "
                 f"choose one of {', '.join(DATASETS)}"
             )
-        _require(len(self.sources) > 0, "data.sources", "name at least one source")
-        for source in self.sources:
-            _one_of("data.sources", source, SOURCES)
+        _names("data.sources", self.sources, SOURCES)
         _require(self.timeout_s > 0, "data.timeout_s", "must be > 0")
 
 
@@ -158,10 +162,7 @@ class SweepConfig:
                  "duplicate seeds")
         both = sorted(set(self.seeds) & set(self.extra_seeds))
         _require(not both, "sweep.extra_seeds", f"{both} already in sweep.seeds")
-        _require(len(self.loaders) > 0, "sweep.loaders", "name at least one loader")
-        _require(len(set(self.loaders)) == len(self.loaders), "sweep.loaders", "duplicates")
-        for loader in self.loaders:
-            _one_of("sweep.loaders", loader, LOADERS)
+        _names("sweep.loaders", self.loaders, LOADERS)
         _distinct_positive("sweep.targets", self.targets, 1.0)
         _require(self.max_epochs > 0, "sweep.max_epochs", "must be > 0")
         _require(self.resamples >= 100, "sweep.resamples", "must be >= 100")
@@ -172,8 +173,10 @@ class SteptimeConfig:
     rounds: int
     min_examples: int
     min_steps: int
+    loaders: tuple[str, ...]
 
     def check(self) -> None:
+        _names("steptime.loaders", self.loaders, LOADERS)
         _require(self.rounds >= 3, "steptime.rounds", "must be >= 3 (the fastest of a few)")
         _require(self.min_examples > 0, "steptime.min_examples", "must be > 0")
         _require(self.min_steps > 0, "steptime.min_steps", "must be > 0")
@@ -285,6 +288,8 @@ def load(path: Path = PARAMS_FILE, **overrides: dict) -> Params:
             raise ConfigError(f"{Path(path).name}: missing section {section!r}")
         built[section] = build(cls, section, raw[section], overrides.get(section),
                                Path(path).name)
+    for loader in sorted(set(built["sweep"].loaders) - set(built["steptime"].loaders)):
+        raise ConfigError(f"steptime.loaders: add {loader}: sweep.loaders trains with it")
     return Params(**built)
 
 

@@ -76,6 +76,12 @@ def choose_by_steps(table: pd.DataFrame, target: float) -> pd.DataFrame:
     return chosen
 
 
+def round_seconds(doc: dict) -> dict[int, list[float]]:
+    """{batch size: seconds per step in each round} from one steptime measurement (one data
+    path's document in reports/steptime.json)."""
+    return {int(b): v["rounds"] for b, v in doc["per_batch"].items()}
+
+
 def machine_seconds(rounds, axis: int = -1):
     """The machine's seconds per step from its timed rounds: their minimum. Load from other
     processes only ever adds time, so the fastest round is the one it touched least, and no
@@ -162,13 +168,14 @@ def beside_measured(per_batch: pd.DataFrame, results_table: pd.DataFrame,
     at the chosen rate (analysis.target_table): "measured", the median of each run's quiet time
     (its own fastest seconds per step x its steps: robust to load as the estimate is), and
     "clock", the median of the training clock's reading; "ratio" = measured / estimate, the
-    model's check."""
-    at = results_table[np.isclose(results_table["target"].astype(float), target)]
-    measured, clock = [], []
-    for row in per_batch.itertuples():
-        runs = at[(at["batch_size"] == row.batch_size) & np.isclose(at["lr"], row.lr)]
-        measured.append(analysis.censored_median(runs["quiet_time"], runs["reached"]))
-        clock.append(analysis.censored_median(runs["time"], runs["reached"]))
+    model's check. No runs (none trained on this data path): NaN in all three."""
+    measured, clock = [math.nan] * len(per_batch), [math.nan] * len(per_batch)
+    if len(results_table):
+        at = results_table[np.isclose(results_table["target"].astype(float), target)]
+        for i, row in enumerate(per_batch.itertuples()):
+            runs = at[(at["batch_size"] == row.batch_size) & np.isclose(at["lr"], row.lr)]
+            measured[i] = analysis.censored_median(runs["quiet_time"], runs["reached"])
+            clock[i] = analysis.censored_median(runs["time"], runs["reached"])
     out = per_batch.assign(measured=measured, clock=clock)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["ratio"] = out["measured"] / out["estimate"]

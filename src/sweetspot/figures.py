@@ -24,6 +24,7 @@ CAPTIONS = {
     "loaders": "Seconds to the target with each data pipeline",
     "two_factors": "Steps to the target, seconds per step, and their product against batch size",
     "validation": "Predicted against measured seconds to the target on other stacks",
+    "confusion": "The sweet spot's final model on the test set: true class against predicted",
 }
 
 
@@ -55,8 +56,9 @@ def loaders(per_loader: dict, target: float) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for loader, spot in per_loader.items():
         hit = spot["per_batch"][spot["per_batch"]["reached"]]
-        sns.lineplot(hit, x="batch_size", y="estimate", marker="o", ax=ax,
-                     label=f"{loader}: sweet spot {spot['batch_size']}")
+        sns.lineplot(hit, x="batch_size", y="estimate", marker="o", ax=ax, label=loader)
+        _mark(ax, spot, f"{loader}: sweet spot {spot['batch_size']}",
+              region=loader == next(iter(per_loader)))
     ax.set(xlabel="batch size", ylabel=f"seconds to {target:g}", yscale="log",
            title="Seconds to the target by data pipeline")
     ax.set_xscale("log", base=2)
@@ -64,11 +66,17 @@ def loaders(per_loader: dict, target: float) -> plt.Figure:
     return fig
 
 
-def _mark(ax, spot: dict, label: str) -> None:
-    """The sweet spot as a gold star (nothing when no batch size reached the target)."""
-    if spot["batch_size"] is not None:
-        ax.scatter([spot["batch_size"]], [spot["estimate"]], marker="*", s=260, color="gold",
-                   edgecolors="black", zorder=5, label=label)
+def _mark(ax, spot: dict, label: str, region: bool = True) -> None:
+    """The sweet spot as a gold star, and its sweet region as a gold band across the batch
+    sizes in it (nothing when no batch size reached the target)."""
+    if spot["batch_size"] is None:
+        return
+    sizes = [r["batch_size"] for r in spot.get("region", [])]
+    if region and len(sizes) > 1:
+        ax.axvspan(min(sizes), max(sizes), color="gold", alpha=0.25, zorder=0,
+                   label=f"sweet region {min(sizes)}-{max(sizes)}")
+    ax.scatter([spot["batch_size"]], [spot["estimate"]], marker="*", s=260, color="gold",
+               edgecolors="black", zorder=5, label=label)
 
 
 def _censored_budget(cells: pd.DataFrame) -> pd.Series:
@@ -92,7 +100,8 @@ def epoch_vs_target(cells: pd.DataFrame, spots: dict) -> plt.Figure:
                      label=f"target {target:g}")
         right.scatter(miss["batch_size"], budget.loc[miss["batch_size"]], facecolors="none",
                       edgecolors=color, s=60, label=f"not reached ({target:g}): time spent")
-        _mark(right, spot, f"sweet spot {spot['batch_size']} ({target:g})")
+        _mark(right, spot, f"sweet spot {spot['batch_size']} ({target:g})",
+              region=target == next(iter(spots)))  # the headline target's region
     right.set(title="What matters: time to the target",
               ylabel="seconds to target (steps x seconds per step)")
     for ax in (left, right):
@@ -165,8 +174,8 @@ def chosen_runs(results: list[dict], chosen: pd.DataFrame) -> list[dict]:
     return sorted(picked, key=lambda r: r["batch_size"])
 
 
-def two_factors(per_batch: pd.DataFrame, rounds: dict[int, list[float]],
-                target: float) -> plt.Figure:
+def two_factors(per_batch: pd.DataFrame, rounds: dict[int, list[float]], target: float,
+                spot: dict) -> plt.Figure:
     """(g) Time to target = steps to target x seconds per step, side by side: the problem's
     factor (each seed's steps), the machine's (each timing round), their product (with its 95%
     interval) and each batch size's directly measured time."""
@@ -187,6 +196,7 @@ def two_factors(per_batch: pd.DataFrame, rounds: dict[int, list[float]],
                  label="steps x seconds per step")
     both_ax.scatter(hit["batch_size"], hit["measured"], marker="x", color="black", zorder=5,
                     label="measured directly (median quiet time)")
+    _mark(both_ax, spot, f"sweet spot {spot['batch_size']}")
     steps_ax.set(ylabel=f"steps to {target:g}", title="The problem's: steps (band: seeds)",
                  yscale="log")
     time_ax.set(ylabel="µs per step", title="The machine's: fastest round (band: all rounds)",
@@ -221,5 +231,21 @@ def validation(checks: list[dict]) -> plt.Figure:
         ax.set_xticks(rows["batch_size"], [str(b) for b in rows["batch_size"]])
         ax.minorticks_off()
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(matrix: pd.DataFrame, batch_size: int) -> plt.Figure:
+    """The final model's confusion matrix (counts; rows the true class), each row labelled with
+    its class's accuracy."""
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    accuracy = matrix.to_numpy().diagonal() / matrix.sum(axis=1).to_numpy()
+    rows = matrix.set_axis([f"{c} ({a:.1%})" for c, a in zip(matrix.index, accuracy,
+                                                              strict=True)])
+    sns.heatmap(rows, annot=True, fmt="d", cmap="crest", cbar=False, annot_kws={"size": 7},
+                ax=ax)
+    ax.set(xlabel="predicted class", ylabel="true class (its accuracy)",
+           title=f"Batch {batch_size}'s final model: {np.trace(matrix.to_numpy())} of "
+                 f"{int(matrix.to_numpy().sum())} test images right")
     fig.tight_layout()
     return fig

@@ -77,7 +77,7 @@ def check_problem(table: pd.DataFrame, params: Params) -> None:
 def predict(params: Params, table: pd.DataFrame, doc: dict) -> dict:
     """Per target of the table: the estimate per batch size and the sweet spot, from the table's
     steps (every loader's runs: steps do not depend on the data path) and the measurement."""
-    seconds = steptime.per_round(doc)
+    seconds = estimate.round_seconds(doc)
     out = {}
     for target in sorted(table["target"].unique(), reverse=True):
         found = estimate.estimate(table, seconds, float(target), params.sweep.resamples)

@@ -1,12 +1,14 @@
 """The report: which batch size reaches the target fastest here, why, and how sure we are.
 
 Reads the cells' JSON files (reports/cells/*/, never the MLflow store, so DVC tracks its inputs),
-reports/steptime.json and any reports/validation/*.json; writes reports/steps_to_target.csv (the
-table a machine does not change), reports/sweet_spot.json (DVC metrics), reports/figures/*.png,
-reports/plots/ (DVC plots data) and reports/report.md (text: writeup.py), and files the sweep in
-MLflow as a parent run over its cells. Run: `dvc repro report` or `sweetspot report`.
+reports/steptime.json, any reports/validation/*.json and the test labels; writes
+reports/steps_to_target.csv (the table a machine does not change), reports/sweet_spot.json (DVC
+metrics), reports/figures/*.png, reports/plots/ (DVC plots data) and reports/report.md (text:
+writeup.py), and files the sweep in MLflow as a parent run over its cells. Run: `dvc repro
+report` or `sweetspot report`.
 
-The answer is the estimate, steps to target x seconds per step (estimate.py); every run's directly
+The answer is the estimate, steps to target x seconds per step (estimate.py), for each data path
+steptime measured: the steps are the sweep's, whatever path trained them. Every run's directly
 measured time to target stands beside it, and their ratio is the model's check.
 """
 
@@ -31,16 +33,19 @@ from sweetspot import (
     writeup,
 )
 from sweetspot.config import Params
+from sweetspot.data import idx
 
 # --- pure: tables in, numbers out --------------------------------------------------------------
 
 def answers(results: list[dict], seconds: dict[int, list[float]], targets: list[float],
-            resamples: int) -> dict:
-    """Per target: the estimated sweet spot and region ("spot"), and per batch size the estimate
-    beside the direct measurement ("per_batch"), and the sweet spot by measured time alone
-    ("direct", from each run's quiet time, as robust to load as the estimate)."""
+            resamples: int, runs: list[dict] | None = None) -> dict:
+    """Per target: the estimated sweet spot and region ("spot") from the steps of `results` and
+    one data path's `seconds`; per batch size the estimate beside the direct measurement of
+    `runs` (those trained on that path; default: all of `results`) ("per_batch"); and the sweet
+    spot by measured time alone ("direct", from each run's quiet time, as robust to load as the
+    estimate; None without runs)."""
     steps = estimate.steps_table(results, targets, "", "", "")
-    measured = analysis.target_table(results, targets)
+    measured = analysis.target_table(results if runs is None else runs, targets)
     out = {}
     for target in targets:
         found = estimate.estimate(steps, seconds, target, resamples)
@@ -72,6 +77,27 @@ def noise_scale(cells: pd.DataFrame) -> dict:
         return float(values.median()) if len(values) else None
 
     return {"early": median("b_simple_first"), "averaged": median("b_simple_mean")}
+
+
+def final_model(results: list[dict], per_batch: pd.DataFrame, spot: dict,
+                labels: list[int]) -> dict | None:
+    """The sweet spot's final model on the test set, from its first seed's run at its rate: the
+    confusion matrix (sklearn.metrics; rows the true class, columns the predicted) and the
+    accuracy of each class. None when there is no spot or its run kept no predictions."""
+    from sklearn.metrics import confusion_matrix
+
+    runs = [r for r in figures.chosen_runs(results, per_batch)
+            if r["batch_size"] == spot["batch_size"] and r.get("test_predictions")]
+    if not runs:
+        return None
+    predicted = [int(c) for c in runs[0]["test_predictions"]]
+    classes = list(range(10))
+    matrix = confusion_matrix(labels, predicted, labels=classes)
+    per_class = matrix.diagonal() / matrix.sum(axis=1)
+    return {"batch_size": spot["batch_size"], "run_id": runs[0]["run_id"],
+            "accuracy": float(matrix.trace() / matrix.sum()),
+            "matrix": pd.DataFrame(matrix, index=classes, columns=classes),
+            "per_class": {c: float(a) for c, a in zip(classes, per_class, strict=True)}}
 
 
 def metrics_doc(spots: dict, targets: list[float]) -> dict:
@@ -108,28 +134,35 @@ def validations() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(paths.VALIDATION.glob("validate-*.json"))]
 
 
+def test_labels(dataset: str) -> list[int]:
+    """The test set's labels, from the verified IDX file (what the predictions are scored on)."""
+    return idx.read_idx(paths.raw_dir(dataset) / idx.FILES[3]).tolist()
+
+
 def main(params: Params) -> int:
     s = params.sweep
     targets = list(s.targets)
-    target, loader = targets[0], s.loaders[0]  # the headline
+    target, loader = targets[0], s.loaders[0]  # the headline: the first path the sweep trained
     results = sweep.read_cells(sweep.all_paths(params))
-    seconds = sweep.step_times(params)
-    measured = json.loads(paths.STEPTIME.read_text())["per_loader"][loader]
+    timing = sweep.step_times(params)  # per data path, its steptime document
+    seconds = {name: estimate.round_seconds(doc) for name, doc in timing.items()}
     plan_file = paths.REFINE / paths.PLAN
     plan = json.loads(plan_file.read_text()) if plan_file.exists() else None
-    by_loader = {name: [r for r in results if r["loader"] == name] for name in s.loaders}
-    per_loader = {name: answers(runs, seconds[name], targets, s.resamples)
-                  for name, runs in by_loader.items()}
-    headline, spots = by_loader[loader], per_loader[loader]
+    per_loader = {name: answers(results, seconds[name], targets, s.resamples,
+                                [r for r in results if r["loader"] == name]) for name in timing}
+    headline, spots = [r for r in results if r["loader"] == loader], per_loader[loader]
     table = analysis.target_table(headline, targets)
     cells = analysis.cells_table(headline)
     per_batch = spots[target]["per_batch"]
-    model, noise, checks = cost_model(per_batch), noise_scale(cells), validations()
+    models = {name: cost_model(v[target]["per_batch"]) for name, v in per_loader.items()}
+    model, noise, checks = models[loader], noise_scale(cells), validations()
+    final = final_model(headline, per_batch, spots[target], test_labels(params.data.dataset))
 
     estimate.steps_table(results, targets, params.data.dataset, params.train.network,
                          params.train.optimizer).to_csv(paths.STEPS_TABLE, index=False)
     drawn = {"epoch_vs_target": figures.epoch_vs_target(cells, spots),
-             "two_factors": figures.two_factors(per_batch, seconds[loader], target),
+             "two_factors": figures.two_factors(per_batch, seconds[loader], target,
+                                                spots[target]),
              "accuracy_vs_time": figures.accuracy_vs_time(headline, per_batch, target),
              "steps_to_target": figures.steps_to_target(per_batch, headline, target)}
     if table["lr"].nunique() > 1:
@@ -138,27 +171,29 @@ def main(params: Params) -> int:
         drawn["cost_model"] = figures.cost_model(per_batch, model, spots[target], target)
     if len(per_loader) > 1:
         drawn["loaders"] = figures.loaders({k: v[target] for k, v in per_loader.items()}, target)
+    if final:
+        drawn["confusion"] = figures.confusion(final["matrix"], final["batch_size"])
     if checks:
         drawn["validation"] = figures.validation(checks)
     save_figures(drawn)
     write_plots(headline, per_batch)
     doc = metrics_doc(spots, targets)
     doc.update(dataset=params.data.dataset, loader=loader, cost_model=model, noise_scale=noise,
-               load=measured.get("load"))
-    if len(per_loader) > 1:
-        doc["per_loader"] = {k: metrics_doc(v, targets)["per_target"] for k, v in
-                             per_loader.items()}
+               load=timing[loader].get("load"),
+               per_class_accuracy=final["per_class"] if final else None,
+               per_loader={k: {**metrics_doc(v, targets), "cost_model": models[k]}
+                           for k, v in per_loader.items()})
     paths.write_json(paths.METRICS, doc)
     machine = {"dataset": params.data.dataset,
                **{k: v for k, v in results[0].get("provenance", {}).items() if k != "dvc_stage"}}
     paths.REPORT_MD.write_text(writeup.markdown(
         params, spots, cells, plan, machine, list(drawn), model, noise,
-        {k: v[target] for k, v in per_loader.items()}, checks, measured))
+        {k: {"spots": v, "model": models[k]} for k, v in per_loader.items()}, checks,
+        timing[loader], final))
     file_sweep(params, results, doc)
-    print(f"report: sweet spot {doc['batch_size']} at {target:g} "
+    print(f"report: sweet region {doc['region']} at {target:g}, spot {doc['batch_size']} "
           f"({writeup.fmt(doc['time_to_target'])} s estimated, wins "
-          f"{writeup.fmt(doc['share'], '.0%')} of resamples), sweet region {doc['region']}; "
-          f"wrote {paths.REPORT_MD}")
+          f"{writeup.fmt(doc['share'], '.0%')} of resamples); wrote {paths.REPORT_MD}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Seconds per training step on this machine, the factor of time to target that belongs to it.
 
-Reads data/<dataset>/raw and params.yaml (`train` for the stack: device, loader, engine or
-compile, threads; `sweep` for the batch sizes; `steptime` for the rounds); writes
+Reads data/<dataset>/raw and params.yaml (`train` for the stack: device, engine or compile,
+threads; `sweep` for the batch sizes; `steptime` for the rounds and the data paths); writes
 reports/steptime.json and one MLflow run. Run: `sweetspot steptime` or `dvc repro steptime`.
 
 Every batch size the sweep may train (its grid, the extremes, and every 3*2^n neighbour that
@@ -172,18 +172,13 @@ def log(doc: dict) -> None:
     tracking.retry(mlflow.log_dict, doc, "steptime.json")
 
 
-def per_round(doc: dict) -> dict[int, list[float]]:
-    """{batch size: seconds per step in each round} from one measurement."""
-    return {int(b): v["rounds"] for b, v in doc["per_batch"].items()}
-
-
 def main(params: Params) -> int:
     from sweetspot.data.load import load_data, resolve_device
 
     data = load_data(params.data.dataset, resolve_device(params.train.device),
                      params.train.train_examples)
     per_loader = {}
-    for loader in params.sweep.loaders:  # each data path the sweep trains with
+    for loader in params.steptime.loaders:  # each data path the report answers for
         on = dataclasses.replace(params, train=dataclasses.replace(params.train, loader=loader))
         per_loader[loader] = measure_doc(on, data, sweep.candidate_batches(params))
         with tracking.run(params.train.experiment, f"steptime {stack_name(on.train)}",

@@ -180,18 +180,17 @@ def all_paths(params: Params) -> list[Path]:
     return grid_paths(params) + planned_paths(paths.REFINE) + planned_paths(paths.SEEDS)
 
 
-def step_times(params: Params) -> dict[str, dict[int, list[float]]]:
-    """The `steptime` stage's seconds per step, {loader: {batch size: one per round}}, for every
-    loader of the sweep (rounds aligned across batch sizes)."""
+def step_times(params: Params) -> dict[str, dict]:
+    """The `steptime` stage's document per data path (steptime.loaders), each with its seconds
+    per step by batch size, one per round, rounds aligned across batch sizes."""
     if not paths.STEPTIME.exists():
         raise ConfigError(f"{paths.STEPTIME} is missing: run `dvc repro steptime`")
     per_loader = json.loads(paths.STEPTIME.read_text())["per_loader"]
-    missing = [loader for loader in params.sweep.loaders if loader not in per_loader]
+    missing = [loader for loader in params.steptime.loaders if loader not in per_loader]
     if missing:
         raise ConfigError(f"{paths.STEPTIME} has no step times for loader {missing[0]}: "
                           "run `dvc repro steptime`")
-    return {loader: {int(b): v["rounds"] for b, v in per_loader[loader]["per_batch"].items()}
-            for loader in params.sweep.loaders}
+    return {loader: per_loader[loader] for loader in params.steptime.loaders}
 
 
 def read_cells(cell_files: list[Path]) -> list[dict]:
@@ -260,7 +259,8 @@ def plan_main(params: Params) -> int:
     """The `plan` stage: which batch sizes refinement adds, from the coarse cells and the seconds
     per step, into reports/refine_plan.json (its cells as fields, so refine reads no seconds)."""
     coarse = read_cells([p for p in grid_paths(params) if p.parent == paths.COARSE])
-    cells, plan = refine_plan(params, coarse, step_times(params))
+    seconds = {loader: estimate.round_seconds(doc) for loader, doc in step_times(params).items()}
+    cells, plan = refine_plan(params, coarse, seconds)
     for cell in cells:
         cell_params(params, cell)  # every cell checks before the plan is written
     paths.write_json(paths.REFINE_PLAN, {**plan, "cells": [dataclasses.asdict(c) for c in cells]})

@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
+import hashlib
 import os
 import platform
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -81,6 +83,20 @@ def log_params(params: dict) -> None:
     new = {k: str(v) for k, v in params.items() if k not in have}
     if new:
         retry(mlflow.log_params, new)
+
+
+def log_dataset(name: str, md5s: dict[str, str], folder: Path) -> None:
+    """The run's data as an MLflow dataset input, so the runs table's Dataset column names it:
+    its name, a digest of its files' canonical MD5s (the same whichever source it came from),
+    and the verified folder it was read from."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    digest = hashlib.md5(" ".join(md5s[f] for f in sorted(md5s)).encode()).hexdigest()[:12]
+    with warnings.catch_warnings():  # the folder matches two equivalent local source types
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(str(folder))
+    retry(mlflow.log_input, MetaDataset(source, name=name, digest=digest), context="training")
 
 
 # What `dvc repro` itself rewrites while it runs (dvc.lock after every stage, the results): not
@@ -198,16 +214,23 @@ def file_sweep(experiment: str, key: str, name: str, summary: dict, params: dict
     """One parent run per sweep definition (`key`), named `name`, carrying the answer (`summary`
     metrics, `params`) and the report's files (`artifacts`: files, or folders logged under their
     name); every cell run ({cell name: run id}) present in this store becomes its child, so the
-    `mlflow ui` groups them under it. Returns the parent's run id."""
+    `mlflow ui` groups them under it, and the parent spans them: it starts when the first began
+    and ends when the last ended (a parent from an earlier report is replaced). Returns its id."""
     store = client()
     experiment = experiment_id(experiment)
-    found = store.search_runs([experiment], f"tags.sweep_key = '{key}' and tags.kind = 'sweep'")
-    if found:
-        parent = found[0].info.run_id
-        retry(store.set_tag, parent, "mlflow.runName", name)
-    else:
-        parent = retry(store.create_run, experiment, run_name=name,
-                       tags={"sweep_key": key, "kind": "sweep"}).info.run_id
+    children = {}
+    for cell, run_id in cells.items():
+        try:
+            children[run_id] = retry(store.get_run, run_id).info
+        except Exception:  # noqa: BLE001 - a cell restored from DVC's cache, run in another store
+            print(f"report: cell {cell} has no run in this MLflow store (restored by DVC)")
+    now = int(time.time() * 1000)
+    start = min((c.start_time for c in children.values()), default=now)
+    end = max((c.end_time or now for c in children.values()), default=now)
+    for old in store.search_runs([experiment], f"tags.sweep_key = '{key}' and tags.kind = 'sweep'"):
+        retry(store.delete_run, old.info.run_id)
+    parent = retry(store.create_run, experiment, start_time=start, run_name=name,
+                   tags={"sweep_key": key, "kind": "sweep"}).info.run_id
     for metric, value in summary.items():
         if value is not None:
             retry(store.log_metric, parent, metric, float(value))
@@ -218,12 +241,9 @@ def file_sweep(experiment: str, key: str, name: str, summary: dict, params: dict
             retry(store.log_artifacts, parent, str(path), Path(path).name)
         else:
             retry(store.log_artifact, parent, str(path))
-    for cell, run_id in cells.items():
-        try:
-            retry(store.set_tag, run_id, "mlflow.parentRunId", parent)
-            retry(store.set_tag, run_id, "sweep_key", key)
-        except Exception:  # noqa: BLE001 - a cell restored from DVC's cache, run in another store
-            print(f"report: cell {cell} has no run in this MLflow store (restored by DVC)")
-    retry(store.set_terminated, parent)
+    for run_id in children:
+        retry(store.set_tag, run_id, "mlflow.parentRunId", parent)
+        retry(store.set_tag, run_id, "sweep_key", key)
+    retry(store.set_terminated, parent, end_time=end)
     print(f"mlflow ui: {ui_url(experiment)} (the sweep: {name})")
     return parent

@@ -29,14 +29,17 @@ def interval(low, high) -> str:
 
 def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None, machine: dict,
              drawn: list[str], model: dict | None, noise: dict | None, loaders: dict,
-             checks: list[dict], timing: dict) -> str:
-    """`timing`: the headline loader's steptime document (its rounds, load and machine)."""
+             checks: list[dict], timing: dict, final: dict | None = None) -> str:
+    """`loaders`: per data path steptime measured, {"spots": {target: its answer}, "model": its
+    cost model}, the headline's first; `timing`: the headline path's steptime document (its
+    rounds, load and machine); `final`: report.final_model's answer."""
     target = params.sweep.targets[0]
     lines = [f"# Which batch size reaches the target fastest here? {machine['dataset']}", ""]
     if timing.get("load") and timing["load"]["busy"]:
         lines += [f"**Measured on a busy machine.** While the seconds per step were measured, "
                   f"{load_text(timing['load'])}.", ""]
     lines += headline(spots, cells, params.sweep.targets)
+    lines += paths_headline(loaders, target)
     if plan:
         around = ", ".join(f"{near} ({loader})" for loader, near in
                            plan["coarse_near_best"].items())
@@ -47,13 +50,8 @@ def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None
     lines += two_factors(spots[target]["per_batch"], cells, target)
     lines += machine_factor(timing)
     lines += why(model, noise, spots[target])
-    if len(loaders) > 1:
-        lines += ["| data pipeline | sweet spot | seconds to target (estimate) |",
-                  "|---|---:|---:|"]
-        lines += [f"| {name} | {s['batch_size']} | {fmt(s.get('estimate'))} |"
-                  for name, s in loaders.items()]
-        lines += ["", "Per-example overhead (the question's DataLoader converts every image in "
-                  "Python) makes every step dearer and moves the sweet spot.", ""]
+    lines += data_paths(loaders, params.sweep.targets)
+    lines += final_model(final)
     lines += validation(checks)
     lines += [f"![{CAPTIONS[name]}](figures/{name}.png)" for name in drawn]
     lines += ["", "## Measured on", ""]
@@ -94,9 +92,13 @@ def headline(spots: dict, cells: pd.DataFrame, targets) -> list[str]:
 
 
 def region_text(region: list[dict]) -> str:
-    """32-64 for a region of several batch sizes, 32 for one."""
+    """"batch sizes 32-64, a tie within 4%" for a region of several, "batch size 32 alone" for
+    one."""
     sizes = [r["batch_size"] for r in region]
-    return str(sizes[0]) if len(sizes) == 1 else f"batch sizes {sizes[0]}-{sizes[-1]}, a tie"
+    if len(sizes) == 1:
+        return f"batch size {sizes[0]} alone"
+    spread = max(max(r["distance"] for r in region), 0.01)  # "within 1%" for closer ones too
+    return f"batch sizes {sizes[0]}-{sizes[-1]}, a tie within {spread:.0%}"
 
 
 def region_members(spot: dict) -> str:
@@ -221,3 +223,71 @@ def validation(checks: list[dict]) -> list[str]:
     return [*lines, "", f"Goal (measured spot = predicted or a grid neighbour, error <= "
             f"{ERROR_GOAL:.0%}) met on {len(met)} of {len(checks)}: "
             f"{', '.join(met) or 'none'}.", ""]
+
+
+def paths_headline(loaders: dict, target: float) -> list[str]:
+    """One sentence per other data path: its region and spot, and how much slower it is."""
+    (first, base), *others = loaders.items()
+    lines = []
+    for name, path in others:
+        spot, here = path["spots"][target], base["spots"][target]
+        if spot["batch_size"] is None or here["batch_size"] is None:
+            continue
+        lines.append(f"With the {LOADER_NAMES.get(name, name)}, the sweet region is "
+                     f"{region_text(spot['region'])} (spot {spot['batch_size']}, "
+                     f"{spot['estimate']:.2f} s to {target:g}): "
+                     f"{spot['estimate'] / here['estimate']:.1f}x the "
+                     f"{LOADER_NAMES.get(first, first)}'s time, from the same steps.")
+    return [" ".join(lines), ""] if lines else []
+
+
+LOADER_NAMES = {"tensor": "tensor path (device-resident tensors)",
+                "torchvision": "question's own pipeline (torchvision MNIST, ToTensor, "
+                               "DataLoader(shuffle=True))"}
+
+
+def data_paths(loaders: dict, targets) -> list[str]:
+    """The answer for each data path steptime measured: the same steps x each path's seconds,
+    and the cost model of each."""
+    if len(loaders) < 2:
+        return []
+    lines = ["## The question's own data pipeline", "",
+             "The steps to a target do not depend on the data path, so each path's answer is "
+             "the sweep's steps x that path's seconds per step, measured by steptime in the "
+             "same interleaved rounds.", "",
+             "| data path | target | sweet region | spot | seconds (estimate) | 95% interval |",
+             "|---|---:|---|---:|---:|---|"]
+    for name, path in loaders.items():
+        for t in targets:
+            spot = path["spots"][t]
+            region = region_text(spot["region"]) if spot["batch_size"] is not None else "-"
+            lines.append(f"| {name} | {t:g} | {region} | {spot['batch_size']} | "
+                         f"{fmt(spot.get('estimate'))} | "
+                         f"{interval(spot.get('low'), spot.get('high'))} |")
+    lines += ["", "| data path | t0 (µs per step) | c (µs per example) | B_noise | "
+              "B* = sqrt(B_noise t0 / c) | spot |", "|---|---:|---:|---:|---:|---:|"]
+    for name, path in loaders.items():
+        m, spot = path["model"], path["spots"][targets[0]]
+        if m:
+            lines.append(f"| {name} | {m['t0'] * 1e6:.0f} | {m['c'] * 1e6:.2f} | "
+                         f"{m['b_noise']:.0f} | {m['b_star']:.0f} | {spot['batch_size']} |")
+    return [*lines, "", "The question's DataLoader converts every image in Python, so both its "
+            "fixed cost per step (t0) and its cost per example (c) are many times the tensor "
+            "path's: every step is dearer, and B* moves with sqrt(t0 / c).", ""]
+
+
+def final_model(final: dict | None) -> list[str]:
+    """The sweet spot's final model on the test set: its accuracy per class."""
+    if not final:
+        return []
+    per_class = final["per_class"]
+    worst = min(per_class, key=per_class.get)
+    return ["## The final model", "",
+            f"Batch {final['batch_size']}'s run at its rate, first seed (MLflow run "
+            f"`{final['run_id']}`, whose model `mlflow.pytorch.load_model` loads), stopped at "
+            f"the first evaluation at or above the highest target, with {final['accuracy']:.2%} "
+            f"of the 10000 test images right. Its weakest class is {worst} "
+            f"({per_class[worst]:.1%}); the confusion matrix (scikit-learn) is drawn below.", "",
+            "| class | " + " | ".join(str(c) for c in per_class) + " |",
+            "|---" * (len(per_class) + 1) + "|",
+            "| accuracy | " + " | ".join(f"{a:.1%}" for a in per_class.values()) + " |", ""]

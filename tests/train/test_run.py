@@ -53,11 +53,27 @@ def test_a_run_is_logged_and_read_back(workdir):
     noise = client.get_metric_history(run.info.run_id, "noise/b_simple")
     assert [h.step for h in noise] == [1536, 3008, 4544, 6000] and noise[0].value > 0
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"curve.csv", "result.json", "model_state_dict.pt"} <= artifacts
+    assert {"curve.csv", "result.json"} <= artifacts
     result = json.loads((workdir[0] / "result.json").read_text())
     assert result["run_id"] == run.info.run_id
     assert result["time_to_target"] == pytest.approx(m["time_to_target"])
     assert len(result["curve"]) == 4
+    assert 0 < m["log_model_seconds"] == pytest.approx(result["log_model_seconds"])
+    # the data as MLflow's dataset input: the runs table's Dataset column
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.name == "MNIST" and len(dataset.dataset.digest) == 12
+    assert json.loads(dataset.dataset.source)["uri"].endswith("data/MNIST/raw")
+    assert [t.value for t in dataset.tags if t.key == "mlflow.data.context"] == ["training"]
+    # the final model, loaded as a client would, in a new process: it predicts what the run saw
+    load = ("import json, sys, mlflow.pytorch, torch; from sweetspot.data.load import load_data;"
+            f"m = mlflow.pytorch.load_model('runs:/{run.info.run_id}/model');"
+            "x = load_data('MNIST', torch.device('cpu')).x_test;"
+            "print(type(m).__name__, ''.join(map(str, m(x).argmax(1).tolist())) == "
+            "json.load(open('result.json'))['test_predictions'])")
+    loaded = subprocess.run([SWEETSPOT[0], "-c", load], cwd=workdir[0], env=workdir[1],
+                            capture_output=True, text=True)
+    assert loaded.stdout.split() == ["MLP", "True"], loaded.stderr[-2000:]
+    assert len(result["test_predictions"]) == 10_000
 
 
 

@@ -2,9 +2,11 @@
 MLflow run.
 
 Reads data/<dataset>/raw (the `download` stage) and params.yaml's `train` section; writes one MLflow
-run (every setting, step-indexed curves, per-epoch times, the summary, provenance tags, the curve
-and final state_dict as artifacts) and, with --out, the result as JSON. Run:
-`sweetspot train --batch-size 256`, or `mlflow run . -P batch_size=256`.
+run (every setting, the dataset as an input, step-indexed curves, per-epoch times, the summary,
+provenance tags, the curve as an artifact, the final model as an MLflow model that
+`mlflow.pytorch.load_model("runs:/<id>/model")` loads) and, with --out, the result as JSON with
+the final model's test-set predictions. Run: `sweetspot train --batch-size 256`, or
+`mlflow run . -P batch_size=256`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import math
 import sys
 import tempfile
+import time
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -28,9 +32,33 @@ def summary_metrics(result: dict) -> dict[str, float]:
     keys = ["time_to_target", "steps_to_target", "examples_to_target", "epochs_to_target",
             "train_time", "eval_time", "compile_time", "steps", "examples", "epochs",
             "mean_step_time", "final_test_acc", "final_test_loss", "best_test_acc",
-            "b_simple_first", "b_simple_mean"]
-    out = {k: float(result[k]) for k in keys if result[k] is not None}
+            "b_simple_first", "b_simple_mean", "log_model_seconds"]
+    out = {k: float(result[k]) for k in keys if result.get(k) is not None}
     return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+@torch.no_grad()
+def predictions(model: torch.nn.Module, x: torch.Tensor) -> str:
+    """The model's class for every test image, as one digit each ("7210..."): 10 kB in the
+    cell's JSON, from which the report draws the confusion matrix."""
+    return "".join(map(str, model(x).argmax(dim=1).tolist()))
+
+
+def log_model(model: torch.nn.Module, example: torch.Tensor) -> float:
+    """The final model as an MLflow model ("model": the Models tab, `load_model("runs:/…/model")`)
+    with its signature and an input example, pickled (torch.export would add seconds to every
+    run) and given its pip requirements (inferring them is slow). Returns the seconds it took."""
+    import mlflow.pytorch
+    from mlflow.models import infer_signature
+
+    start = time.perf_counter()
+    x = example.cpu().numpy()
+    with torch.no_grad():
+        signature = infer_signature(x, model(example).cpu().numpy())
+    tracking.retry(mlflow.pytorch.log_model, model, name="model", signature=signature,
+                   input_example=x, serialization_format="pickle",
+                   pip_requirements=[f"torch=={version('torch')}"])
+    return time.perf_counter() - start
 
 
 def run_params(params: Params, device: torch.device) -> dict:
@@ -70,11 +98,6 @@ def _progress(cfg: TrainConfig, n_train: int):
     return on_eval, on_epoch
 
 
-def write_json(path: Path, result: dict) -> None:
-    """The result as JSON, without the model: atomically, so DVC sees the whole file or none."""
-    paths.write_json(path, {k: v for k, v in result.items() if k != "model"})
-
-
 def run_name(cfg: TrainConfig) -> str:
     return f"b{cfg.batch_size}-lr{cfg.lr:g}-s{cfg.seed}-{cfg.loader}"
 
@@ -95,6 +118,8 @@ def main(params: Params, out: Path | None = None, extra: dict | None = None) -> 
     extra = extra or {}
     with tracking.run(cfg.experiment, run_name(cfg), tags) as active:
         tracking.log_params({**run_params(params, device), **extra})
+        tracking.log_dataset(params.data.dataset, MD5[params.data.dataset],
+                             paths.raw_dir(params.data.dataset))
 
         on_eval_progress, on_epoch_progress = _progress(cfg, len(data.x_train))
 
@@ -113,17 +138,19 @@ def main(params: Params, out: Path | None = None, extra: dict | None = None) -> 
             on_epoch_progress(row)
 
         result = train_one(cfg, data, on_eval, on_epoch)
+        model = result.pop("model").eval()
+        result.update(extra, run_id=active.info.run_id, loader=cfg.loader,
+                      dataset=params.data.dataset, provenance=tags,
+                      test_predictions=predictions(model, data.x_test),
+                      log_model_seconds=log_model(model, data.x_test[:2]))
         tracking.retry(mlflow.log_metrics, summary_metrics(result))
         tracking.retry(mlflow.set_tag, "outcome", result["outcome"])
-        result.update(extra, run_id=active.info.run_id, loader=cfg.loader,
-                      dataset=params.data.dataset, provenance=tags)
         with tempfile.TemporaryDirectory() as tmp:
-            write_json(Path(tmp) / "result.json", result)
+            paths.write_json(Path(tmp) / "result.json", result)
             _write_curve_csv(Path(tmp) / "curve.csv", result["curve"])
-            torch.save(result["model"].state_dict(), Path(tmp) / "model_state_dict.pt")
             tracking.retry(mlflow.log_artifacts, tmp)
         if out:  # inside the run: a result that cannot be written fails it
-            write_json(Path(out), result)
+            paths.write_json(Path(out), result)
     reached = f"{result['time_to_target']:.2f} s" if result["time_to_target"] is not None else "-"
     print(f"{run_name(cfg)}: {result['outcome']} (target {cfg.target_accuracy}), "
           f"time to target {reached}, final test acc {result['final_test_acc']:.4f}, "
