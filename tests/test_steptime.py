@@ -79,8 +79,14 @@ def test_the_stage_writes_its_json_and_one_mlflow_run(workdir, capsys):
     assert len(doc["rows"]) == 3 * len(sizes)
     assert doc["machine"] == machine.fingerprint()
     assert doc["load"]["rounds"] == 3 and 0 <= doc["load"]["other"] <= 1
+    both = json.loads((folder / paths.STEPTIME).read_text())["per_loader"]
+    assert set(both) == {"tensor", "torchvision"}  # steptime.loaders: the question's path too
+    assert both["torchvision"]["batch_sizes"] == sizes
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    by_loader = {r.data.params["loader"]: r for r in runs}
+    assert set(by_loader) == {"tensor", "torchvision"}  # one MLflow run per data path
+    run = by_loader["tensor"]
     assert run.info.status == "FINISHED" and run.data.tags["kind"] == "steptime"
     history = client.get_metric_history(run.info.run_id, "seconds_per_step")
     assert sorted(h.step for h in history) == sizes
