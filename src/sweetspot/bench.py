@@ -4,7 +4,8 @@ Reads data/<dataset>/raw and params.yaml's `bench` (`train` for network, optimiz
 reports/bench.json (DVC metrics), reports/bench.png and one MLflow run. Run: `sweetspot bench`
 (`--device cuda` on a GPU). Seconds/epoch = seconds per example x 60000, the fastest of `repeats`
 timed stretches of >= min_examples steady-state examples (estimate.machine_seconds, as steptime:
-load cannot move it while one stretch is quiet). The results: reports/bench.json, the README.
+load cannot move it while one stretch is quiet). The results: reports/bench.json and
+docs/measurement.md.
 """
 
 from __future__ import annotations
