@@ -1,4 +1,5 @@
-"""What a user sees: `mlflow ui`, opened in a real headless browser, lists the sweep and its runs.
+"""What a user sees: `mlflow ui`, opened in a real headless browser, lists the sweep and its runs,
+each with its dataset in the Dataset column.
 
 A real sqlite store is built the way the project builds it (cell runs through `tracking.run`, the
 parent through `report.file_sweep`), served by `mlflow ui` on a free loopback port and loaded in
@@ -31,6 +32,7 @@ CHROMIUM_ARGS = [  # headless=True adds --headless; Playwright adds a fresh --us
 ]
 CELLS = {"b64-lr1-s0-tensor": (64, 1.5), "b256-lr1-s0-tensor": (256, 2.5)}
 UP_WITHIN_S = 60
+DIGEST = "5a7bf5a360c0"  # tracking.log_dataset's digest of MNIST's canonical MD5s
 UI_TIMEOUT_MS = 30_000
 
 
@@ -47,6 +49,7 @@ def sweep_store(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     from sweetspot import config, report, tracking
+    from sweetspot.data.idx import MD5
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)  # file_sweep reads reports/... relative to the working folder
@@ -62,6 +65,7 @@ def sweep_store(tmp_path, monkeypatch):
     try:
         for run_name, (batch_size, seconds) in CELLS.items():
             with tracking.run(name, run_name, {"outcome": "reached"}) as active:
+                tracking.log_dataset("MNIST", MD5["MNIST"], Path("data/MNIST/raw"))
                 mlflow.log_params({"batch_size": batch_size, "lr": 1.0, "seed": 0})
                 mlflow.log_metric("time_to_target", seconds)
             results.append({"run_id": active.info.run_id, "name": run_name})
@@ -172,6 +176,10 @@ def test_mlflow_ui_lists_the_sweep_and_its_runs(mlflow_ui, sweep_store, tmp_path
             page.get_by_role("gridcell").filter(has=parent).get_by_role("button").click()
             for child in children:
                 expect(child).to_be_visible(timeout=UI_TIMEOUT_MS)
+            # each run's Dataset column names its data: MNIST, with its digest
+            dataset = page.get_by_role("gridcell").filter(has_text="MNIST").filter(
+                has_text=DIGEST[:8])
+            expect(dataset).to_have_count(len(child_names))
         finally:
             try:
                 page.screenshot(path=str(shot))
