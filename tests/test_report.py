@@ -178,7 +178,7 @@ def test_each_data_path_is_answered_from_the_same_steps(answer):
     assert "## The question's own data pipeline" in md
     ratio = loader[0.97]["estimate"] / spots[0.97]["estimate"]
     assert f"the sweet region is {writeup.region_text(loader[0.97]['region'])}" in md
-    assert f"{ratio:.1f}x the tensor path (device-resident tensors)'s time" in md
+    assert f"{ratio:.1f}x the time on the tensor path, from the same steps" in md
     row = next(line for line in md.splitlines()
                if line.startswith(f"| torchvision | {model['t0'] * 1e6:.0f} |"))
     assert f"| {model['b_star']:.0f} | {loader[0.97]['batch_size']} |" in row

@@ -236,14 +236,14 @@ def paths_headline(loaders: dict, target: float) -> list[str]:
         lines.append(f"With the {LOADER_NAMES.get(name, name)}, the sweet region is "
                      f"{region_text(spot['region'])} (spot {spot['batch_size']}, "
                      f"{spot['estimate']:.2f} s to {target:g}): "
-                     f"{spot['estimate'] / here['estimate']:.1f}x the "
-                     f"{LOADER_NAMES.get(first, first)}'s time, from the same steps.")
+                     f"{spot['estimate'] / here['estimate']:.1f}x the time on the "
+                     f"{first} path, from the same steps.")
     return [" ".join(lines), ""] if lines else []
 
 
 LOADER_NAMES = {"tensor": "tensor path (device-resident tensors)",
                 "torchvision": "question's own pipeline (torchvision MNIST, ToTensor, "
-                               "DataLoader(shuffle=True))"}
+                               "DataLoader(shuffle=True))"}  # as a sentence names them
 
 
 def data_paths(loaders: dict, targets) -> list[str]:
