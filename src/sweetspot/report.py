@@ -184,8 +184,10 @@ def main(params: Params) -> int:
                per_loader={k: {**metrics_doc(v, targets), "cost_model": models[k]}
                            for k, v in per_loader.items()})
     paths.write_json(paths.METRICS, doc)
-    machine = {"dataset": params.data.dataset,
-               **{k: v for k, v in results[0].get("provenance", {}).items() if k != "dvc_stage"}}
+    # A cell's torch_threads tag is torch's default, read before the run sets train.threads.
+    tags = {k: v for k, v in results[0].get("provenance", {}).items()
+            if k not in ("dvc_stage", "torch_threads")}
+    machine = {"dataset": params.data.dataset, **tags, "train.threads": params.train.threads}
     paths.REPORT_MD.write_text(writeup.markdown(
         params, spots, cells, plan, machine, list(drawn), model, noise,
         {k: {"spots": v, "model": models[k]} for k, v in per_loader.items()}, checks,
