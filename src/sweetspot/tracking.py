@@ -130,16 +130,16 @@ def run(experiment: str, run_name: str, tags: dict | None = None):
     """One MLflow run that always ends: FINISHED, FAILED on an exception, KILLED on Ctrl-C."""
     ensure_store()
     mlflow.set_tracking_uri(tracking_uri())
-    if os.environ.get("MLFLOW_RUN_ID"):  # launched by `mlflow run`: resume its run
+    resumed = bool(os.environ.get("MLFLOW_RUN_ID"))  # launched by `mlflow run`: resume its run
+    if resumed:
         active = mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"], log_system_metrics=False)
-        retry(mlflow.set_tag, "mlflow.runName", run_name)
-    else:
+    else:  # created with its tags: no one sees it RUNNING without them (cluster.mark_orphans)
         active = mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name,
-                                  log_system_metrics=False)
+                                  tags=tags, log_system_metrics=False)
     status = RunStatus.FAILED
     try:
-        if tags:
-            retry(mlflow.set_tags, tags)
+        if resumed:
+            retry(mlflow.set_tags, {**(tags or {}), "mlflow.runName": run_name})
         yield active
         status = RunStatus.FINISHED
     except KeyboardInterrupt:
