@@ -106,7 +106,7 @@ def test_the_cost_model_figure_marks_the_sweet_region(answer):
 
 def test_the_confusion_matrix_is_drawn_with_each_class_accuracy():
     matrix = pd.DataFrame(np.diag([90] * 10) + 1, index=range(10), columns=range(10))
-    fig = figures.confusion(matrix, 32)
+    fig = figures.confusion(matrix, {c: 0.91 for c in range(10)}, 32)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["0 (91.0%)", "1 (91.0%)"]
     assert [t.get_text() for t in ax.texts][:2] == ["91", "1"]  # the counts, annotated

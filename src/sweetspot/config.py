@@ -288,8 +288,9 @@ def load(path: Path = PARAMS_FILE, **overrides: dict) -> Params:
             raise ConfigError(f"{Path(path).name}: missing section {section!r}")
         built[section] = build(cls, section, raw[section], overrides.get(section),
                                Path(path).name)
-    for loader in sorted(set(built["sweep"].loaders) - set(built["steptime"].loaders)):
-        raise ConfigError(f"steptime.loaders: add {loader}: sweep.loaders trains with it")
+    untimed = sorted(set(built["sweep"].loaders) - set(built["steptime"].loaders))
+    if untimed:
+        raise ConfigError(f"steptime.loaders: add {untimed[0]}: sweep.loaders trains with it")
     return Params(**built)
 
 

@@ -235,13 +235,11 @@ def validation(checks: list[dict]) -> plt.Figure:
     return fig
 
 
-def confusion(matrix: pd.DataFrame, batch_size: int) -> plt.Figure:
+def confusion(matrix: pd.DataFrame, per_class: dict, batch_size: int) -> plt.Figure:
     """The final model's confusion matrix (counts; rows the true class), each row labelled with
-    its class's accuracy."""
+    its class's accuracy (`per_class`: {class: accuracy}, report.final_model's)."""
     fig, ax = plt.subplots(figsize=(7.5, 6))
-    accuracy = matrix.to_numpy().diagonal() / matrix.sum(axis=1).to_numpy()
-    rows = matrix.set_axis([f"{c} ({a:.1%})" for c, a in zip(matrix.index, accuracy,
-                                                              strict=True)])
+    rows = matrix.set_axis([f"{c} ({per_class[c]:.1%})" for c in matrix.index])
     sns.heatmap(rows, annot=True, fmt="d", cmap="crest", cbar=False, annot_kws={"size": 7},
                 ax=ax)
     ax.set(xlabel="predicted class", ylabel="true class (its accuracy)",

@@ -172,7 +172,8 @@ def main(params: Params) -> int:
     if len(per_loader) > 1:
         drawn["loaders"] = figures.loaders({k: v[target] for k, v in per_loader.items()}, target)
     if final:
-        drawn["confusion"] = figures.confusion(final["matrix"], final["batch_size"])
+        drawn["confusion"] = figures.confusion(final["matrix"], final["per_class"],
+                                               final["batch_size"])
     if checks:
         drawn["validation"] = figures.validation(checks)
     save_figures(drawn)
