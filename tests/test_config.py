@@ -30,7 +30,7 @@ def test_project_params_load():
         ({"data.dataset": "cifar10"}, "data.dataset: unknown dataset 'cifar10'"),
         ({"data.dataset": "fashion-mnist"}, "did you mean 'FashionMNIST'"),
         ({"data.sources": ["torchvision", "ftp"]}, "data.sources: unknown value 'ftp'"),
-        ({"data.sources": []}, "data.sources: name each one once"),
+        ({"data.sources": []}, "data.sources: name at least one"),
         ({"steptime.loaders": ["tensor", "tensor"]}, "steptime.loaders: name each one once"),
         ({"steptime.loaders": ["tensor"], "sweep.loaders": ["torchvision"]},
          "steptime.loaders: add torchvision: sweep.loaders trains with it"),

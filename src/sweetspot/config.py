@@ -38,7 +38,8 @@ def _require(ok: bool, key: str, message: str) -> None:
 
 
 def _names(key: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
-    _require(len(values) > 0 and len(set(values)) == len(values), key, "name each one once")
+    _require(len(values) > 0, key, "name at least one")
+    _require(len(set(values)) == len(values), key, "name each one once")
     for value in values:
         _one_of(key, value, allowed)
 
