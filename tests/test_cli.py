@@ -32,8 +32,9 @@ GOOD = {
     "predict": ["predict"],
     "validate": ["validate"],
     "server": ["server", "status", "--dir", "server"],
+    "upload": ["upload"],
 }
-NO_PARAMS = {"server"}  # reads no params.yaml: a tracking server serves every sweep
+NO_PARAMS = {"server", "upload"}  # read no params.yaml: a tracking server serves every sweep
 
 
 def cell_with(flag: str, value: str) -> list[str]:
@@ -84,6 +85,7 @@ BAD_VALUES = [
     (["sweep", "--executor", "ray"], "no dvc.yaml here: run from the project's root"),
     (["server", "start", "--port", "0"], "--port must be in 1..65535"),
     (["server", "start", "--workers", "0"], "--workers >= 1"),
+    (["upload", "0123abcd"], "no run 0123abcd is kept in"),
 ]
 
 # A params.yaml the stage cannot start from: (subcommand, changes to the tiny params, the error).
@@ -188,6 +190,15 @@ def test_a_target_above_one_is_refused(workdir, capsys, command):
     write_params(folder, {"sweep": {"targets": [1.5]}})
     assert_one_error_line(*fails(GOOD[command], capsys),
                           "sweep.targets: 1.5 is out of range (0, 1.0]")
+    assert contents(folder) == {"data", "params.yaml"}
+
+
+@pytest.mark.parametrize("command", ["train", "sweep", "question"])
+def test_a_bad_tracking_wait_is_one_line_before_any_work(workdir, capsys, monkeypatch, command):
+    folder, _ = workdir
+    monkeypatch.setenv("SWEETSPOT_TRACKING_WAIT", "soon")
+    assert_one_error_line(*fails(GOOD[command], capsys),
+                          "SWEETSPOT_TRACKING_WAIT=soon: give the seconds a write may wait")
     assert contents(folder) == {"data", "params.yaml"}
 
 

@@ -30,7 +30,7 @@ from conftest import (
 from sweetspot import cluster, config, paths, sweep, tracking
 
 TIMING = ("time", "epoch_time", "train_time", "eval_time", "time_to_target", "mean_step_time",
-          "compile_time", "log_model_seconds")  # seconds: all two runs of one cell may differ in
+          "compile_time")  # seconds: all two runs of one cell may differ in
 LONG = {"sweep": {"batch_sizes": [32, 64], "targets": [0.99, 0.98], "max_epochs": 6,
                   "refine": False, "extra_seeds": []}}  # cells of a few seconds, none reached
 

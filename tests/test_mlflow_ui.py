@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [  # headless=True adds --headless; Playwright adds a fresh --us
 ]
 CELLS = {"b64-lr1-s0-tensor": (64, 1.5), "b256-lr1-s0-tensor": (256, 2.5)}
 UP_WITHIN_S = 60
-DIGEST = "5a7bf5a360c0"  # tracking.log_dataset's digest of MNIST's canonical MD5s
+DIGEST = "5a7bf5a360c0"  # tracking.dataset_digest of MNIST's canonical MD5s
 UI_TIMEOUT_MS = 30_000
 
 
@@ -65,10 +65,11 @@ def sweep_store(tmp_path, monkeypatch):
     try:
         for run_name, (batch_size, seconds) in CELLS.items():
             with tracking.run(name, run_name, {"outcome": "reached"}) as active:
-                tracking.log_dataset("MNIST", MD5["MNIST"], Path("data/MNIST/raw"))
-                mlflow.log_params({"batch_size": batch_size, "lr": 1.0, "seed": 0})
-                mlflow.log_metric("time_to_target", seconds)
-            results.append({"run_id": active.info.run_id, "name": run_name})
+                active.log_dataset("MNIST", tracking.dataset_digest(MD5["MNIST"]),
+                                   Path("data/MNIST/raw").resolve())
+                active.log_params({"batch_size": batch_size, "lr": 1.0, "seed": 0})
+                active.log_metrics({"time_to_target": seconds})
+            results.append({"run_id": active.run_id, "name": run_name})
         figures = tmp_path / "reports" / "figures"
         figures.mkdir(parents=True)
         fig, ax = plt.subplots(figsize=(2, 2))

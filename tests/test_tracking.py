@@ -5,6 +5,7 @@ started, retrying a locked database, the provenance tags, and the sweep's parent
 
 import math
 import subprocess
+import time
 from pathlib import Path
 
 import mlflow
@@ -15,7 +16,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service import utils as mlflow_uri
 
 from conftest import SWEETSPOT, commit, sh
-from sweetspot import tracking
+from sweetspot import outage, tracking
+from sweetspot.errors import ConfigError
 
 VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME",
              "MLFLOW_EXPERIMENT_ID", "DVC_ROOT", "DVC_STAGE")
@@ -31,9 +33,7 @@ def root(tmp_path, monkeypatch):
         monkeypatch.delenv(name)
     monkeypatch.setattr(mlflow_uri, "_tracking_uri", mlflow_uri._tracking_uri)
     monkeypatch.chdir(tmp_path)
-    yield tmp_path.resolve()
-    while mlflow.active_run():  # a failed test must not leave a run open for the next
-        mlflow.end_run("FAILED")
+    return tmp_path.resolve()
 
 
 def client_for(root: Path) -> MlflowClient:
@@ -61,7 +61,7 @@ def test_the_store_is_mlflow_db_in_the_project_root(root, monkeypatch, tmp_path_
 def test_run_creates_the_store_the_experiment_and_one_finished_run(root):
     assert not (root / "mlflow.db").exists()
     with tracking.run("sweetspot", "b64-lr1-s0-tensor", {"outcome": "reached"}) as active:
-        mlflow.log_metric("time_to_target", 1.5)
+        active.log_metrics({"time_to_target": 1.5})
     assert (root / "mlflow.db").exists()
     client = client_for(root)
     experiment = client.get_experiment_by_name("sweetspot")
@@ -73,7 +73,6 @@ def test_run_creates_the_store_the_experiment_and_one_finished_run(root):
     assert run.data.tags["mlflow.runName"] == "b64-lr1-s0-tensor"
     assert run.data.tags["outcome"] == "reached"
     assert run.data.metrics == {"time_to_target": 1.5}
-    assert mlflow.active_run() is None
 
 
 def test_a_new_experiment_keeps_its_artifacts_in_the_project_root_under_dvc(root, monkeypatch,
@@ -95,7 +94,6 @@ def test_an_exception_inside_marks_the_run_failed(root):
         with tracking.run("sweetspot", "b64-lr1-s0-tensor"):
             raise RuntimeError("boom")
     assert only_run(client_for(root), "sweetspot").info.status == "FAILED"
-    assert mlflow.active_run() is None
 
 
 def test_ctrl_c_marks_the_run_killed_and_goes_on_up(root):
@@ -103,7 +101,6 @@ def test_ctrl_c_marks_the_run_killed_and_goes_on_up(root):
         with tracking.run("sweetspot", "b64-lr1-s0-tensor"):
             raise KeyboardInterrupt
     assert only_run(client_for(root), "sweetspot").info.status == "KILLED"
-    assert mlflow.active_run() is None
 
 
 # --- under `mlflow run` --------------------------------------------------------------------------
@@ -132,14 +129,14 @@ def test_log_params_keeps_what_the_run_already_has(root, monkeypatch):
     given = client.create_run(launched).info.run_id
     client.log_param(given, "x", "0")  # as `mlflow run -P x=0` logs it, before we parse it
     monkeypatch.setenv("MLFLOW_RUN_ID", given)
-    with tracking.run("sweetspot", "b64-lr1-s0-tensor"):
-        with pytest.raises(MlflowException):  # why: MLflow refuses to change a param
-            mlflow.log_param("x", "0.0")
-        tracking.log_params({"x": 0.0, "y": 1})
+    with pytest.raises(MlflowException):  # why: MLflow refuses to change a param
+        client.log_param(given, "x", "0.0")
+    with tracking.run("sweetspot", "b64-lr1-s0-tensor") as active:
+        active.log_params({"x": 0.0, "y": 1})
     assert client.get_run(given).data.params == {"x": "0", "y": "1"}
 
 
-# --- a locked database ---------------------------------------------------------------------------
+# --- a locked database, an unavailable store ------------------------------------------------------
 
 
 def flaky(failures: int, message: str = "database is locked"):
@@ -168,11 +165,31 @@ def test_retry_raises_other_errors_at_once():
     assert len(calls) == 1
 
 
-def test_retry_gives_up_after_its_attempts():
+def test_retry_says_so_in_one_line_and_gives_up_after_the_wait(monkeypatch, capsys):
+    monkeypatch.setenv(outage.WAIT_VARIABLE, "1.5")
     write, calls = flaky(math.inf)
-    with pytest.raises(Exception, match="database is locked"):
-        tracking.retry(write, 21, attempts=3)
-    assert len(calls) == 3
+    began = time.monotonic()
+    with pytest.raises(outage.Undelivered, match="unavailable for 1.5 s"):
+        tracking.retry(write, 21, doing="training goes on")
+    assert 1.5 <= time.monotonic() - began < 5
+    assert len(calls) > 3
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["sweetspot: tracking store unavailable (the sqlite file is locked): "
+                     "training goes on for up to 1.5 s"]
+
+
+def test_retry_says_when_the_store_is_back(monkeypatch, capsys):
+    write, calls = flaky(5)  # 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s of failures
+    assert tracking.retry(write, 21) == 21
+    err = capsys.readouterr().err
+    assert "tracking store unavailable" in err and "tracking store back after 3 s" in err
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
+def test_a_bad_wait_setting_is_one_line(monkeypatch, value):
+    monkeypatch.setenv(outage.WAIT_VARIABLE, value)
+    with pytest.raises(ConfigError, match=f"{outage.WAIT_VARIABLE}={value}: give the seconds"):
+        outage.wait_s()
 
 
 # --- provenance ----------------------------------------------------------------------------------

@@ -14,8 +14,6 @@ import dataclasses
 import json
 import math
 import sys
-import tempfile
-from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -27,7 +25,7 @@ from sweetspot import config, estimate, machine, paths, tracking
 from sweetspot.config import Params
 from sweetspot.data.load import Data, epoch_batches, load_data, resolve_device, tensor_batches
 from sweetspot.model import MLP
-from sweetspot.train.loop import clock, train_one
+from sweetspot.train.loop import clock, train_one, use_threads
 from sweetspot.train.step import make_step
 
 matplotlib.use("Agg")  # files only, no display (before any figure exists)
@@ -237,11 +235,9 @@ def _progress(total: int):
 
 def main(params: Params) -> int:
     """Measure, write reports/bench.json and bench.png, and log both in one MLflow run."""
-    import mlflow
-
     bench, cfg = params.bench, params.train
     device = resolve_device(bench.device)
-    torch.set_num_threads(cfg.threads or torch.get_num_threads())  # the stack the cells run
+    use_threads(cfg)  # the stack the cells run
     data = load_data(params.data.dataset, device)  # ConfigError if missing
     tags, before = tracking.provenance(str(device)), machine.usage()
     rows = measure(params, data, _progress(len(LOOPS) * len(bench.batch_sizes)))
@@ -273,18 +269,17 @@ def main(params: Params) -> int:
         run_params = {**config.as_dict(bench), "width": cfg.width, "activation": cfg.activation,
                       "optimizer": cfg.optimizer, "lr": cfg.lr, "momentum": cfg.momentum,
                       "dataset": params.data.dataset}
-        tracking.log_params(run_params)
+        active.log_params(run_params)
         metrics = {f"{key}/{name}": value for key, cell in result.items()
                    if isinstance(cell, dict) for name, value in cell.items()}  # eval_off_clock too
         if matmul:
             metrics["matmul_gflops"] = matmul / 1e9
-        tracking.retry(mlflow.log_metrics, metrics)
-        with tempfile.TemporaryDirectory() as tmp_dir:
-            rows_file = Path(tmp_dir) / "bench_rows.json"
-            rows_file.write_text(json.dumps(rows, indent=1))
-            for path in (paths.BENCH_JSON, paths.BENCH_PNG, rows_file):
-                tracking.retry(mlflow.log_artifact, str(path))
-        run_id = active.info.run_id
+        active.log_metrics(metrics)
+        rows_file = active.files / "bench_rows.json"
+        rows_file.write_text(json.dumps(rows, indent=1))
+        for path in (paths.BENCH_JSON, paths.BENCH_PNG, rows_file):
+            active.log_file(path)
+        run_id = active.run_id
     print(table(summary))
     if matmul:
         print(f"matmul {bench.matmul_size}^3 on {device}, {result['threads']} threads: "

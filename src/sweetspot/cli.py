@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from sweetspot import config, errors, paths
+from sweetspot import config, errors, outage, paths
 
 STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
 
@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"the server's port (default: {paths.MLFLOW_PORT})")
     p.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")
 
+    p = sub.add_parser("upload", help="send the runs kept in .outbox/ (records the tracking "
+                                      "store did not take in time) to it")
+    p.add_argument("runs", nargs="*", metavar="RUN_ID", help="only these (default: every one)")
+
     sub.add_parser("machine", help="this machine's and stack's fingerprint (reports/machine.json)")
     sub.add_parser("steptime", help="seconds per step here, every batch size the sweep may train")
     sub.add_parser("plan", help="which batch sizes refinement adds (reports/refine_plan.json)")
@@ -92,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command not in ("download", "server"):  # the commands that write to MLflow
+        outage.wait_s()  # a bad SWEETSPOT_TRACKING_WAIT: one line, before any work
     if args.command == "download":
         from sweetspot.data import download
 
@@ -120,6 +126,10 @@ def run(argv: list[str] | None = None) -> int:
         if not 1 <= args.port <= 65535 or args.workers < 1:
             raise errors.ConfigError("--port must be in 1..65535 and --workers >= 1")
         return server.main(args.action, args.dir or server.DEFAULT_DIR, args.port, args.workers)
+    if args.command == "upload":
+        from sweetspot import delivery, tracking
+
+        return delivery.upload_main(tracking.project_root() / paths.OUTBOX, args.runs)
     params = config.load(args.params)  # every stage from here on: in the project, checked
     if args.command == "machine":
         from sweetspot import machine

@@ -35,6 +35,8 @@ VALIDATION = REPORTS / "validation"  # validate-<stack>.json, one per stack vali
 BENCH_JSON = REPORTS / "bench.json"
 BENCH_PNG = REPORTS / "bench.png"
 
+OUTBOX = Path(".outbox")  # a run's records the tracking store did not take in time (delivery.py)
+
 MLFLOW_PORT = 5000  # MLflow's own default, for `sweetspot server` and `mlflow ui` alike
 
 

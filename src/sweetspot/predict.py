@@ -111,8 +111,6 @@ def table_text(prediction: dict, name: str, load: dict | None) -> str:
 
 def run(params: Params, table: pd.DataFrame) -> dict:
     """Measure here, predict, log one MLflow run; returns the prediction document."""
-    import mlflow
-
     data = load_data(params.data.dataset, resolve_device(params.train.device),
                      params.train.train_examples)
     doc = steptime.measure_doc(params, data, sorted(int(b) for b in table["batch_size"].unique()))
@@ -122,15 +120,14 @@ def run(params: Params, table: pd.DataFrame) -> dict:
               "prediction": prediction}
     with tracking.run(params.train.experiment, f"predict {name}",
                       {**tracking.provenance(str(data.device)), "kind": "predict"}) as active:
-        steptime.log(doc)
+        steptime.log(active, doc)
         for target, found in prediction.items():
             for r in found["per_batch"]:
-                tracking.retry(mlflow.log_metric, f"predicted_seconds/{target}", r["estimate"],
-                               step=int(r["batch_size"]))
+                active.log_metrics({f"predicted_seconds/{target}": r["estimate"]},
+                                   step=int(r["batch_size"]))
             if found["spot"]["batch_size"] is not None:
-                tracking.retry(mlflow.log_metric, f"sweet_spot/{target}",
-                               found["spot"]["batch_size"])
-        result["run_id"] = active.info.run_id
+                active.log_metrics({f"sweet_spot/{target}": found["spot"]["batch_size"]})
+        result["run_id"] = active.run_id
     return result
 
 

@@ -3,14 +3,18 @@
 `sweetspot server start|stop|status [--dir DIR] [--port PORT]`. Everything lives in DIR (default
 .server/ in the project, which git and DVC ignore): pg/ (the cluster, owned by the postgres user
 when run as root: initdb and pg_ctl refuse root), artifacts/ (served by MLflow), the two logs and
-server.json (ports, pid, the database password; mode 0600). `start` prints the tracking URI last;
-with MLFLOW_TRACKING_URI set to it every command logs there, over HTTP.
+server.json (ports, pid, the database password; mode 0600). As root in a folder the postgres user
+cannot reach (a parent without o+x, as under /root), the cluster and its log live in the postgres
+user's home instead, under sweetspot/<a hash of DIR>, and server.json says where. `start` prints
+the tracking URI last; with MLFLOW_TRACKING_URI set to it every command logs there, over HTTP.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -87,30 +91,38 @@ def _run(cmd: list[str], what: str, env: dict | None = None) -> None:
         raise ToolError(f"{what} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
 
 
-def init_cluster(folder: Path, state: dict) -> None:
-    """A new PostgreSQL cluster in folder/pg with a password-protected role, owned by postgres."""
-    pg = folder / "pg"
-    pg.mkdir(mode=0o700, exist_ok=True)  # an empty one left by a refused start is reused
-    pwfile = folder / "pg.pw"
+def cluster_dir(folder: Path, state: dict) -> Path:
+    return Path(state.get("pg") or folder / "pg")
+
+
+def choose_cluster_dir(folder: Path) -> Path:
+    """folder/pg where the postgres user can reach folder; else (root in a private folder, a
+    parent without o+x, as under /root) a folder named after this one in the postgres user's
+    home, which it can always reach; server.json records which."""
+    if os.geteuid() != 0 or subprocess.run(as_postgres(["test", "-x", str(folder)]),
+                                           capture_output=True).returncode == 0:
+        return folder / "pg"
+    key = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
+    return Path(pwd.getpwnam("postgres").pw_dir) / "sweetspot" / key / "pg"
+
+
+def init_cluster(pg: Path, state: dict) -> None:
+    """A new PostgreSQL cluster in pg with a password-protected role, owned by postgres."""
+    pg.mkdir(mode=0o700, parents=True, exist_ok=True)  # an empty one left by a failed start: reused
+    pwfile = pg.parent / "pg.pw"
     pwfile.write_text(state["password"] + "\n")
     try:
         if os.geteuid() == 0:
             shutil.chown(pg, "postgres", "postgres")
             shutil.chown(pwfile, "postgres", "postgres")
-        reach = subprocess.run(as_postgres(["test", "-w", str(pg)]), capture_output=True)
-        if reach.returncode:
-            pg.rmdir()
-            raise ConfigError(f"the postgres user cannot reach {pg}: give its parent folders "
-                              "o+x, or choose another --dir")
         _run(as_postgres([pg_bin("initdb"), "-D", str(pg), "-U", USER, "--pwfile", str(pwfile),
                           "--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C"]), "initdb")
     finally:
         pwfile.unlink(missing_ok=True)
 
 
-def start_postgres(folder: Path, state: dict) -> None:
-    pg = folder / "pg"
-    log = folder / "postgres.log"
+def start_postgres(pg: Path, state: dict) -> None:
+    log = pg.parent / "postgres.log"
     if os.geteuid() == 0 and not log.exists():
         log.touch()
         shutil.chown(log, "postgres", "postgres")
@@ -169,10 +181,10 @@ def alive(pid: int | None) -> bool:
     return True
 
 
-def postgres_running(folder: Path) -> bool:
-    if not (folder / "pg" / "PG_VERSION").exists():
+def postgres_running(pg: Path) -> bool:
+    if not (pg / "PG_VERSION").exists():
         return False
-    status = subprocess.run(as_postgres([pg_bin("pg_ctl"), "-D", str(folder / "pg"), "status"]),
+    status = subprocess.run(as_postgres([pg_bin("pg_ctl"), "-D", str(pg), "status"]),
                             capture_output=True)
     return status.returncode == 0
 
@@ -193,12 +205,17 @@ def start(folder: Path, port: int, workers: int) -> int:
     for tool in ("initdb", "pg_ctl"):
         pg_bin(tool)  # PostgreSQL is installed, before anything is written
     folder.mkdir(parents=True, exist_ok=True)
+    if not state.get("pg"):  # (a server.json from before the choice has its cluster in pg/)
+        state["pg"] = str(folder / "pg" if (folder / "pg").exists() else choose_cluster_dir(folder))
     _write_state(folder, state)  # the password, before anything uses it
-    if not (folder / "pg" / "PG_VERSION").exists():
-        print(f"server: creating a PostgreSQL cluster in {folder / 'pg'}", file=sys.stderr)
-        init_cluster(folder, state)
-    if not postgres_running(folder):
-        start_postgres(folder, state)
+    pg = cluster_dir(folder, state)
+    if not (pg / "PG_VERSION").exists():
+        print(f"server: creating a PostgreSQL cluster in {pg}"
+              + ("" if pg.parent == folder else f" (the postgres user cannot reach {folder})"),
+              file=sys.stderr)
+        init_cluster(pg, state)
+    if not postgres_running(pg):
+        start_postgres(pg, state)
     create_database(state)
     print(f"server: PostgreSQL up on 127.0.0.1:{state['pg_port']}; starting MLflow",
           file=sys.stderr)
@@ -226,8 +243,9 @@ def stop(folder: Path, state: dict) -> int:
             time.sleep(0.1)
         if alive(state["pid"]):
             os.killpg(state["pid"], signal.SIGKILL)
-    if postgres_running(folder):
-        _run(as_postgres([pg_bin("pg_ctl"), "-D", str(folder / "pg"), "-m", "fast", "-w",
+    pg = cluster_dir(folder, state)
+    if postgres_running(pg):
+        _run(as_postgres([pg_bin("pg_ctl"), "-D", str(pg), "-m", "fast", "-w",
                           "stop"]), "pg_ctl stop")
     state["pid"] = None
     _write_state(folder, state)
@@ -237,7 +255,7 @@ def stop(folder: Path, state: dict) -> int:
 
 def status(folder: Path, state: dict) -> int:
     """0 when both are up, 1 otherwise; one line each."""
-    pg_up = postgres_running(folder)
+    pg_up = postgres_running(cluster_dir(folder, state))
     mlflow_up = alive(state.get("pid")) and healthy(state)
     print(f"postgresql: {'running' if pg_up else 'stopped'} on 127.0.0.1:{state['pg_port']}")
     print(f"mlflow: {'running' if mlflow_up else 'stopped'} at {tracking_uri(state)}")

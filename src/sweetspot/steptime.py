@@ -29,7 +29,7 @@ from sweetspot import config, estimate, machine, paths, sweep, tracking
 from sweetspot.config import Params, SteptimeConfig, TrainConfig
 from sweetspot.data.load import Data, epoch_batches
 from sweetspot.model import MLP
-from sweetspot.train.loop import clock
+from sweetspot.train.loop import clock, use_threads
 from sweetspot.train.step import kind_for, step_for
 
 
@@ -83,8 +83,7 @@ def measure(cfg: TrainConfig, data: Data, batch_sizes: list[int], st: SteptimeCo
     """One row per (round, batch size) in the order measured: the block's steps and seconds, the
     epoch starts it timed, and how busy the machine was in its round (machine.busy_share). Every
     batch size is warmed up before the first round."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    use_threads(cfg)
     steppers = {}
     for b in batch_sizes:
         steppers[b] = Stepper(dataclasses.replace(cfg, batch_size=b), data)
@@ -154,22 +153,18 @@ def measure_doc(params: Params, data: Data, batch_sizes: list[int]) -> dict:
             "rows": rows}
 
 
-def log(doc: dict) -> None:
-    """A measurement into the active MLflow run: the stack as params, seconds per step by batch
-    size as step-indexed metrics, the whole document as an artifact."""
-    import mlflow
-
-    tracking.log_params({**doc["stack"], **doc["steptime"], "dataset": doc["dataset"],
-                         "batch_sizes": doc["batch_sizes"]})
+def log(active, doc: dict) -> None:
+    """A measurement into a run (tracking.run's): the stack as params, seconds per step by
+    batch size as step-indexed metrics, the whole document as an artifact."""
+    active.log_params({**doc["stack"], **doc["steptime"], "dataset": doc["dataset"],
+                       "batch_sizes": doc["batch_sizes"]})
     for b, v in doc["per_batch"].items():
-        tracking.retry(mlflow.log_metrics, {"seconds_per_step": v["seconds"],
-                                            "seconds_per_step_median": v["median"],
-                                            "seconds_per_step_max": v["max"]}, step=int(b))
-    tracking.retry(mlflow.log_metric, "measure_seconds", doc["seconds"])
-    if doc["load"]:
-        tracking.retry(mlflow.log_metrics, {f"load/{k}": float(v)
-                                            for k, v in doc["load"].items()})
-    tracking.retry(mlflow.log_dict, doc, "steptime.json")
+        active.log_metrics({"seconds_per_step": v["seconds"],
+                            "seconds_per_step_median": v["median"],
+                            "seconds_per_step_max": v["max"]}, step=int(b))
+    active.log_metrics({"measure_seconds": doc["seconds"],
+                        **{f"load/{k}": float(v) for k, v in (doc["load"] or {}).items()}})
+    active.log_dict(doc, "steptime.json")
 
 
 def main(params: Params) -> int:
@@ -182,8 +177,8 @@ def main(params: Params) -> int:
         on = dataclasses.replace(params, train=dataclasses.replace(params.train, loader=loader))
         per_loader[loader] = measure_doc(on, data, sweep.candidate_batches(params))
         with tracking.run(params.train.experiment, f"steptime {stack_name(on.train)}",
-                          {**tracking.provenance(str(data.device)), "kind": "steptime"}):
-            log(per_loader[loader])
+                          {**tracking.provenance(str(data.device)), "kind": "steptime"}) as active:
+            log(active, per_loader[loader])
         print(f"steptime: {len(per_loader[loader]['batch_sizes'])} batch sizes x "
               f"{params.steptime.rounds} rounds in {per_loader[loader]['seconds']:.1f} s on "
               f"{stack_name(on.train)}; {machine.load_text(per_loader[loader]['load'])}")

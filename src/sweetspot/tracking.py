@@ -17,13 +17,14 @@ import os
 import platform
 import subprocess
 import time
-import warnings
 from pathlib import Path
 
 import mlflow
-from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context.registry import resolve_tags
 
+from sweetspot import delivery, outage, paths
+from sweetspot.outage import retry
 from sweetspot.paths import MLFLOW_PORT
 
 
@@ -48,6 +49,7 @@ def ensure_store(uri: str | None = None) -> None:
     """Create or upgrade a sqlite store once, under a file lock, before any run opens: processes
     that find no store and create it together race MLflow's schema migration (one dies with
     "duplicate column name"). A server's database is the server's business."""
+    outage.bound_http()  # before any request: each is tried once, retry() does the waiting
     uri = uri or tracking_uri()
     if not uri.startswith("sqlite:///") or uri in _READY:
         return
@@ -64,39 +66,10 @@ def client() -> MlflowClient:
     return MlflowClient(tracking_uri())
 
 
-def retry(fn, *args, attempts: int = 8, **kwargs):
-    """Call an MLflow write, retrying while SQLite reports a concurrent writer."""
-    for i in range(attempts):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as e:  # MlflowException or sqlalchemy's OperationalError
-            if "database is locked" not in str(e) or i == attempts - 1:
-                raise
-            time.sleep(0.1 * 2**i)
-
-
-def log_params(params: dict) -> None:
-    """Log params, skipping those the run already has: `mlflow run` logs each -P value as typed
-    ("0"), and MLflow refuses to change one to our parsed spelling ("0.0")."""
-    run = mlflow.active_run()
-    have = client().get_run(run.info.run_id).data.params
-    new = {k: str(v) for k, v in params.items() if k not in have}
-    if new:
-        retry(mlflow.log_params, new)
-
-
-def log_dataset(name: str, md5s: dict[str, str], folder: Path) -> None:
-    """The run's data as an MLflow dataset input, so the runs table's Dataset column names it:
-    its name, a digest of its files' canonical MD5s (the same whichever source it came from),
-    and the verified folder it was read from."""
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
-    from mlflow.data.meta_dataset import MetaDataset
-
-    digest = hashlib.md5(" ".join(md5s[f] for f in sorted(md5s)).encode()).hexdigest()[:12]
-    with warnings.catch_warnings():  # the folder matches two equivalent local source types
-        warnings.simplefilter("ignore", UserWarning)
-        source = resolve_dataset_source(str(folder))
-    retry(mlflow.log_input, MetaDataset(source, name=name, digest=digest), context="training")
+def dataset_digest(md5s: dict[str, str]) -> str:
+    """The run's data as the runs table's Dataset column names it: a digest of its files'
+    canonical MD5s (the same whichever source it came from)."""
+    return hashlib.md5(" ".join(md5s[f] for f in sorted(md5s)).encode()).hexdigest()[:12]
 
 
 # What `dvc repro` itself rewrites while it runs (dvc.lock after every stage, the results): not
@@ -127,26 +100,36 @@ def experiment_id(name: str) -> str:
 
 @contextlib.contextmanager
 def run(experiment: str, run_name: str, tags: dict | None = None):
-    """One MLflow run that always ends: FINISHED, FAILED on an exception, KILLED on Ctrl-C."""
-    ensure_store()
-    mlflow.set_tracking_uri(tracking_uri())
-    resumed = bool(os.environ.get("MLFLOW_RUN_ID"))  # launched by `mlflow run`: resume its run
-    if resumed:
-        active = mlflow.start_run(run_id=os.environ["MLFLOW_RUN_ID"], log_system_metrics=False)
+    """One MLflow run that always ends: FINISHED, FAILED on an exception, KILLED on Ctrl-C. It
+    yields the run's Outbox (delivery.py): its writes return at once and reach the store in
+    order, through an outage of up to SWEETSPOT_TRACKING_WAIT seconds; what has not landed by
+    then is kept in .outbox/ and the run ends with Undelivered (one line)."""
+    outage.wait_s()  # a bad setting: one line, before anything starts
+    uri = tracking_uri()
+    store = client()
+    mlflow.set_tracking_uri(uri)  # where mlflow.pytorch.log_model writes, from any thread
+    given = os.environ.get("MLFLOW_RUN_ID")
+    if given:  # launched by `mlflow run`: resume its run, in its experiment
+        retry(store.update_run, given, status="RUNNING", name=run_name)
+        experiment = retry(store.get_run, given).info.experiment_id
+        run_id = given
     else:  # created with its tags: no one sees it RUNNING without them (cluster.mark_orphans)
-        active = mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name,
-                                  tags=tags, log_system_metrics=False)
-    status = RunStatus.FAILED
+        experiment = experiment_id(experiment)
+        run_id = retry(store.create_run, experiment, run_name=run_name,
+                       tags=resolve_tags(tags or {})).info.run_id
+    outbox = delivery.Outbox(uri, run_id, experiment)
+    if given and tags:
+        outbox.set_tags(tags)
+    keep_in = project_root() / paths.OUTBOX
     try:
-        if resumed:
-            retry(mlflow.set_tags, {**(tags or {}), "mlflow.runName": run_name})
-        yield active
-        status = RunStatus.FINISHED
-    except KeyboardInterrupt:
-        status = RunStatus.KILLED
+        yield outbox
+    except BaseException as e:
+        try:
+            outbox.close("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED", keep_in)
+        except outage.Undelivered as lost:  # the failure that ended the run goes on up
+            outage.say(str(lost))
         raise
-    finally:
-        mlflow.end_run(RunStatus.to_string(status))
+    outbox.close("FINISHED", keep_in)
 
 
 def _git(*args: str) -> str:

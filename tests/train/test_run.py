@@ -58,7 +58,7 @@ def test_a_run_is_logged_and_read_back(workdir):
     assert result["run_id"] == run.info.run_id
     assert result["time_to_target"] == pytest.approx(m["time_to_target"])
     assert len(result["curve"]) == 4
-    assert 0 < m["log_model_seconds"] == pytest.approx(result["log_model_seconds"])
+    assert m["log_model_seconds"] > 0  # the model's logging, timed where it happens
     # the data as MLflow's dataset input: the runs table's Dataset column
     (dataset,) = run.inputs.dataset_inputs
     assert dataset.dataset.name == "MNIST" and len(dataset.dataset.digest) == 12

@@ -92,12 +92,18 @@ class Tally:
     diverged: bool = False
 
 
+def use_threads(cfg: TrainConfig) -> None:
+    """torch's threads as train.threads says (0: torch's own choice); set here, not inherited
+    (Ray sets OMP_NUM_THREADS to a task's CPU request)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+
 def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict:
     """Train the configured network once; return the result (summary, per-epoch rows, curve).
     `on_eval(point)` and `on_epoch(row)` are called while the clock is paused."""
     device, n_train = data.device, len(data.x_train)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    use_threads(cfg)
     torch.manual_seed(cfg.seed)
     model = MLP(cfg.width, cfg.activation).to(device)
     step = step_for(cfg, model)

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import math
 import sys
-import tempfile
-import time
-from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -24,7 +21,7 @@ from sweetspot import config, paths, tracking
 from sweetspot.config import Params, TrainConfig
 from sweetspot.data.idx import MD5
 from sweetspot.data.load import load_data, resolve_device
-from sweetspot.train.loop import train_one
+from sweetspot.train.loop import train_one, use_threads
 
 
 def summary_metrics(result: dict) -> dict[str, float]:
@@ -32,7 +29,7 @@ def summary_metrics(result: dict) -> dict[str, float]:
     keys = ["time_to_target", "steps_to_target", "examples_to_target", "epochs_to_target",
             "train_time", "eval_time", "compile_time", "steps", "examples", "epochs",
             "mean_step_time", "final_test_acc", "final_test_loss", "best_test_acc",
-            "b_simple_first", "b_simple_mean", "log_model_seconds"]
+            "b_simple_first", "b_simple_mean"]
     out = {k: float(result[k]) for k in keys if result.get(k) is not None}
     return {k: v for k, v in out.items() if math.isfinite(v)}
 
@@ -42,23 +39,6 @@ def predictions(model: torch.nn.Module, x: torch.Tensor) -> str:
     """The model's class for every test image, as one digit each ("7210..."): 10 kB in the
     cell's JSON, from which the report draws the confusion matrix."""
     return "".join(map(str, model(x).argmax(dim=1).tolist()))
-
-
-def log_model(model: torch.nn.Module, example: torch.Tensor) -> float:
-    """The final model as an MLflow model ("model": the Models tab, `load_model("runs:/…/model")`)
-    with its signature and an input example, pickled (torch.export would add seconds to every
-    run) and given its pip requirements (inferring them is slow). Returns the seconds it took."""
-    import mlflow.pytorch
-    from mlflow.models import infer_signature
-
-    start = time.perf_counter()
-    x = example.cpu().numpy()
-    with torch.no_grad():
-        signature = infer_signature(x, model(example).cpu().numpy())
-    tracking.retry(mlflow.pytorch.log_model, model, name="model", signature=signature,
-                   input_example=x, serialization_format="pickle",
-                   pip_requirements=[f"torch=={version('torch')}"])
-    return time.perf_counter() - start
 
 
 def run_params(params: Params, device: torch.device) -> dict:
@@ -106,20 +86,22 @@ def main(params: Params, out: Path | None = None, extra: dict | None = None) -> 
     """Check everything, load the data, then train inside one MLflow run.
 
     `extra` (e.g. a sweep cell's base lr and policy) is logged as params and kept in the JSON.
+    The result is written to `out` before the run's last records go to the tracking store, so an
+    outage that outlasts the wait (exit 1, one line) leaves the result here and the records in
+    .outbox/ for `sweetspot upload`.
     """
-    import mlflow
-
     cfg = params.train
     device = resolve_device(cfg.device)
     # ConfigError if missing; loading checks each file's canonical MD5, so those are the data's
     data = load_data(params.data.dataset, device, cfg.train_examples)
-    tags = {**tracking.provenance(str(device)),
-            **{f"data_md5.{k}": v for k, v in MD5[params.data.dataset].items()}}
+    use_threads(cfg)  # before the provenance tags record torch's threads
+    md5s = MD5[params.data.dataset]
+    tags = {**tracking.provenance(str(device)), **{f"data_md5.{k}": v for k, v in md5s.items()}}
     extra = extra or {}
     with tracking.run(cfg.experiment, run_name(cfg), tags) as active:
-        tracking.log_params({**run_params(params, device), **extra})
-        tracking.log_dataset(params.data.dataset, MD5[params.data.dataset],
-                             paths.raw_dir(params.data.dataset))
+        active.log_params({**run_params(params, device), **extra})
+        active.log_dataset(params.data.dataset, tracking.dataset_digest(md5s),
+                           paths.raw_dir(params.data.dataset).resolve())
 
         on_eval_progress, on_epoch_progress = _progress(cfg, len(data.x_train))
 
@@ -128,29 +110,28 @@ def main(params: Params, out: Path | None = None, extra: dict | None = None) -> 
                        "test/acc": p["test_acc"]}
             if math.isfinite(p.get("b_simple", math.nan)):
                 metrics["noise/b_simple"] = p["b_simple"]
-            tracking.retry(mlflow.log_metrics, metrics, step=p["examples"])
+            active.log_metrics(metrics, step=p["examples"])
             on_eval_progress(p)
 
         def on_epoch(row):
             if row["complete"]:  # a partial last epoch is no epoch's cost
-                tracking.retry(mlflow.log_metric, "epoch_time", row["epoch_time"],
-                               step=row["epoch"])
+                active.log_metrics({"epoch_time": row["epoch_time"]}, step=row["epoch"])
             on_epoch_progress(row)
 
         result = train_one(cfg, data, on_eval, on_epoch)
         model = result.pop("model").eval()
-        result.update(extra, run_id=active.info.run_id, loader=cfg.loader,
+        result.update(extra, run_id=active.run_id, loader=cfg.loader,
                       dataset=params.data.dataset, provenance=tags,
-                      test_predictions=predictions(model, data.x_test),
-                      log_model_seconds=log_model(model, data.x_test[:2]))
-        tracking.retry(mlflow.log_metrics, summary_metrics(result))
-        tracking.retry(mlflow.set_tag, "outcome", result["outcome"])
-        with tempfile.TemporaryDirectory() as tmp:
-            paths.write_json(Path(tmp) / "result.json", result)
-            _write_curve_csv(Path(tmp) / "curve.csv", result["curve"])
-            tracking.retry(mlflow.log_artifacts, tmp)
-        if out:  # inside the run: a result that cannot be written fails it
+                      test_predictions=predictions(model, data.x_test))
+        if out:  # first, and inside the run: a result that cannot be written fails it
             paths.write_json(Path(out), result)
+            active.result = Path(out)
+        paths.write_json(active.files / "result.json", result)
+        _write_curve_csv(active.files / "curve.csv", result["curve"])
+        active.log_metrics(summary_metrics(result))
+        active.set_tags({"outcome": result["outcome"]})
+        active.log_file(active.files)
+        active.log_model(model, data.x_test[:2])
     reached = f"{result['time_to_target']:.2f} s" if result["time_to_target"] is not None else "-"
     print(f"{run_name(cfg)}: {result['outcome']} (target {cfg.target_accuracy}), "
           f"time to target {reached}, final test acc {result['final_test_acc']:.4f}, "
