@@ -68,7 +68,7 @@ def test_run_creates_the_store_the_experiment_and_one_finished_run(root):
     assert Path(experiment.artifact_location.removeprefix("file://")).is_relative_to(
         root / "mlruns")
     run = only_run(client, "sweetspot")
-    assert run.info.run_id == active.info.run_id
+    assert run.info.run_id == active.run_id
     assert run.info.status == "FINISHED"
     assert run.data.tags["mlflow.runName"] == "b64-lr1-s0-tensor"
     assert run.data.tags["outcome"] == "reached"
@@ -113,7 +113,7 @@ def test_under_mlflow_run_the_given_run_is_resumed(root, monkeypatch):
     given = client.create_run(launched, run_name="mlflow-run-name").info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", given)
     with tracking.run("sweetspot", "b64-lr1-s0-tensor", {"outcome": "reached"}) as active:
-        assert active.info.run_id == given
+        assert active.run_id == given
     run = client.get_run(given)
     assert run.info.status == "FINISHED"
     assert run.data.tags["mlflow.runName"] == "b64-lr1-s0-tensor"
@@ -233,7 +233,7 @@ def test_file_sweep_parents_the_cells_under_one_run_per_key(root, capsys):
     cells = {}
     for name in ("b64-lr1-s0-tensor", "b256-lr1-s0-tensor"):
         with tracking.run("sweetspot", name) as active:
-            cells[name] = active.info.run_id
+            cells[name] = active.run_id
     (root / "figures").mkdir()
     (root / "figures" / "epoch_vs_target.png").write_bytes(b"png")
     (root / "report.md").write_text("# sweet spot: 64\n")

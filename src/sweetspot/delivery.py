@@ -104,8 +104,8 @@ def _log_model(client, run_id: str, experiment_id: str, op: dict, base: Path) ->
     if isinstance(model, str):  # kept in the outbox
         model = torch.load(base / model, weights_only=False)
         example = torch.load(base / example)
-    start = time.perf_counter()
     mlflow.set_experiment(experiment_id=experiment_id)  # where MLflow files the logged model
+    start = time.perf_counter()
     x = example.numpy()
     with torch.no_grad():
         signature = infer_signature(x, model(example).numpy())
@@ -160,10 +160,6 @@ class Outbox:
     def log_model(self, model, example) -> None:
         self._put("model", model=model, example=example.detach().cpu())
 
-    @property
-    def info(self):  # as mlflow.ActiveRun: `run.info.run_id`
-        return self
-
     def _work(self) -> None:
         while True:
             with self._changed:
@@ -196,8 +192,9 @@ class Outbox:
             folder = self.keep(keep_in)
             if isinstance(self.error, Undelivered):
                 result = f"; its result is in {self.result}" if self.result else ""
-                raise Undelivered(f"{self.error}: run {self.run_id} is not complete there{result}; "
-                                  f"its records are kept in {folder}: `sweetspot upload` sends them")
+                raise Undelivered(f"{self.error}: run {self.run_id} is not complete there{result};"
+                                  f" its records are kept in {folder}: `sweetspot upload` sends"
+                                  " them")
             raise self.error
         finally:
             shutil.rmtree(self.files, ignore_errors=True)
@@ -221,10 +218,17 @@ class Outbox:
                 torch.save(op["example"], folder / f"files/{i}-example.pt")
                 op.update(model=f"files/{i}-model.pt", example=f"files/{i}-example.pt")
             kept.append(op)
-        doc = {"uri": self.uri, "run_id": self.run_id, "experiment_id": self.experiment_id,
-               "ops": kept}
-        (folder / OPS_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+        save(folder, {"uri": self.uri, "run_id": self.run_id,
+                      "experiment_id": self.experiment_id, "ops": kept})
         return folder
+
+
+def save(folder: Path, doc: dict) -> None:
+    """folder/ops.json, whole or not at all (a temporary file, then a rename). Not
+    paths.write_json: a diverged run's NaN losses are records to keep, not nulls."""
+    tmp = folder / (OPS_FILE + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(folder / OPS_FILE)
 
 
 def upload(folder: Path) -> int:
@@ -241,7 +245,7 @@ def upload(folder: Path) -> int:
         op, n = _take(doc["ops"], 0)
         retry(deliver, client, doc["run_id"], doc["experiment_id"], op, folder)
         doc["ops"] = doc["ops"][n:]
-        (folder / OPS_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+        save(folder, doc)
         sent += n
     shutil.rmtree(folder)
     return sent
