@@ -273,6 +273,8 @@ def test_as_root_in_a_private_folder_the_server_starts_with_no_flags():
         status = run(*SWEETSPOT, "server", "status", cwd=project)
         assert "postgresql: running" in status.stdout and "mlflow: running" in status.stdout
         assert MlflowClient(f"http://127.0.0.1:{port}").search_experiments()
+        stopped = run(*SWEETSPOT, "server", "stop", cwd=project)
+        assert f"its database in {state['pg']}" in stopped.stdout
     finally:
         run(*SWEETSPOT, "server", "stop", cwd=project, check=False)
         if state:

@@ -249,7 +249,8 @@ def stop(folder: Path, state: dict) -> int:
                           "stop"]), "pg_ctl stop")
     state["pid"] = None
     _write_state(folder, state)
-    print(f"server: stopped (data kept in {folder})")
+    elsewhere = "" if pg.parent == folder else f", its database in {pg}"
+    print(f"server: stopped (data kept in {folder}{elsewhere})")
     return 0
 
 
