@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from mlflow.tracking._tracking_service import utils as mlflow_uri
 
 from sweetspot import analysis, config, paths, report
 from sweetspot.config import DataConfig
@@ -79,6 +80,23 @@ def workdir(tmp_path, mnist_root, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO / "src")}
     return tmp_path, env
+
+
+MLFLOW_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME",
+             "MLFLOW_EXPERIMENT_ID", "DVC_ROOT", "DVC_STAGE")
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """An empty project folder, the working directory, with no MLflow or DVC variables: the
+    project's defaults apply (tmp_path/mlflow.db). mlflow.set_tracking_uri writes both a global
+    and MLFLOW_TRACKING_URI; both are put back afterwards."""
+    for name in MLFLOW_VARIABLES:
+        monkeypatch.setenv(name, "")  # remembers the value before, whatever sets it later
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(mlflow_uri, "_tracking_uri", mlflow_uri._tracking_uri)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path.resolve()
 
 
 def sweetspot(*args, cwd, env, timeout=600) -> subprocess.CompletedProcess:

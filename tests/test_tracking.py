@@ -1,11 +1,9 @@
 """tracking.py against a real MLflow store: a fresh sqlite file in tmp_path, nothing mocked.
 
 Where the store is, how a run always ends (FINISHED, FAILED, KILLED), resuming the run `mlflow run`
-started, retrying a locked database, the provenance tags, and the sweep's parent run."""
+started, the provenance tags, and the sweep's parent run."""
 
-import math
 import subprocess
-import time
 from pathlib import Path
 
 import mlflow
@@ -13,27 +11,9 @@ import pytest
 import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.tracking._tracking_service import utils as mlflow_uri
 
 from conftest import SWEETSPOT, commit, sh
-from sweetspot import outage, tracking
-from sweetspot.errors import ConfigError
-
-VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME",
-             "MLFLOW_EXPERIMENT_ID", "DVC_ROOT", "DVC_STAGE")
-
-
-@pytest.fixture
-def root(tmp_path, monkeypatch):
-    """An empty project folder, the working directory, with no MLflow or DVC variables: the
-    project's defaults apply (tmp_path/mlflow.db). mlflow.set_tracking_uri writes both a global
-    and MLFLOW_TRACKING_URI; both are put back afterwards."""
-    for name in VARIABLES:
-        monkeypatch.setenv(name, "")  # remembers the value before, whatever sets it later
-        monkeypatch.delenv(name)
-    monkeypatch.setattr(mlflow_uri, "_tracking_uri", mlflow_uri._tracking_uri)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path.resolve()
+from sweetspot import tracking
 
 
 def client_for(root: Path) -> MlflowClient:
@@ -134,62 +114,6 @@ def test_log_params_keeps_what_the_run_already_has(root, monkeypatch):
     with tracking.run("sweetspot", "b64-lr1-s0-tensor") as active:
         active.log_params({"x": 0.0, "y": 1})
     assert client.get_run(given).data.params == {"x": "0", "y": "1"}
-
-
-# --- a locked database, an unavailable store ------------------------------------------------------
-
-
-def flaky(failures: int, message: str = "database is locked"):
-    """A write that fails `failures` times with `message`, then returns x * scale; and its calls."""
-    calls = []
-
-    def write(x, scale=1):
-        calls.append(x)
-        if len(calls) <= failures:
-            raise Exception(f"(sqlite3.OperationalError) {message}")
-        return x * scale
-
-    return write, calls
-
-
-def test_retry_waits_out_a_locked_database():
-    write, calls = flaky(2)
-    assert tracking.retry(write, 21, scale=2) == 42
-    assert len(calls) == 3
-
-
-def test_retry_raises_other_errors_at_once():
-    write, calls = flaky(2, "no such table: runs")
-    with pytest.raises(Exception, match="no such table"):
-        tracking.retry(write, 21)
-    assert len(calls) == 1
-
-
-def test_retry_says_so_in_one_line_and_gives_up_after_the_wait(monkeypatch, capsys):
-    monkeypatch.setenv(outage.WAIT_VARIABLE, "1.5")
-    write, calls = flaky(math.inf)
-    began = time.monotonic()
-    with pytest.raises(outage.Undelivered, match="unavailable for 1.5 s"):
-        tracking.retry(write, 21, doing="training goes on")
-    assert 1.5 <= time.monotonic() - began < 5
-    assert len(calls) > 3
-    lines = capsys.readouterr().err.splitlines()
-    assert lines == ["sweetspot: tracking store unavailable (the sqlite file is locked): "
-                     "training goes on for up to 1.5 s"]
-
-
-def test_retry_says_when_the_store_is_back(monkeypatch, capsys):
-    write, calls = flaky(5)  # 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s of failures
-    assert tracking.retry(write, 21) == 21
-    err = capsys.readouterr().err
-    assert "tracking store unavailable" in err and "tracking store back after 3 s" in err
-
-
-@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
-def test_a_bad_wait_setting_is_one_line(monkeypatch, value):
-    monkeypatch.setenv(outage.WAIT_VARIABLE, value)
-    with pytest.raises(ConfigError, match=f"{outage.WAIT_VARIABLE}={value}: give the seconds"):
-        outage.wait_s()
 
 
 # --- provenance ----------------------------------------------------------------------------------

@@ -111,8 +111,9 @@ def run_jobs(ray, task, params: Params, jobs: list[Job], retries: int) -> dict:
 def mark_orphans(stages: set[str], since_ms: int) -> int:
     """Runs of these stages left RUNNING by a killed worker or a cancelled task: KILLED."""
     client = tracking.client()
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    orphans = [r for r in client.search_runs(experiments, "attributes.status = 'RUNNING'")
+    experiments = [e.experiment_id for e in tracking.retry(client.search_experiments)]
+    running = tracking.retry(client.search_runs, experiments, "attributes.status = 'RUNNING'")
+    orphans = [r for r in running
                if r.info.start_time >= since_ms and r.data.tags.get("dvc_stage") in stages]
     for r in orphans:
         tracking.retry(client.set_terminated, r.info.run_id, "KILLED")

@@ -47,12 +47,14 @@ def bound_http() -> None:
 def transient(error: BaseException) -> bool:
     """A failure that passes: the store unreachable or failing (5xx, 429, no connection, a locked
     sqlite file); not MLflow refusing the request itself (a 4xx), nor a bug."""
+    import requests
     from mlflow.exceptions import MlflowException
 
     if isinstance(error, MlflowException):
         code = error.get_http_status_code()
         return code >= 500 or code == 429
-    return isinstance(error, OSError) or "database is locked" in str(error)
+    passing = (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout)
+    return isinstance(error, passing) or "database is locked" in str(error)
 
 
 def cause(error: BaseException) -> str:

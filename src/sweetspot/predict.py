@@ -57,8 +57,8 @@ def _from_run(run_id: str) -> Path:
 
     client = MlflowClient(tracking.tracking_uri())
     try:
-        return Path(client.download_artifacts(run_id, paths.STEPS_TABLE.name,
-                                              tempfile.mkdtemp()))
+        return Path(tracking.retry(client.download_artifacts, run_id, paths.STEPS_TABLE.name,
+                                   tempfile.mkdtemp()))
     except Exception as e:  # noqa: BLE001 - MLflow raises several kinds for a missing run/file
         raise ConfigError(f"--steps: MLflow run {run_id} has no {paths.STEPS_TABLE.name} "
                           f"({type(e).__name__})") from None

@@ -83,7 +83,7 @@ def experiment_id(name: str) -> str:
     """The experiment's id, creating it (artifacts under <root>/mlruns) when it is new. It is
     tagged as model training, so the MLflow UI opens it in that view, not the GenAI one."""
     mlflow_client = client()
-    found = mlflow_client.get_experiment_by_name(name)
+    found = retry(mlflow_client.get_experiment_by_name, name)
     if found is not None:
         for tag, value in KIND.items():
             if tag not in found.tags:  # a store from before the tag
@@ -95,7 +95,7 @@ def experiment_id(name: str) -> str:
     try:
         return retry(mlflow_client.create_experiment, name, artifact_location=location, tags=KIND)
     except Exception:  # created meanwhile by a parallel process
-        return mlflow_client.get_experiment_by_name(name).experiment_id
+        return retry(mlflow_client.get_experiment_by_name, name).experiment_id
 
 
 @contextlib.contextmanager
@@ -210,7 +210,8 @@ def file_sweep(experiment: str, key: str, name: str, summary: dict, params: dict
     now = int(time.time() * 1000)
     start = min((c.start_time for c in children.values()), default=now)
     end = max((c.end_time or now for c in children.values()), default=now)
-    for old in store.search_runs([experiment], f"tags.sweep_key = '{key}' and tags.kind = 'sweep'"):
+    sweeps = f"tags.sweep_key = '{key}' and tags.kind = 'sweep'"
+    for old in retry(store.search_runs, [experiment], sweeps):
         retry(store.delete_run, old.info.run_id)
     parent = retry(store.create_run, experiment, start_time=start, run_name=name,
                    tags={"sweep_key": key, "kind": "sweep"}).info.run_id
