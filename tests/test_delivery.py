@@ -6,6 +6,8 @@ PostgreSQL and `mlflow server`."""
 import math
 
 import mlflow.artifacts
+import pytest
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from sweetspot import delivery, tracking
@@ -39,3 +41,13 @@ def test_a_runs_writes_land_whole_and_in_order(root):
     assert {a.path for a in client.list_artifacts(active.run_id)} == {"curve.csv", "doc.json"}
     assert mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/doc.json") == {"spot": 32}
     assert not files.exists()  # the run's own files go once they have landed
+
+
+def test_a_write_the_store_refuses_ends_the_run_failed(root, capsys):
+    with pytest.raises(MlflowException, match='Invalid value "no/../such"'):  # a 400
+        with tracking.run("sweetspot", "b64-lr1-s0-tensor") as active:
+            active.log_metrics({"no/../such": 1.0})
+    assert "unavailable" not in capsys.readouterr().err  # refused, not an outage to wait out
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    assert client.get_run(active.run_id).info.status == "FAILED"
+    assert not (root / ".outbox").exists()  # nothing kept: the store would refuse it again

@@ -181,21 +181,21 @@ class Outbox:
 
     def close(self, status: str, keep_in: Path) -> None:
         """End the run with `status` and wait until every write has landed. If the store stayed
-        away, keep the rest in keep_in/<run id>/ and raise Undelivered (another failure: keep,
-        then raise it)."""
+        away, keep the rest in keep_in/<run id>/ and raise Undelivered; if it refused a write (a
+        4xx: nothing to keep for later), end the run FAILED and raise that."""
         self._put("end", status=status, end_time=now_ms())
         with self._changed:
             self._changed.wait_for(lambda: self.sent == len(self.ops) or self.error)
         try:
-            if self.error is None:
-                return
-            folder = self.keep(keep_in)
             if isinstance(self.error, Undelivered):
+                folder = self.keep(keep_in)
                 result = f"; its result is in {self.result}" if self.result else ""
                 raise Undelivered(f"{self.error}: run {self.run_id} is not complete there{result};"
                                   f" its records are kept in {folder}: `sweetspot upload` sends"
                                   " them")
-            raise self.error
+            if self.error is not None:
+                retry(self._client.set_terminated, self.run_id, "FAILED")
+                raise self.error
         finally:
             shutil.rmtree(self.files, ignore_errors=True)
 
