@@ -1,9 +1,10 @@
 """A run's records on their way to MLflow: off the caller's thread, in order, through outages.
 
 Every write of a run (params, tags, metrics, its dataset, files, the model, its end) is an op on one
-queue that a worker thread delivers in order, so training never waits on the tracking store. A
-write that fails for a reason that passes is retried for up to SWEETSPOT_TRACKING_WAIT seconds
-(outage.py), with one line when an outage begins and one when it ends. What is still undelivered
+queue, delivered in order: at once from the caller's thread while the store answers, else by a
+worker thread, so training never waits on an unavailable store. A write that fails for a reason
+that passes is retried for up to SWEETSPOT_TRACKING_WAIT seconds (outage.py), with one line when
+an outage begins and one when it ends. What is still undelivered
 then is kept in .outbox/<run id>/ (ops.json and the files the ops name), and `sweetspot upload`
 delivers it later, in the same order.
 
@@ -116,8 +117,11 @@ def _log_model(client, run_id: str, experiment_id: str, op: dict, base: Path) ->
 
 
 class Outbox:
-    """One run's writes, delivered in order by a worker thread (see the module's doc). Each
-    log_* returns at once; close() ends the run and waits for the store."""
+    """One run's writes, in order (see the module's doc). While the store answers, a write is
+    sent at once from the caller's thread, as a synchronous log call would be: the training calls
+    them while its clock is paused, so no other thread shares the cores with a timed stretch. The
+    first that fails, and everything after it until the queue is empty again, goes to the worker
+    thread, which retries and says so while the caller goes on. close() ends the run and waits."""
 
     def __init__(self, uri: str, run_id: str, experiment_id: str):
         from mlflow.tracking import MlflowClient
@@ -130,11 +134,26 @@ class Outbox:
         self.result: Path | None = None  # where the caller wrote the run's result, if it did
         self._client = MlflowClient(uri)
         self._changed = threading.Condition()
+        self._busy = False  # a delivery under way, from either thread
+        self._healthy = True  # the last delivery landed: the next may go from the caller's thread
         threading.Thread(target=self._work, name="mlflow-outbox", daemon=True).start()
 
     def _put(self, kind: str, **op) -> None:
         with self._changed:
             self.ops.append({"kind": kind, **op})
+            inline = self._healthy and not self._busy and self.sent == len(self.ops) - 1
+            self._busy = inline
+            self._changed.notify_all()
+        if not inline:
+            return
+        try:  # one try here; a failure is the worker's to retry and report
+            deliver(self._client, self.run_id, self.experiment_id, self.ops[-1], Path("/"))
+            landed = True
+        except Exception:  # noqa: BLE001
+            landed = False
+        with self._changed:
+            self.sent += landed
+            self._busy, self._healthy = False, landed
             self._changed.notify_all()
 
     def log_params(self, params: dict) -> None:
@@ -163,21 +182,27 @@ class Outbox:
     def _work(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self.sent < len(self.ops))
+                self._changed.wait_for(lambda: self._ended() or self.sent < len(self.ops)
+                                       and not self._busy)
+                if self._ended():
+                    return
                 op, n = _take(self.ops, self.sent)
+                self._busy = True
             try:
                 retry(deliver, self._client, self.run_id, self.experiment_id, op, Path("/"),
                       doing=f"run {self.run_id} goes on, its logging retries")
             except Exception as e:  # noqa: BLE001 - kept, and raised by close()
                 with self._changed:
-                    self.error = e
+                    self.error, self._busy = e, False
                     self._changed.notify_all()
                 return
             with self._changed:
                 self.sent += n
+                self._busy, self._healthy = False, True
                 self._changed.notify_all()
-            if op["kind"] == "end":
-                return
+
+    def _ended(self) -> bool:
+        return self.sent == len(self.ops) > 0 and self.ops[-1]["kind"] == "end"
 
     def close(self, status: str, keep_in: Path) -> None:
         """End the run with `status` and wait until every write has landed. If the store stayed
