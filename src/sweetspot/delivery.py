@@ -136,7 +136,8 @@ class Outbox:
         self._changed = threading.Condition()
         self._busy = False  # a delivery under way, from either thread
         self._healthy = True  # the last delivery landed: the next may go from the caller's thread
-        threading.Thread(target=self._work, name="mlflow-outbox", daemon=True).start()
+        self._worker = threading.Thread(target=self._work, name="mlflow-outbox", daemon=True)
+        self._worker.start()
 
     def _put(self, kind: str, **op) -> None:
         with self._changed:
@@ -211,7 +212,8 @@ class Outbox:
         self._put("end", status=status, end_time=now_ms())
         with self._changed:
             self._changed.wait_for(lambda: self.sent == len(self.ops) or self.error)
-        try:
+        self._worker.join(timeout=30)  # gone before the process exits: a live daemon thread
+        try:                           # at interpreter shutdown can abort it
             if isinstance(self.error, Undelivered):
                 folder = self.keep(keep_in)
                 result = f"; its result is in {self.result}" if self.result else ""
