@@ -31,6 +31,7 @@ GOOD = {
     "steptime": ["steptime"],
     "predict": ["predict"],
     "validate": ["validate"],
+    "forecast": ["forecast"],
     "server": ["server", "status", "--dir", "server"],
     "upload": ["upload"],
 }
@@ -57,6 +58,19 @@ BAD_VALUES = [
     (["train", "--batch-size", "8192"], "train.batch_size: 8192 is larger than the training set"),
     (["train", "--compile", "maybe"], "train.compile: expected bool, got 'maybe'"),
     (["train", "--dataset", "mnist"], "unknown dataset 'mnist' (did you mean 'MNIST'?)"),
+    (["train", "--network", "resnet"], "train.network: unknown network 'resnet'; choose one of "
+                                       "mlp, cnn, or name your own as package.module:function"),
+    (["train", "--network", "nowhere.nets:lenet"], "train.network: cannot import 'nowhere.nets'"),
+    (["train", "--network", "os:nothing_here"], "train.network: 'os' has no function "
+                                                "'nothing_here'"),
+    (["train", "--network", "os:getcwd"], "os:getcwd returned a value of type str, not a "
+                                          "torch.nn.Module"),
+    (["forecast", "--epochs", "0"], "--epochs: must be >= 1"),
+    (["forecast", "-S", "train.depth=3"], "-S train.depth=3: expected section.key=value with a "
+                                          "key of params.yaml"),
+    (["forecast", "-S", "train.network"], "-S train.network: expected section.key=value"),
+    (["forecast", "-S", "train.network=vgg"], "train.network: unknown network 'vgg'"),
+    (["forecast", "-S", "sweep.batch_sizes=[16,0]"], "sweep.batch_sizes: 0 is out of range"),
     (["question", "--epochs", "0"], "--epochs: must be >= 1"),
     (["question", "--train-examples", "70000"], "train.train_examples: must be <= 60000"),
     (cell_with("--batch-size", "0"), "train.batch_size: must be > 0"),
@@ -95,6 +109,11 @@ BAD_PARAMS = [
     ("steptime", {"steptime": {"min_steps": 0}}, "steptime.min_steps: must be > 0"),
     ("refine", {"sweep": {"resamples": 10}}, "sweep.resamples: must be >= 100"),
     ("train", {"train": {"noise_every": 0}}, "train.noise_every: must be > 0"),
+    ("sweep", {"train": {"network": "nowhere:net"}}, "train.network: cannot import 'nowhere'"),
+    ("steptime", {"train": {"network": "torch.nn:Identity"}},
+     "torch.nn:Identity gives outputs of shape [1, 28, 28] for each image, not 10 class scores"),
+    ("forecast", {"train": {"network": "torch.nn:Flatten"}},
+     "torch.nn:Flatten gives outputs of shape [784]"),
 ]
 
 # What argparse itself refuses (its usage message, then the problem on the last line).

@@ -168,7 +168,7 @@ def test_mlflow_ui_lists_the_sweep_and_its_runs(mlflow_ui, sweep_store, tmp_path
             page.goto(tracking.ui_url(experiment, mlflow_ui))
             expect(page.get_by_text("Model registry", exact=True)).to_be_visible()
             expect(page.get_by_text("Evaluation runs", exact=True)).to_have_count(0)  # GenAI's
-            assert re.fullmatch(r"MNIST sgd sweep \d{4}-\d{2}-\d{2}", parent_name)
+            assert re.fullmatch(r"MNIST mlp sgd sweep \d{4}-\d{2}-\d{2}", parent_name)
             parent = page.get_by_role("link", name=parent_name, exact=True)
             children = [page.get_by_role("link", name=n, exact=True) for n in child_names]
             expect(parent).to_be_visible(timeout=UI_TIMEOUT_MS)

@@ -4,6 +4,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import copy_project, sh
+from sweetspot.model import CNN_NAME
 
 
 @pytest.mark.slow
@@ -35,3 +36,14 @@ def test_mlflow_run_rejects_a_bad_parameter(tmp_path, mnist_root):
               timeout=1500)
     assert done.returncode != 0
     assert "train.batch_size: must be > 0" in done.stderr
+
+
+@pytest.mark.slow
+def test_mlflow_run_trains_lenet5_by_name(tmp_path, mnist_root):
+    folder = copy_project(tmp_path, mnist_root)
+    sh("mlflow", "run", ".", "-P", "network=cnn", "-P", "lr=0.1", "-P", "train_examples=6000",
+       "-P", "max_epochs=1", "-P", "target_accuracy=0.5", cwd=folder, timeout=1500)
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FINISHED" and run.data.params["network"] == "cnn"
+    assert run.data.params["model"] == CNN_NAME

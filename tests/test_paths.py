@@ -55,9 +55,13 @@ def test_dvc_outs_are_the_paths_the_code_writes():
     assert stage_outs(STAGES["seeds"]) == [str(paths.SEEDS)]
     assert set(stage_outs(STAGES["report"])) == {
         str(paths.METRICS), str(paths.FIGURES), str(paths.REPORT_MD), str(paths.CURVES),
-        str(paths.TIME_TO_TARGET), str(paths.STEPS_TABLE)}
-    assert STAGES["report"]["deps"][:3] == [str(paths.CELLS), str(paths.STEPTIME),
-                                            str(paths.VALIDATION)]
+        str(paths.TIME_TO_TARGET), str(paths.STEPS_TABLE), str(paths.COMPARE)}
+    assert STAGES["report"]["deps"][:4] == [str(paths.CELLS), str(paths.STEPTIME),
+                                            str(paths.VALIDATION), str(paths.FORECAST)]
+    # the other problems' summaries stay when this one's report is rewritten
+    (compare,) = [o for o in STAGES["report"]["outs"] if str(paths.COMPARE) in o]
+    assert compare[str(paths.COMPARE)] == {"cache": False, "persist": True}
+    assert (REPO / paths.FORECAST).is_dir() and (REPO / paths.COMPARE).is_dir()
     assert stage_outs(STAGES["steptime"]) == [str(paths.STEPTIME)]
     assert stage_outs(STAGES["machine"]) == [str(paths.MACHINE)]
     assert stage_outs(STAGES["plan"]) == [str(paths.REFINE_PLAN)]

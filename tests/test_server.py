@@ -87,7 +87,7 @@ def test_a_tiny_sweep_lands_on_the_server(server, project):
     assert len(cell_files) >= 4  # 2 coarse, refinement, extra seeds
     ids = [json.loads(p.read_text())["run_id"] for p in cell_files]
     (parent,) = [r for r in all_runs(uri) if r.data.tags.get("kind") == "sweep"]
-    assert parent.info.run_name.startswith("MNIST sgd sweep ")
+    assert parent.info.run_name.startswith("MNIST mlp sgd sweep ")
     experiment = client.get_experiment(parent.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     for run_id in ids:

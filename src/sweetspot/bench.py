@@ -24,7 +24,7 @@ import torch
 from sweetspot import config, estimate, machine, paths, tracking
 from sweetspot.config import Params
 from sweetspot.data.load import Data, epoch_batches, load_data, resolve_device, tensor_batches
-from sweetspot.model import MLP
+from sweetspot.model import MLP, network_name
 from sweetspot.train.loop import clock, train_one, use_threads
 from sweetspot.train.step import make_step
 
@@ -235,6 +235,8 @@ def _progress(total: int):
 
 def main(params: Params) -> int:
     """Measure, write reports/bench.json and bench.png, and log both in one MLflow run."""
+    # The engine's paths are the MLP's: bench times them whatever network train.network names.
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, network="mlp"))
     bench, cfg = params.bench, params.train
     device = resolve_device(bench.device)
     use_threads(cfg)  # the stack the cells run
@@ -252,7 +254,7 @@ def main(params: Params) -> int:
         "threads": torch.get_num_threads(), "torch_version": torch.__version__,
         "cpu_model": tags["cpu_model"], "repeats": bench.repeats,
         "min_examples": bench.min_examples, "warmup_steps": cfg.warmup_steps,
-        "network": cfg.network,
+        "network": network_name(cfg),
         "optimizer": cfg.optimizer, "flops_per_example": flops_per_example(cfg.width),
         **({"matmul_size": bench.matmul_size, "matmul_gflops": matmul / 1e9} if matmul else {}),
         **summary,

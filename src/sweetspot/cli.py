@@ -10,6 +10,8 @@ from pathlib import Path
 from sweetspot import config, errors, outage, paths
 
 STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
+# The commands that build train.network (checked before they start)
+TRAINS = ("sweep", "refine", "seeds", "steptime", "predict", "validate")
 
 
 def _add_overrides(parser: argparse.ArgumentParser, cls) -> None:
@@ -89,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         for key in STACK:
             p.add_argument(f"--{key}", default=None, help=f"override train.{key} (the stack)")
 
+    p = sub.add_parser("forecast", help="a network's sweet spot before its sweep: seconds per "
+                                        "step and the noise scale of one short run, through "
+                                        "the cost model")
+    p.add_argument("--epochs", type=int, default=1, help="epochs of the short run (default: 1)")
+    p.add_argument("-S", "--set", dest="sets", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE",
+                   help="a params.yaml value for this forecast, as `dvc exp run -S` sets it")
+
     p = sub.add_parser("bench", help="seconds per epoch: the question's loop against the engine")
     _add_overrides(p, config.BenchConfig)
     return parser
@@ -108,6 +118,7 @@ def run(argv: list[str] | None = None) -> int:
 
         params = config.load(args.params, train=_overrides(args, config.TrainConfig),
                              data={"dataset": args.dataset})
+        _check_network(params)
         return run.main(params, out=args.out)
     if args.command == "bench":
         from sweetspot import bench
@@ -130,7 +141,17 @@ def run(argv: list[str] | None = None) -> int:
         from sweetspot import delivery, tracking
 
         return delivery.upload_main(tracking.project_root() / paths.OUTBOX, args.runs)
+    if args.command == "forecast":
+        from sweetspot import forecast
+
+        params = config.load(args.params, **_sets(args.sets))
+        _check_network(params)
+        if args.epochs < 1:
+            raise errors.ConfigError("--epochs: must be >= 1")
+        return forecast.main(params, args.epochs)
     params = config.load(args.params)  # every stage from here on: in the project, checked
+    if args.command in TRAINS:
+        _check_network(params)
     if args.command == "machine":
         from sweetspot import machine
 
@@ -156,6 +177,34 @@ def run(argv: list[str] | None = None) -> int:
         params = config.load(args.params, train={k: getattr(args, k) for k in STACK})
         return (predict if args.command == "predict" else validate).main(params, args.steps)
     raise AssertionError(args.command)
+
+
+def _sets(texts: list[str]) -> dict:
+    """`-S section.key=value` (a YAML value, as `dvc exp run -S` reads it) as config.load's
+    overrides."""
+    import yaml
+
+    out: dict = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        section, _, name = key.partition(".")
+        cls = config.SECTIONS.get(section)
+        if not sep or cls is None or name not in {f.name for f in dataclasses.fields(cls)}:
+            raise errors.ConfigError(f"-S {text}: expected section.key=value with a key of "
+                                     "params.yaml")
+        try:
+            out.setdefault(section, {})[name] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise errors.ConfigError(f"-S {text}: {value!r} is not a YAML value") from None
+    return out
+
+
+def _check_network(params: config.Params) -> None:
+    """A bad train.network (no such module or function, not a 10-class nn.Module): one line,
+    before any run starts."""
+    from sweetspot import model
+
+    model.check(params.train)
 
 
 def _sweep(args: argparse.Namespace, params: config.Params) -> int:

@@ -24,6 +24,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 ACTIVATIONS = ("sigmoid", "relu", "tanh")
 DEVICES = ("cpu", "cuda", "auto")
 LOADERS = ("tensor", "torchvision")
+NETWORKS = ("mlp", "cnn")  # or a user's own as package.module:function (model.py)
 LR_POLICIES = ("fixed", "linear", "sqrt", "tuned")
 
 
@@ -70,6 +71,7 @@ class TrainConfig:
     lr: float
     optimizer: str
     momentum: float
+    network: str
     width: int
     activation: str
     seed: int
@@ -93,11 +95,6 @@ class TrainConfig:
     def n_train(self) -> int:
         return self.train_examples or TRAIN_SIZE
 
-    @property
-    def network(self) -> str:
-        """The network's one name: in the steps table, in MLflow, and in predict's check."""
-        return f"Linear(784,{self.width})-{self.activation}-Linear({self.width},10)"
-
     def check(self) -> None:
         _require(self.train_examples >= 0, "train.train_examples", "must be >= 0")
         _require(self.train_examples <= TRAIN_SIZE, "train.train_examples",
@@ -108,6 +105,9 @@ class TrainConfig:
         _require(self.lr > 0 and math.isfinite(self.lr), "train.lr", "must be a finite number > 0")
         _one_of("train.optimizer", self.optimizer, OPTIMIZERS)
         _require(0 <= self.momentum < 1, "train.momentum", "must be in [0, 1)")
+        _require(self.network in NETWORKS or ":" in self.network, "train.network",
+                 f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}, or "
+                 "name your own as package.module:function")
         _require(self.width > 0, "train.width", "must be > 0")
         _one_of("train.activation", self.activation, ACTIVATIONS)
         _one_of("train.device", self.device, DEVICES)

@@ -25,6 +25,7 @@ CAPTIONS = {
     "two_factors": "Steps to the target, seconds per step, and their product against batch size",
     "validation": "Predicted against measured seconds to the target on other stacks",
     "confusion": "The sweet spot's final model on the test set: true class against predicted",
+    "comparison": "Seconds to each problem's target, relative to its sweet spot, by batch size",
 }
 
 
@@ -245,5 +246,17 @@ def confusion(matrix: pd.DataFrame, per_class: dict, batch_size: int) -> plt.Fig
     ax.set(xlabel="predicted class", ylabel="true class (its accuracy)",
            title=f"Batch {batch_size}'s final model: {np.trace(matrix.to_numpy())} of "
                  f"{int(matrix.to_numpy().sum())} test images right")
+    fig.tight_layout()
+    return fig
+
+
+def comparison(curves: pd.DataFrame) -> plt.Figure:
+    """Beyond one network: each (network, dataset)'s T(B) over its own best (compare.curves)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sns.lineplot(curves, x="batch_size", y="relative", hue="problem", marker="o", ax=ax)
+    ax.axhline(1, color="grey", linewidth=0.5)
+    ax.set(yscale="log", xlabel="batch size", ylabel="seconds to target / the sweet spot's",
+           title=CAPTIONS["comparison"])
+    ax.set_xscale("log", base=2)
     fig.tight_layout()
     return fig

@@ -31,6 +31,8 @@ STEPTIME = REPORTS / "steptime.json"
 REFINE_PLAN = REPORTS / "refine_plan.json"  # the batch sizes refinement adds, and its cells
 STEPS_TABLE = REPORTS / "steps_to_target.csv"  # the table a machine does not change
 VALIDATION = REPORTS / "validation"  # validate-<stack>.json, one per stack validated
+FORECAST = REPORTS / "forecast"  # <dataset>-<network>.json: a sweet spot forecast before its sweep
+COMPARE = REPORTS / "compare"  # <dataset>-<network>.json: each swept problem's answer, summarised
 
 BENCH_JSON = REPORTS / "bench.json"
 BENCH_PNG = REPORTS / "bench.png"
@@ -50,6 +52,11 @@ def predict_file(stack: str) -> Path:
 
 def validate_file(stack: str) -> Path:
     return VALIDATION / f"validate-{stack}.json"
+
+
+def problem_file(folder: Path, dataset: str, network_slug: str) -> Path:
+    """One (dataset, network)'s file in FORECAST or COMPARE."""
+    return Path(folder) / f"{dataset}-{network_slug}.json"
 
 
 def cell_file(folder: Path, name: str) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from sweetspot import estimate, machine, paths, steptime, tracking
+from sweetspot import model as networks
 from sweetspot.config import Params
 from sweetspot.data.load import load_data, resolve_device
 from sweetspot.errors import ConfigError
@@ -66,7 +67,7 @@ def _from_run(run_id: str) -> Path:
 
 def check_problem(table: pd.DataFrame, params: Params) -> None:
     """The table must be for the dataset, network and optimizer asked for: steps belong to them."""
-    want = {"dataset": params.data.dataset, "network": params.train.network,
+    want = {"dataset": params.data.dataset, "network": networks.network_name(params.train),
             "optimizer": params.train.optimizer}
     for key, value in want.items():
         found = sorted(set(table[key].astype(str)))

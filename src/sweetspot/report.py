@@ -23,6 +23,7 @@ import pandas as pd
 
 from sweetspot import (
     analysis,
+    compare,
     config,
     costmodel,
     estimate,
@@ -34,6 +35,7 @@ from sweetspot import (
 )
 from sweetspot.config import Params
 from sweetspot.data import idx
+from sweetspot.model import network_name, network_slug
 
 # --- pure: tables in, numbers out --------------------------------------------------------------
 
@@ -134,6 +136,20 @@ def validations() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(paths.VALIDATION.glob("validate-*.json"))]
 
 
+def forecast(params: Params) -> dict | None:
+    """This problem's forecast, made before its sweep (`sweetspot forecast`), if there is one."""
+    path = paths.problem_file(paths.FORECAST, params.data.dataset, network_slug(params.train))
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def summaries() -> list[dict]:
+    """Every swept problem's summary in reports/compare/ (this one's included)."""
+    found = [json.loads(p.read_text()) for p in sorted(paths.COMPARE.glob("*.json"))]
+    for s in found:
+        s["relative_time"] = {int(b): t for b, t in s["relative_time"].items()}
+    return found
+
+
 def test_labels(dataset: str) -> list[int]:
     """The test set's labels, from the verified IDX file (what the predictions are scored on)."""
     return idx.read_idx(paths.raw_dir(dataset) / idx.FILES[3]).tolist()
@@ -158,7 +174,7 @@ def main(params: Params) -> int:
     model, noise, checks = models[loader], noise_scale(cells), validations()
     final = final_model(headline, per_batch, spots[target], test_labels(params.data.dataset))
 
-    estimate.steps_table(results, targets, params.data.dataset, params.train.network,
+    estimate.steps_table(results, targets, params.data.dataset, network_name(params.train),
                          params.train.optimizer).to_csv(paths.STEPS_TABLE, index=False)
     drawn = {"epoch_vs_target": figures.epoch_vs_target(cells, spots),
              "two_factors": figures.two_factors(per_batch, seconds[loader], target,
@@ -176,6 +192,13 @@ def main(params: Params) -> int:
                                                final["batch_size"])
     if checks:
         drawn["validation"] = figures.validation(checks)
+    network = network_name(params.train)
+    own = compare.summary(params, network, spots[target], model, noise, forecast(params))
+    paths.write_json(paths.problem_file(paths.COMPARE, params.data.dataset,
+                                        network_slug(params.train)), own)
+    problems = summaries()
+    if len(problems) > 1:
+        drawn["comparison"] = figures.comparison(compare.curves(problems))
     save_figures(drawn)
     write_plots(headline, per_batch)
     doc = metrics_doc(spots, targets)
@@ -190,9 +213,9 @@ def main(params: Params) -> int:
             if k not in ("dvc_stage", "torch_threads")}
     machine = {"dataset": params.data.dataset, **tags, "train.threads": params.train.threads}
     paths.REPORT_MD.write_text(writeup.markdown(
-        params, spots, cells, plan, machine, list(drawn), model, noise,
-        {k: {"spots": v, "model": models[k]} for k, v in per_loader.items()}, checks,
-        timing[loader], final))
+        params, spots, cells, plan, machine, [n for n in drawn if n != "comparison"], model,
+        noise, {k: {"spots": v, "model": models[k]} for k, v in per_loader.items()}, checks,
+        timing[loader], final, compare.section(problems)))
     file_sweep(params, results, doc)
     print(f"report: sweet region {doc['region']} at {target:g}, spot {doc['batch_size']} "
           f"({writeup.fmt(doc['time_to_target'])} s estimated, wins "
@@ -229,7 +252,7 @@ def file_sweep(params: Params, results: list[dict], doc: dict) -> str:
     summary = {"sweet_spot_batch_size": doc["batch_size"], "time_to_target": doc["time_to_target"],
                "sweet_spot_share": doc.get("share"), "cells": len(results)}
     files = [paths.FIGURES, paths.REPORT_MD, paths.METRICS, paths.STEPS_TABLE, paths.STEPTIME]
-    name = tracking.sweep_name(params.data.dataset, params.train.optimizer)
+    name = tracking.sweep_name(params.data.dataset, params.train.network, params.train.optimizer)
     return tracking.file_sweep(params.train.experiment, sweep_key(params), name, summary,
                                {"targets": list(params.sweep.targets)},
                                [f for f in files if f.exists()],

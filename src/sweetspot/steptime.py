@@ -26,9 +26,9 @@ import sys
 import torch
 
 from sweetspot import config, estimate, machine, paths, sweep, tracking
+from sweetspot import model as networks
 from sweetspot.config import Params, SteptimeConfig, TrainConfig
 from sweetspot.data.load import Data, epoch_batches
-from sweetspot.model import MLP
 from sweetspot.train.loop import clock, use_threads
 from sweetspot.train.step import kind_for, step_for
 
@@ -50,7 +50,7 @@ class Stepper:
 
     def __init__(self, cfg: TrainConfig, data: Data):
         torch.manual_seed(cfg.seed)
-        self.step = step_for(cfg, MLP(cfg.width, cfg.activation).to(data.device))
+        self.step = step_for(cfg, networks.build(cfg).to(data.device))
         n = len(data.x_train)
         self.step.prepare({cfg.batch_size, n % cfg.batch_size})  # compiled: before any clock
         self.epoch = epoch_batches(cfg.loader, data, cfg.batch_size,
@@ -146,7 +146,7 @@ def measure_doc(params: Params, data: Data, batch_sizes: list[int]) -> dict:
     start = clock(data.device)
     rows = measure(cfg, data, batch_sizes, params.steptime, _progress)
     return {"stack": stack(cfg), "stack_name": stack_name(cfg), "dataset": params.data.dataset,
-            "network": cfg.network, "optimizer": cfg.optimizer,
+            "network": networks.network_name(cfg), "optimizer": cfg.optimizer,
             "steptime": config.as_dict(params.steptime), "batch_sizes": batch_sizes,
             "seconds": clock(data.device) - start, "machine": machine.fingerprint(),
             "load": load_summary(rows), "per_batch": summarise(rows, len(data.x_train)),

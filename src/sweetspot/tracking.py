@@ -187,9 +187,9 @@ def ui_url(experiment: str, base: str | None = None) -> str:
     return f"{base.rstrip('/')}/#/experiments/{experiment}?workflowType=machine_learning"
 
 
-def sweep_name(dataset: str, optimizer: str) -> str:
+def sweep_name(dataset: str, network: str, optimizer: str) -> str:
     """The parent run's name, for a person: what was swept, how, and when (the report's day)."""
-    return f"{dataset} {optimizer} sweep {datetime.date.today():%Y-%m-%d}"
+    return f"{dataset} {network} {optimizer} sweep {datetime.date.today():%Y-%m-%d}"
 
 
 def file_sweep(experiment: str, key: str, name: str, summary: dict, params: dict,

@@ -12,6 +12,7 @@ from sweetspot.config import Params
 from sweetspot.estimate import ERROR_GOAL, NEAR_FASTEST, REGION_RULE
 from sweetspot.figures import CAPTIONS
 from sweetspot.machine import load_text
+from sweetspot.model import network_name
 from sweetspot.sweep import REFINE_WINDOW
 
 
@@ -29,12 +30,14 @@ def interval(low, high) -> str:
 
 def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None, machine: dict,
              drawn: list[str], model: dict | None, noise: dict | None, loaders: dict,
-             checks: list[dict], timing: dict, final: dict | None = None) -> str:
+             checks: list[dict], timing: dict, final: dict | None = None,
+             comparison: list[str] | None = None) -> str:
     """`loaders`: per data path steptime measured, {"spots": {target: its answer}, "model": its
     cost model}, the headline's first; `timing`: the headline path's steptime document (its
     rounds, load and machine); `final`: report.final_model's answer."""
     target = params.sweep.targets[0]
-    lines = [f"# Which batch size reaches the target fastest here? {machine['dataset']}", ""]
+    lines = [f"# Which batch size reaches the target fastest here? {machine['dataset']}, "
+             f"{network_name(params.train)}", ""]
     if timing.get("load") and timing["load"]["busy"]:
         lines += [f"**Measured on a busy machine.** While the seconds per step were measured, "
                   f"{load_text(timing['load'])}.", ""]
@@ -54,7 +57,7 @@ def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None
     lines += final_model(final)
     lines += validation(checks)
     lines += [f"![{CAPTIONS[name]}](figures/{name}.png)" for name in drawn]
-    lines += ["", "## Measured on", ""]
+    lines += ["", *(comparison or []), "## Measured on", ""]
     lines += [f"- {k}: {v}" for k, v in machine.items()]
     lines += ["", "Timings: training clock only (device synchronised, evaluation and warm-up "
               "off the clock). Re-measure with `dvc repro -f`.", ""]

@@ -18,13 +18,14 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from sweetspot import model as networks
 from sweetspot.config import TrainConfig
 from sweetspot.data.load import Data, epoch_batches
-from sweetspot.model import MLP
 from sweetspot.train.noise import NoiseTracker
 from sweetspot.train.step import step_for
 
-EVAL_CHUNK = 10_000  # test examples per forward pass during evaluation
+EVAL_CHUNK = 500  # test examples per forward pass in evaluation: a convolutional network's
+# activations stay in cache (2.4x faster than 10000 for LeNet-5); the MLP's logits are the same
 
 
 def clock(device: torch.device) -> float:
@@ -105,7 +106,7 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
     device, n_train = data.device, len(data.x_train)
     use_threads(cfg)
     torch.manual_seed(cfg.seed)
-    model = MLP(cfg.width, cfg.activation).to(device)
+    model = networks.build(cfg).to(device)
     step = step_for(cfg, model)
     compile_time = step.prepare({cfg.batch_size, n_train % cfg.batch_size})  # before any clock
     epoch = epoch_batches(cfg.loader, data, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
