@@ -215,3 +215,36 @@ def test_fashion_mnist_is_the_same_pipeline(project):
     assert (folder / "reports/report.md").read_text().startswith(
         "# Which batch size reaches the target fastest here? FashionMNIST")
     assert (folder / "data/FashionMNIST/raw/train-images-idx3-ubyte").stat().st_size == 47040016
+
+
+@pytest.mark.slow
+def test_another_network_is_forecast_swept_and_compared(tmp_path, mnist_root):
+    """The README's flow for another network, on the tiny profile: its forecast committed
+    first, its sweep as `dvc exp run -S`, back to the question's MLP keeping its summary, then
+    the main report compares the two (and the committed others)."""
+    folder = copy_project(tmp_path, mnist_root)
+    write_params(folder)
+    sh("dvc", "repro", cwd=folder)
+    commit(folder, "the tiny profile's answer")
+    back = [["git", "checkout", "--", "params.yaml", "dvc.lock", ".gitignore", "reports",
+             ":!reports/compare"], ["dvc", "checkout"]]  # the README's back()
+    cnn = ["-S", "train.network=cnn", "-S", "train.lr=0.1", "-S", "sweep.lrs=[0.1]",
+           "-S", "sweep.targets=[0.8,0.7]"]
+    sh("sweetspot", "forecast", *cnn, cwd=folder)
+    made = json.loads((folder / "reports/forecast/MNIST-cnn.json").read_text())["made_at"]
+    commit(folder, "the forecast, before the sweep")
+    sh("dvc", "exp", "run", "-n", "cnn", *cnn, cwd=folder)
+    summary = json.loads((folder / "reports/compare/MNIST-cnn.json").read_text())
+    assert summary["network"].startswith("LeNet-5") and summary["target"] == 0.8
+    assert summary["forecast"]["made_at"] == made
+    for command in back:
+        sh(*command, cwd=folder)
+    ran = ran_stages(sh("dvc", "repro", cwd=folder).stdout)
+    assert "report" in ran and not [s for s in ran if s.startswith(("sweep", "refine", "seeds"))]
+    text = (folder / "reports/report.md").read_text()
+    assert text.startswith("# Which batch size reaches the target fastest here? MNIST, Linear(")
+    assert "## Beyond one network" in text and "- cnn on MNIST: B* moved" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| LeNet-5") and
+              "| MNIST |" in line]
+    assert "| 0.8 |" in row and made[:16] in row
+    assert (folder / "reports/figures/comparison.png").is_file()

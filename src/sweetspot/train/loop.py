@@ -24,8 +24,8 @@ from sweetspot.data.load import Data, epoch_batches
 from sweetspot.train.noise import NoiseTracker
 from sweetspot.train.step import step_for
 
-EVAL_CHUNK = 500  # test examples per forward pass in evaluation: a convolutional network's
-# activations stay in cache (2.4x faster than 10000 for LeNet-5); the MLP's logits are the same
+EVAL_CHUNK = 500  # test examples per forward pass in evaluation: small enough that a convolutional
+# network's activations stay in cache (docs/method.md); the MLP's logits do not depend on it
 
 
 def clock(device: torch.device) -> float:
