@@ -54,6 +54,9 @@ def test_the_section_puts_the_reference_first_and_says_a_line_per_problem():
     assert rows[0].startswith("| MLP | MNIST |") and rows[1].startswith("| CNN | FashionMNIST |")
     assert "12 (B* 12, 2026-11-30T14:10)" in rows[1]
     assert sum(line.startswith("- cnn on FashionMNIST: B* moved") for line in lines) == 1
+    assert ("- cnn on FashionMNIST: forecast at 2026-11-30 14:10 UTC, before the sweep: "
+            "B_simple 9, B* = 12, batch size 12; the sweep found 16 (region [16]): the forecast "
+            "is outside the sweet region.") in lines
     assert ("- mlp on MNIST: starting at the batch size nearest √N (256) takes x3.00 the sweet "
             "spot's time.") in lines
     assert "![" in lines[-2] and "figures/comparison.png" in lines[-2]

@@ -227,7 +227,8 @@ def test_another_network_is_forecast_swept_and_compared(tmp_path, mnist_root):
     sh("dvc", "repro", cwd=folder)
     commit(folder, "the tiny profile's answer")
     back = [["git", "checkout", "--", "params.yaml", "dvc.lock", ".gitignore", "reports",
-             ":!reports/compare"], ["dvc", "checkout"]]  # the README's back()
+             ":!reports/compare"], ["git", "clean", "-qfdx", "reports/cells"],
+            ["dvc", "checkout"]]  # the README's back()
     cnn = ["-S", "train.network=cnn", "-S", "train.lr=0.1", "-S", "sweep.lrs=[0.1]",
            "-S", "sweep.targets=[0.8,0.7]"]
     sh("sweetspot", "forecast", *cnn, cwd=folder)
@@ -241,6 +242,8 @@ def test_another_network_is_forecast_swept_and_compared(tmp_path, mnist_root):
         sh(*command, cwd=folder)
     ran = ran_stages(sh("dvc", "repro", cwd=folder).stdout)
     assert "report" in ran and not [s for s in ran if s.startswith(("sweep", "refine", "seeds"))]
+    assert sh("git", "status", "--porcelain", "--untracked-files=all", "reports/cells",
+              cwd=folder).stdout == ""  # no cell of the experiment left behind
     text = (folder / "reports/report.md").read_text()
     assert text.startswith("# Which batch size reaches the target fastest here? MNIST, Linear(")
     assert "## Beyond one network" in text and "- cnn on MNIST: B* moved" in text

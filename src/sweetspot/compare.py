@@ -99,6 +99,18 @@ def verdict(s: dict, ref: dict) -> str:
             f"{'within' if size else 'not within'} a factor of {CLOSE:g}.")
 
 
+def forecast_line(s: dict) -> str | None:
+    """The forecast made before the sweep, beside what the sweep found."""
+    f = s["forecast"]
+    if not f:
+        return None
+    where = "inside" if f["spot"] in s["region"] else "outside"
+    return (f"{label(s)}: forecast at {f['made_at'][:16].replace('T', ' ')} UTC, before the "
+            f"sweep: B_simple {f['b_simple']:.0f}, B* = {f['b_star']:.0f}, batch size "
+            f"{f['spot']}; the sweep found {_num(s['spot'])} (region {s['region']}): the "
+            f"forecast is {where} the sweet region.")
+
+
 def root_n(s: dict) -> str | None:
     """How much slower the question's rule of thumb (the grid's size nearest sqrt(N)) is."""
     near = min(s["relative_time"], key=lambda b: abs(math.log(b / s["sqrt_n"])), default=None)
@@ -122,6 +134,7 @@ def section(summaries: list[dict]) -> list[str]:
     lines += table(summaries) + [""]
     if ref:
         lines += [f"- {verdict(s, ref)}" for s in ordered_ if s is not ref]
+    lines += [f"- {text}" for text in map(forecast_line, ordered_) if text]
     lines += [f"- {text}" for text in map(root_n, ordered_) if text]
     lines += ["", f"![{CAPTIONS['comparison']}](figures/comparison.png)", ""]
     return lines
