@@ -8,9 +8,10 @@ from conftest import tiny_params
 from sweetspot import compare, figures, report
 
 
-def problem(network, dataset, spot, b_star, relative=None, forecast=None):
+def problem(network, dataset, spot, b_star, relative=None, forecast=None, region=None):
     return {"network_key": network, "network": network.upper(), "dataset": dataset,
-            "target": 0.97, "spot": spot, "estimate": 2.0, "region": [spot], "b_noise": 40.0,
+            "target": 0.97, "spot": spot, "estimate": 2.0, "region": region or [spot],
+            "b_noise": 40.0,
             "t0": 1e-4, "c": 1e-5, "b_star": b_star, "b_simple_early": 80.0,
             "b_simple_averaged": 300.0, "sqrt_n": math.sqrt(60000),
             "relative_time": relative or {spot: 1.0, 256: 3.0}, "forecast": forecast}
@@ -36,13 +37,22 @@ def test_a_summary_holds_the_answer_and_the_cost_model(answer):
 @pytest.mark.parametrize(("spot", "b_star", "says"), [
     (64, 44.0, "B* moved up (22 -> 44, x2.00) and the sweet spot moved up (32 -> 64, x2.00): "
                "the direction as predicted, the size within a factor of 2."),
-    (32, 12.0, "B* moved down (22 -> 12, x0.55) and the sweet spot moved about the same "
-               "(32 -> 32, x1.00): the direction not as predicted, the size within a factor"),
+    (36, 12.0, "B* moved down (22 -> 12, x0.55) and the sweet spot moved about the same "
+               "(32 -> 36, x1.12): the direction not as predicted, the size not within a "
+               "factor of 2."),
     (256, 24.0, "the sweet spot moved up (32 -> 256, x8.00): the direction not as predicted, "
                 "the size not within a factor of 2."),
 ])
 def test_the_verdict_reads_both_moves_against_the_reference(spot, b_star, says):
     assert says in compare.verdict(problem("cnn", "MNIST", spot, b_star), REF)
+
+
+def test_a_spot_inside_the_other_sweet_region_is_no_move():
+    flat = problem("cnn", "MNIST", 16, 32.0, region=[12, 16, 24, 32, 48, 64, 96, 128])
+    assert compare.verdict(flat, REF) == (
+        "cnn on MNIST: B* moved up (22 -> 32, x1.45) and the sweet spot made no move the data can "
+        "tell (32 -> 16, one inside the other's sweet region): the direction not as predicted, "
+        "the size within a factor of 2.")
 
 
 def test_the_section_puts_the_reference_first_and_says_a_line_per_problem():

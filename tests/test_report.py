@@ -6,7 +6,7 @@ import math
 import pytest
 
 from conftest import B_NOISE, S_MIN, T0, C, fake_run, tiny_params
-from sweetspot import costmodel, report, writeup
+from sweetspot import costmodel, paths, report, writeup
 
 # A validation as `sweetspot validate` writes it (validate.main): one stack, three batch sizes,
 # two seeds each, one run censored (its time written as null).
@@ -198,3 +198,13 @@ def test_the_final_model_is_scored_on_the_test_labels(answer):
     assert "## The final model" in md and "Its weakest class is 5 (0.0%)" in md
     assert "| accuracy | 100.0% |" in md
     assert report.final_model(results, spots[0.97]["per_batch"], spots[0.97], labels) is None
+
+
+def test_a_report_draws_only_its_own_problems_validations(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("MNIST-mlp-cpu-a", "MNIST-cnn-cpu-a", "FashionMNIST-mlp-cpu-b"):
+        paths.write_json(paths.VALIDATION / f"validate-{name}.json", {"stack": name})
+    mlp = tiny_params(data={"dataset": "MNIST"}, train={"network": "mlp"})
+    assert [d["stack"] for d in report.validations(mlp)] == ["MNIST-mlp-cpu-a"]
+    cnn = tiny_params(data={"dataset": "MNIST"}, train={"network": "cnn"})
+    assert [d["stack"] for d in report.validations(cnn)] == ["MNIST-cnn-cpu-a"]

@@ -56,7 +56,8 @@ def test_validate_for_real_on_the_tiny_config(workdir, capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["validate", "--steps", str(table), "--threads", "1"])
     assert done.value.code == 0
-    doc = json.loads((folder / paths.validate_file("cpu-tensor-exact-1threads")).read_text())
+    out = folder / paths.validate_file("MNIST", "mlp", "cpu-tensor-exact-1threads")
+    doc = json.loads(out.read_text())
     assert doc["stack"] == "cpu-tensor-exact-1threads" and doc["target"] == 0.8
     assert doc["batch_sizes"] == neighbours(doc["predicted_spot"], [32, 64, 128])
     assert doc["seeds"] == [0, 1]  # sweep.seeds then sweep.extra_seeds

@@ -89,12 +89,17 @@ def verdict(s: dict, ref: dict) -> str:
     """One sentence: did the cost model's B* move as the sweet spot did, from the reference?"""
     if not (s["spot"] and ref["spot"] and s["b_star"] and ref["b_star"]):
         return f"{label(s)}: no sweet spot or no cost model to compare."
-    found, told = s["spot"] / ref["spot"], s["b_star"] / ref["b_star"]
+    told = s["b_star"] / ref["b_star"]
+    tie = ref["spot"] in s["region"] or s["spot"] in ref["region"]
+    found = 1.0 if tie else s["spot"] / ref["spot"]  # a spot inside the other's region: no move
+    moved = (f"the sweet spot moved {direction(found)} ({ref['spot']} -> {s['spot']}, "
+             f"x{found:.2f})") if not tie else (
+        f"the sweet spot made no move the data can tell ({ref['spot']} -> {s['spot']}, one "
+        "inside the other's sweet region)")
     same_way = direction(found) == direction(told)
     size = abs(math.log(found / told)) <= math.log(CLOSE)
     return (f"{label(s)}: B* moved {direction(told)} ({ref['b_star']:.0f} -> {s['b_star']:.0f}, "
-            f"x{told:.2f}) and the sweet spot moved {direction(found)} ({ref['spot']} -> "
-            f"{s['spot']}, x{found:.2f}): the direction "
+            f"x{told:.2f}) and {moved}: the direction "
             f"{'as predicted' if same_way else 'not as predicted'}, the size "
             f"{'within' if size else 'not within'} a factor of {CLOSE:g}.")
 

@@ -257,6 +257,8 @@ def comparison(curves: pd.DataFrame) -> plt.Figure:
     ax.axhline(1, color="grey", linewidth=0.5)
     ax.set(yscale="log", xlabel="batch size", ylabel="seconds to target / the sweet spot's",
            title=CAPTIONS["comparison"])
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%gx"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%gx"))
     ax.set_xscale("log", base=2)
     fig.tight_layout()
     return fig

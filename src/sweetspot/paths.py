@@ -50,8 +50,9 @@ def predict_file(stack: str) -> Path:
     return REPORTS / f"predict-{stack}.json"
 
 
-def validate_file(stack: str) -> Path:
-    return VALIDATION / f"validate-{stack}.json"
+def validate_file(dataset: str, network_slug: str, stack: str) -> Path:
+    """One problem's check on one stack: reports/validation/validate-<dataset>-<network>-<stack>."""
+    return VALIDATION / f"validate-{dataset}-{network_slug}-{stack}.json"
 
 
 def problem_file(folder: Path, dataset: str, network_slug: str) -> Path:

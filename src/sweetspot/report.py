@@ -131,9 +131,10 @@ def sweep_key(params: Params) -> str:
     return hashlib.sha1(doc.encode()).hexdigest()[:12]
 
 
-def validations() -> list[dict]:
-    """Every stack validated so far (reports/validation/validate-*.json), by file name."""
-    return [json.loads(p.read_text()) for p in sorted(paths.VALIDATION.glob("validate-*.json"))]
+def validations(params: Params) -> list[dict]:
+    """Every stack this problem was validated on (reports/validation/), by file name."""
+    mine = paths.validate_file(params.data.dataset, network_slug(params.train), "*")
+    return [json.loads(p.read_text()) for p in sorted(paths.VALIDATION.glob(mine.name))]
 
 
 def forecast(params: Params) -> dict | None:
@@ -171,7 +172,7 @@ def main(params: Params) -> int:
     cells = analysis.cells_table(headline)
     per_batch = spots[target]["per_batch"]
     models = {name: cost_model(v[target]["per_batch"]) for name, v in per_loader.items()}
-    model, noise, checks = models[loader], noise_scale(cells), validations()
+    model, noise, checks = models[loader], noise_scale(cells), validations(params)
     final = final_model(headline, per_batch, spots[target], test_labels(params.data.dataset))
 
     estimate.steps_table(results, targets, params.data.dataset, network_name(params.train),

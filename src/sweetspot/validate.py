@@ -5,7 +5,8 @@ a step-time measurement taken now), then measures for real: a reduced sweep of t
 and its neighbours among the table's batch sizes, each at the table's rate, with every seed of
 sweep.seeds and sweep.extra_seeds, every run a tracked training run, each run's time taken as
 its quiet time (analysis.quiet_time: as robust to load as the prediction's seconds). Writes
-reports/validation/validate-<stack>.json (the report draws them all) and prints the comparison.
+reports/validation/validate-<dataset>-<network>-<stack>.json (the report draws this problem's)
+and prints the comparison.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sweetspot.config import Params
 from sweetspot.data.load import resolve_device
 from sweetspot.errors import ConfigError
 from sweetspot.estimate import ERROR_GOAL
+from sweetspot.model import network_slug
 
 
 def neighbours(spot: int, tried: list[int]) -> list[int]:
@@ -98,7 +100,7 @@ def main(params: Params, steps: str | None) -> int:
                               "time": quiet, "clock": clock, "run_id": r["run_id"]}
                              for r, quiet, clock in zip(runs, measured_table["quiet_time"],
                                                         measured_table["time"], strict=True)]}
-    out = paths.validate_file(result["stack"])
+    out = paths.validate_file(params.data.dataset, network_slug(params.train), result["stack"])
     paths.write_json(out, doc)
     print(f"validate {result['stack']}: predicted spot {spot}, measured {check['measured_spot']}"
           f"; median absolute error {check['median_abs_error']:.0%}; goal "
