@@ -77,13 +77,13 @@ def main(params: Params, epochs: int) -> int:
     trained = short_run(params, epochs)
     found = cost_model_forecast(seconds, {"early": trained["b_simple_first"],
                                           "averaged": trained["b_simple_mean"]})
+    tags = {**tracking.provenance(str(data.device)), "kind": "forecast"}
     result = {"dataset": params.data.dataset, "network": network_name(cfg),
               "made_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "git_commit": tracking.provenance("cpu").get("git_commit"),
+              "git_commit": tags["git_commit"],
               "stack": doc["stack_name"], "load": doc["load"], "seconds_per_step": seconds,
               "short_run": trained, **found}
-    with tracking.run(cfg.experiment, f"forecast {network_name(cfg)}",
-                      {**tracking.provenance(str(data.device)), "kind": "forecast"}) as active:
+    with tracking.run(cfg.experiment, f"forecast {network_name(cfg)}", tags) as active:
         steptime.log(active, doc)
         active.log_metrics({"t0": found["t0"], "c": found["c"],
                             **{f"b_star/{k}": v["b_star"] for k, v in found["per_noise"].items()}})
