@@ -128,6 +128,24 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
 
 
 @pytest.mark.slow
+def test_the_report_checks_itself_and_its_steps_against_the_checkout(project):
+    folder, _ = project
+    check = json.loads((folder / "reports/sweet_spot.json").read_text())["self_check"]
+    assert check["batch_sizes"] >= 1 and check["median"] > 0  # every run was timed here
+    report = (folder / "reports/report.md").read_text()
+    assert "## Reproduced here" in report and "runs timed on this machine took" in report
+    assert "No steps table of this problem came with the checkout" in report  # the MLP's 0.97
+    rows = len(pd.read_csv(folder / "reports/steps_to_target.csv"))
+    commit(folder, "the tiny profile's results")
+    sh("dvc", "repro", "-f", "-s", "report", cwd=folder)
+    report = (folder / "reports/report.md").read_text()
+    assert (f"The steps, reproduced: {rows} of {rows} rows of reports/steps_to_target.csv are "
+            "identical to the checkout's") in report
+    done = json.loads((folder / "reports/sweet_spot.json").read_text())
+    assert done["steps_identical"] == f"{rows}/{rows}"
+
+
+@pytest.mark.slow
 def test_changing_one_cell_reruns_only_that_cell(project):
     folder, _ = project
     set_params(folder, {"sweep": {"batch_sizes": [32, 64]}})  # 128 -> 64: one new cell
@@ -141,24 +159,28 @@ def test_changing_one_cell_reruns_only_that_cell(project):
 
 
 @pytest.mark.slow
-def test_a_clone_from_another_machine_re_measures_the_seconds(project):
-    """The committed fingerprint is another machine's (as in a fresh clone of a commit made
-    there): nothing looks stale until the machine stage runs, then steptime re-runs; on the same
-    machine it re-runs nothing."""
+def test_a_clone_from_another_machine_or_speed_re_measures_the_seconds(project):
+    """The committed machine.json is another machine's (as in a fresh clone of a commit made
+    there): another identity, or this identity at another speed, makes steptime and bench
+    stale once the machine stage runs; this machine at its own speed re-runs nothing."""
     folder, _ = project
-    sh("dvc", "repro", "steptime", cwd=folder)
-    assert "steptime" not in stale(folder)
+    sh("dvc", "repro", "steptime", "bench", cwd=folder)
     fingerprint = folder / "reports/machine.json"
-    mine = fingerprint.read_text()
-    other = {**json.loads(mine), "cpu_model": "Another CPU", "torch_version": "0.0.1"}
-    fingerprint.write_text(json.dumps(other))  # edited by hand: this workspace is stale
-    assert "steptime" in stale(folder)
-    sh("dvc", "commit", "--force", "machine", "steptime", cwd=folder)  # as committed there
-    assert "steptime" not in stale(folder)
-    ran = ran_stages(sh("dvc", "repro", "steptime", cwd=folder).stdout)
-    assert ran == ["machine", "steptime"] and fingerprint.read_text() == mine
-    ran = ran_stages(sh("dvc", "repro", "steptime", cwd=folder).stdout)
-    assert ran == ["machine"]  # the same machine: its fingerprint unchanged, nothing re-measured
+    mine = json.loads(fingerprint.read_text())
+    ran = ran_stages(sh("dvc", "repro", "steptime", "bench", cwd=folder).stdout)
+    assert ran == ["machine"] and json.loads(fingerprint.read_text()) == mine  # speed kept
+    slower = {loader: {b: 3 * t for b, t in sizes.items()} for loader, sizes in
+              mine["speed"].items()}  # TINY's tolerance: 50%
+    for there in ({**mine, "speed": slower}, {**mine, "cpu_stepping": "another"}):
+        fingerprint.write_text(json.dumps(there))
+        sh("dvc", "commit", "--force", "machine", "steptime", "bench", cwd=folder)  # as there
+        assert not {"steptime", "bench"} & stale(folder)
+        sh("dvc", "repro", "machine", cwd=folder)
+        assert {"steptime", "bench"} <= stale(folder)
+        found = json.loads(fingerprint.read_text())
+        assert found["speed"] != slower and found["cpu_stepping"] == mine["cpu_stepping"]
+    sh("dvc", "repro", "steptime", "bench", cwd=folder)
+    assert not {"steptime", "bench"} & stale(folder)
 
 
 @pytest.mark.slow

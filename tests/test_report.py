@@ -6,7 +6,7 @@ import math
 import pytest
 
 from conftest import B_NOISE, S_MIN, T0, C, fake_run, tiny_params
-from sweetspot import costmodel, paths, report, writeup
+from sweetspot import analysis, costmodel, estimate, paths, report, tracking, writeup
 
 # A validation as `sweetspot validate` writes it (validate.main): one stack, three batch sizes,
 # two seeds each, one run censored (its time written as null).
@@ -28,13 +28,13 @@ TIMING = {"steptime": {"rounds": 25, "min_examples": 3000, "min_steps": 5},
           "load": {"rounds": 25, "quiet_rounds": 24, "other": 0.02, "steal": 0.0, "busy": False}}
 
 
-def text(spots, cells, checks=(), timing=TIMING, loaders=None, final=None):
+def text(spots, cells, checks=(), timing=TIMING, loaders=None, final=None, here=None):
     params = tiny_params(sweep={"targets": [0.97], "lrs": [0.3, 1.0], "lr_policy": "tuned"})
     model = report.cost_model(spots[0.97]["per_batch"])
     loaders = loaders or {"tensor": {"spots": spots, "model": model}}
     return writeup.markdown(params, spots, cells, None, {"dataset": "MNIST"}, ["cost_model"],
                             model, report.noise_scale(cells), loaders, list(checks), timing,
-                            final)
+                            final, None, here)
 
 
 def test_answer_recovers_the_generating_model(answer):
@@ -208,3 +208,72 @@ def test_a_report_draws_only_its_own_problems_validations(tmp_path, monkeypatch)
     assert [d["stack"] for d in report.validations(mlp)] == ["MNIST-mlp-cpu-a"]
     cnn = tiny_params(data={"dataset": "MNIST"}, train={"network": "cnn"})
     assert [d["stack"] for d in report.validations(cnn)] == ["MNIST-cnn-cpu-a"]
+
+
+def timed_here(results, factor):
+    """reproduced_here's answer for runs all timed here, whose step time is `factor` x the one
+    steptime measured; the steps table identical to the checkout's."""
+    seconds = {b: [(T0 + C * b) / factor] * 7 for b in (16, 32, 64, 128, 256, 1024)}
+    spots = report.answers(results, seconds, [0.97], resamples=50)
+    table = analysis.target_table(results, [0.97])
+    return spots, {"host": "here", "runs_here": len(results), "runs": len(results),
+                   "self_check": estimate.self_check(estimate.beside_measured(
+                       spots[0.97]["per_batch"], table, 0.97)),
+                   "steps": {"rows": 24, "identical": 24, "differ": [], "new": 0, "gone": 0},
+                   "commit": "abc1234"}
+
+
+def test_a_quarter_off_opens_the_report_with_the_finding_and_the_fix(answer):
+    results, cells, _, _ = answer
+    spots, here = timed_here(results, 1.25)  # the runs read 1.25x the estimate
+    md = text(spots, cells, here=here)
+    first = md.split("**Sweet region")[0]
+    assert "These seconds per step are not this machine's now" in first
+    assert "took 1.25x the estimate" in first and "`dvc repro -f -s steptime && dvc repro`" in first
+    assert "this is beyond it" in md
+
+
+def test_five_percent_off_is_within_the_goal_and_said_only_in_its_section(answer):
+    results, cells, _, _ = answer
+    spots, here = timed_here(results, 1.05)
+    md = text(spots, cells, here=here)
+    assert "not this machine's now" not in md
+    assert "## Reproduced here" in md and "took 1.05x the estimate" in md
+    assert "within it: the seconds per step are this machine's" in md
+
+
+def test_no_run_timed_here_leaves_the_estimate_unchecked(answer):
+    results, cells, _, spots = answer
+    here = {"host": "here", "runs_here": 0, "runs": 24, "self_check": None,
+            "steps": {"rows": 0, "identical": 0, "differ": [], "new": 24, "gone": 0},
+            "commit": ""}
+    md = text(spots, cells, here=here)
+    assert "cannot check the estimate here" in md and "not this machine's" not in md
+    assert "No steps table of this problem came with the checkout" in md
+
+
+def test_the_steps_sentence_on_an_identical_and_on_a_changed_table():
+    same = {"rows": 92, "identical": 92, "differ": [], "new": 0, "gone": 0}
+    assert writeup.steps_sentence(same, "e01db47") == (
+        "The steps, reproduced: 92 of 92 rows of reports/steps_to_target.csv are identical to "
+        "the checkout's (git e01db47).")
+    changed = {"rows": 92, "identical": 91, "new": 2, "gone": 0, "differ": [
+        {"batch_size": 32, "lr": 1.0, "seed": 0, "target": 0.97, "steps": 4900.0,
+         "steps_old": 4875.0}]}
+    said = writeup.steps_sentence(changed, "e01db47")
+    assert "91 of 92 rows" in said
+    assert "1 differ (batch 32, lr 1, seed 0, 0.97: 4875 -> 4900 steps)" in said
+    assert "(2 rows new)" in said
+
+
+def test_reproduced_here_checks_only_the_runs_timed_on_this_host(answer, root):
+    results, _, seconds, spots = answer
+    mine = [{**r, "provenance": {"host": tracking.host()}} for r in results[:12]]
+    theirs = [{**r, "provenance": {"host": "elsewhere"}} for r in results[12:]]
+    paths.STEPS_TABLE.parent.mkdir(parents=True)
+    table = estimate.steps_table(results, [0.97], "MNIST", "mlp", "sgd")
+    table.to_csv(paths.STEPS_TABLE, index=False)
+    here = report.reproduced_here(mine + theirs, spots[0.97]["per_batch"], [0.97])
+    assert (here["runs_here"], here["runs"]) == (12, 24)
+    assert here["self_check"]["median"] == pytest.approx(1.0)
+    assert here["steps"]["rows"] == 0 and here["commit"] == ""  # no git here: nothing to compare

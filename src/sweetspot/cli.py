@@ -155,7 +155,7 @@ def run(argv: list[str] | None = None) -> int:
     if args.command == "machine":
         from sweetspot import machine
 
-        return machine.main()
+        return machine.main(params)
     if args.command == "sweep":
         return _sweep(args, params)
     if args.command in ("plan", "refine", "seeds"):

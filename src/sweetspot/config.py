@@ -200,12 +200,24 @@ class BenchConfig:
 
 
 @dataclass(frozen=True)
+class MachineConfig:
+    probe_rounds: int
+    tolerance: float
+
+    def check(self) -> None:
+        _require(self.probe_rounds >= 3, "machine.probe_rounds",
+                 "must be >= 3 (the fastest of a few)")
+        _require(0 < self.tolerance < 1, "machine.tolerance", "must be in (0, 1)")
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataConfig
     train: TrainConfig
     sweep: SweepConfig
     steptime: SteptimeConfig
     bench: BenchConfig
+    machine: MachineConfig
 
 
 def _type_name(tp) -> str:
@@ -262,7 +274,7 @@ def build(cls, section: str, values: dict, overrides: dict | None = None,
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "sweep": SweepConfig,
-            "steptime": SteptimeConfig, "bench": BenchConfig}
+            "steptime": SteptimeConfig, "bench": BenchConfig, "machine": MachineConfig}
 
 
 def read_yaml(path: Path = PARAMS_FILE) -> dict:

@@ -15,6 +15,7 @@ measured time to target stands beside it, and their ratio is the model's check.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 
@@ -177,6 +178,7 @@ def main(params: Params) -> int:
 
     estimate.steps_table(results, targets, params.data.dataset, network_name(params.train),
                          params.train.optimizer).to_csv(paths.STEPS_TABLE, index=False)
+    here = reproduced_here(headline, per_batch, targets)
     drawn = {"epoch_vs_target": figures.epoch_vs_target(cells, spots),
              "two_factors": figures.two_factors(per_batch, seconds[loader], target,
                                                 spots[target]),
@@ -203,7 +205,9 @@ def main(params: Params) -> int:
     save_figures(drawn)
     write_plots(headline, per_batch)
     doc = metrics_doc(spots, targets)
-    doc.update(dataset=params.data.dataset, loader=loader, cost_model=model, noise_scale=noise,
+    doc.update(self_check=here["self_check"], steps_identical=(
+                   f"{here['steps']['identical']}/{here['steps']['rows']}"),
+               dataset=params.data.dataset, loader=loader, cost_model=model, noise_scale=noise,
                load=timing[loader].get("load"),
                per_class_accuracy=final["per_class"] if final else None,
                per_loader={k: {**metrics_doc(v, targets), "cost_model": models[k]}
@@ -216,12 +220,31 @@ def main(params: Params) -> int:
     paths.REPORT_MD.write_text(writeup.markdown(
         params, spots, cells, plan, machine, [n for n in drawn if n != "comparison"], model,
         noise, {k: {"spots": v, "model": models[k]} for k, v in per_loader.items()}, checks,
-        timing[loader], final, compare.section(problems)))
+        timing[loader], final, compare.section(problems), here))
     file_sweep(params, results, doc)
+    if here["self_check"] and here["self_check"]["departs"]:
+        print(f"report: {writeup.self_check_alarm(here['self_check'])}", flush=True)
     print(f"report: sweet region {doc['region']} at {target:g}, spot {doc['batch_size']} "
           f"({writeup.fmt(doc['time_to_target'])} s estimated, wins "
           f"{writeup.fmt(doc['share'], '.0%')} of resamples); wrote {paths.REPORT_MD}")
     return 0
+
+
+def reproduced_here(results: list[dict], per_batch: pd.DataFrame, targets: list[float]) -> dict:
+    """What this repro reproduced on this machine: the answer's check of itself (measured over
+    estimated for the runs timed on this host, estimate.self_check), and this steps table (just
+    written) against the one the checkout came with (git's HEAD)."""
+    host = tracking.host()
+    runs = [r for r in results if r.get("provenance", {}).get("host") == host]
+    check = None
+    if runs:
+        timed_here = analysis.target_table(runs, targets)
+        check = estimate.self_check(estimate.beside_measured(per_batch, timed_here, targets[0]))
+    committed = tracking.git("show", f"HEAD:{paths.STEPS_TABLE}")
+    old = pd.read_csv(io.StringIO(committed)) if committed else None
+    return {"host": host, "runs_here": len(runs), "runs": len(results), "self_check": check,
+            "steps": estimate.steps_reproduced(pd.read_csv(paths.STEPS_TABLE), old),
+            "commit": tracking.git("rev-parse", "--short", "HEAD")}
 
 
 def save_figures(drawn: dict) -> None:

@@ -149,8 +149,34 @@ def measure_doc(params: Params, data: Data, batch_sizes: list[int]) -> dict:
             "network": networks.network_name(cfg), "optimizer": cfg.optimizer,
             "steptime": config.as_dict(params.steptime), "batch_sizes": batch_sizes,
             "seconds": clock(data.device) - start, "machine": machine.fingerprint(),
+            "host": tracking.host(),
             "load": load_summary(rows), "per_batch": summarise(rows, len(data.x_train)),
             "rows": rows}
+
+
+# The machine stage's probe, per data path: a small and a large step (t0 and c) on the tensor
+# path; the question's DataLoader, whose cost is its images' conversion, at a small one.
+PROBE_BATCHES = {"tensor": [32, 256], "torchvision": [32]}
+
+
+def probe(params: Params) -> tuple[dict, dict | None]:
+    """This machine's speed in a few seconds, for the machine stage: seconds per step of the
+    stack steptime measures, at PROBE_BATCHES of each of its data paths, each the fastest of
+    `machine.probe_rounds` interleaved rounds, as {loader: {batch size: seconds}}; and how busy
+    the machine was meanwhile (machine.summary)."""
+    from sweetspot.data.load import load_data, resolve_device
+
+    data = load_data(params.data.dataset, resolve_device(params.train.device),
+                     params.train.train_examples)
+    rounds = dataclasses.replace(params.steptime, rounds=params.machine.probe_rounds)
+    speed, loads, threads = {}, [], torch.get_num_threads()
+    for loader in params.steptime.loaders:
+        cfg = dataclasses.replace(params.train, loader=loader)
+        rows = measure(cfg, data, PROBE_BATCHES[loader], rounds)
+        speed[loader] = {b: v["seconds"] for b, v in summarise(rows, len(data.x_train)).items()}
+        loads += [load for _, load in sorted({r["round"]: r["load"] for r in rows}.items())]
+    torch.set_num_threads(threads)  # as found: the fingerprint reads torch's default
+    return speed, machine.summary(loads)
 
 
 def log(active, doc: dict) -> None:

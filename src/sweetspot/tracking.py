@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import platform
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -132,7 +133,8 @@ def run(experiment: str, run_name: str, tags: dict | None = None):
     outbox.close("FINISHED", keep_in)
 
 
-def _git(*args: str) -> str:
+def git(*args: str) -> str:
+    """git ARGS in the project, its output stripped; "" where git fails or is absent."""
     try:
         out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
                              cwd=project_root())
@@ -151,6 +153,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def host() -> str:
+    """This host since its last boot, where a run was timed: "<name> boot <boot id>". A run
+    tagged with another was timed on another machine, or before a reboot."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        boot = ""
+    return f"{socket.gethostname()} boot {boot}" if boot else socket.gethostname()
+
+
 def provenance(device: str) -> dict[str, str]:
     """Tags for every run: code version, library versions, hardware."""
     from importlib.metadata import version
@@ -158,8 +170,8 @@ def provenance(device: str) -> dict[str, str]:
     import torch
 
     tags = {
-        "git_commit": _git("rev-parse", "HEAD") or "unknown",
-        "git_dirty": str(bool(_git("status", "--porcelain", "--untracked-files=no", "--",
+        "git_commit": git("rev-parse", "HEAD") or "unknown",
+        "git_dirty": str(bool(git("status", "--porcelain", "--untracked-files=no", "--",
                                    *PIPELINE_WRITES))).lower(),
         "torch_version": torch.__version__,
         "torchvision_version": version("torchvision"),  # no import: torchvision loads slowly
@@ -169,6 +181,7 @@ def provenance(device: str) -> dict[str, str]:
         "cpu_count": str(os.cpu_count()),
         "torch_threads": str(torch.get_num_threads()),
         "device": device,
+        "host": host(),
     }
     if device.startswith("cuda"):
         tags["gpu_name"] = torch.cuda.get_device_name(torch.device(device))

@@ -31,13 +31,17 @@ def interval(low, high) -> str:
 def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None, machine: dict,
              drawn: list[str], model: dict | None, noise: dict | None, loaders: dict,
              checks: list[dict], timing: dict, final: dict | None = None,
-             comparison: list[str] | None = None) -> str:
+             comparison: list[str] | None = None, here: dict | None = None) -> str:
     """`loaders`: per data path steptime measured, {"spots": {target: its answer}, "model": its
     cost model}, the headline's first; `timing`: the headline path's steptime document (its
-    rounds, load and machine); `final`: report.final_model's answer."""
+    rounds, load and machine); `final`: report.final_model's answer; `here`:
+    report.reproduced_here's answer."""
     target = params.sweep.targets[0]
     lines = [f"# Which batch size reaches the target fastest here? {machine['dataset']}, "
              f"{network_name(params.train)}", ""]
+    check = (here or {}).get("self_check")
+    if check and check["departs"]:
+        lines += [f"**{self_check_alarm(check)}**", ""]
     if timing.get("load") and timing["load"]["busy"]:
         lines += [f"**Measured on a busy machine.** While the seconds per step were measured, "
                   f"{load_text(timing['load'])}.", ""]
@@ -55,6 +59,7 @@ def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None
     lines += why(model, noise, spots[target])
     lines += data_paths(loaders, params.sweep.targets)
     lines += final_model(final)
+    lines += reproduced(here, timing)
     lines += validation(checks)
     lines += [f"![{CAPTIONS[name]}](figures/{name}.png)" for name in drawn]
     lines += ["", *(comparison or []), "## Measured on", ""]
@@ -208,6 +213,67 @@ def why(model: dict | None, noise: dict | None, spot: dict) -> list[str]:
     return [*lines, ""]
 
 
+REMEASURE = "dvc repro -f -s steptime && dvc repro"  # the command that re-measures the seconds
+
+
+def self_check_alarm(check: dict) -> str:
+    """The answer's failed check of itself, in one line: the report's first, and `dvc repro`'s."""
+    return (f"These seconds per step are not this machine's now: the runs timed here took "
+            f"{check['median']:.2f}x the estimate (median over {check['batch_sizes']} batch "
+            f"sizes, range {check['low']:.2f}-{check['high']:.2f}), beyond the "
+            f"{check['goal']:.0%} the answer is held to. Re-measure them: `{REMEASURE}`.")
+
+
+def reproduced(here: dict | None, timing: dict) -> list[str]:
+    """Reproduced here: the answer's check of itself on this machine's runs, where the seconds
+    were measured, and the steps table against the one the checkout came with."""
+    if here is None:
+        return []
+    lines = ["## Reproduced here", ""]
+    check = here["self_check"]
+    if check is None:
+        lines.append(f"None of the {here['runs']} runs behind this answer was timed on this "
+                     "machine since its last boot, so their times cannot check the estimate "
+                     "here.")
+    else:
+        verdict = ("beyond it: the seconds per step are another machine's, or another load's; "
+                   f"re-measure them with `{REMEASURE}`" if check["departs"] else
+                   "within it: the seconds per step are this machine's")
+        lines.append(f"The answer's check of itself: the {here['runs_here']} of {here['runs']} "
+                     f"runs timed on this machine took {check['median']:.2f}x the estimate "
+                     f"(median over {check['batch_sizes']} batch sizes, range "
+                     f"{check['low']:.2f}-{check['high']:.2f}); the goal is "
+                     f"{check['goal']:.0%}, and this is {verdict}.")
+    if timing.get("host") not in (None, here["host"]):
+        lines.append("The seconds per step were measured on another host, or before this "
+                     "one's last boot.")
+    lines += ["", f"{steps_sentence(here['steps'], here['commit'])} Of the {here['runs']} runs "
+              f"behind this table, {here['runs_here']} were trained on this machine since its "
+              "last boot.", ""]
+    return lines
+
+
+def steps_sentence(steps: dict, commit: str) -> str:
+    """This steps table against the checkout's: identical rows, or which differ and by how
+    much."""
+    if steps["rows"] == 0:
+        return ("No steps table of this problem came with the checkout, so there is none to "
+                "compare this one with.")
+    checkout = f"the checkout's (git {commit})" if commit else "the checkout's"
+    text = (f"The steps, reproduced: {steps['identical']} of {steps['rows']} rows of "
+            f"reports/steps_to_target.csv are identical to {checkout}")
+    if steps["differ"]:
+        shown = "; ".join(
+            f"batch {d['batch_size']}, lr {d['lr']:g}, seed {d['seed']}, {d['target']:g}: "
+            f"{fmt(d['steps_old'], '.0f')} -> {fmt(d['steps'], '.0f')} steps"
+            for d in steps["differ"][:5])
+        more = f", and {len(steps['differ']) - 5} more" if len(steps["differ"]) > 5 else ""
+        text += f"; {len(steps['differ'])} differ ({shown}{more})"
+    extra = [f"{n} rows {word}" for n, word in ((steps["new"], "new"), (steps["gone"], "gone"))
+             if n]
+    return text + (f" ({', '.join(extra)})" if extra else "") + "."
+
+
 def validation(checks: list[dict]) -> list[str]:
     """Predicted against measured on stacks the sweep did not use (`sweetspot validate`)."""
     if not checks:
@@ -274,9 +340,13 @@ def data_paths(loaders: dict, targets) -> list[str]:
         if m:
             lines.append(f"| {name} | {m['t0'] * 1e6:.0f} | {m['c'] * 1e6:.2f} | "
                          f"{m['b_noise']:.0f} | {m['b_star']:.0f} | {spot['batch_size']} |")
-    return [*lines, "", "The question's DataLoader converts every image in Python, so both its "
-            "fixed cost per step (t0) and its cost per example (c) are many times the tensor "
-            "path's: every step is dearer, and B* moves with sqrt(t0 / c).", ""]
+    (first, base), *others = loaders.items()
+    dearer = [f"the {name} path's t0 is {m['t0'] / base['model']['t0']:.1f}x and its c "
+              f"{m['c'] / base['model']['c']:.1f}x the {first} path's"
+              for name, m in ((n, p["model"]) for n, p in others) if m and base["model"]]
+    return [*lines, "", f"Per step, {'; '.join(dearer) or 'no cost model to compare'}: the "
+            "question's DataLoader converts every image in Python, and B* moves with "
+            "sqrt(t0 / c).", ""]
 
 
 def final_model(final: dict | None) -> list[str]:
