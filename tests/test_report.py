@@ -6,7 +6,7 @@ import math
 import pytest
 
 from conftest import B_NOISE, S_MIN, T0, C, fake_run, tiny_params
-from sweetspot import analysis, costmodel, estimate, paths, report, tracking, writeup
+from sweetspot import analysis, checks, costmodel, estimate, paths, report, tracking, writeup
 
 # A validation as `sweetspot validate` writes it (validate.main): one stack, three batch sizes,
 # two seeds each, one run censored (its time written as null).
@@ -254,13 +254,13 @@ def test_no_run_timed_here_leaves_the_estimate_unchecked(answer):
 
 def test_the_steps_sentence_on_an_identical_and_on_a_changed_table():
     same = {"rows": 92, "identical": 92, "differ": [], "new": 0, "gone": 0}
-    assert writeup.steps_sentence(same, "e01db47") == (
+    assert checks.steps_sentence(same, "e01db47") == (
         "The steps, reproduced: 92 of 92 rows of reports/steps_to_target.csv are identical to "
         "the checkout's (git e01db47).")
     changed = {"rows": 92, "identical": 91, "new": 2, "gone": 0, "differ": [
         {"batch_size": 32, "lr": 1.0, "seed": 0, "target": 0.97, "steps": 4900.0,
          "steps_old": 4875.0}]}
-    said = writeup.steps_sentence(changed, "e01db47")
+    said = checks.steps_sentence(changed, "e01db47")
     assert "91 of 92 rows" in said
     assert "1 differ (batch 32, lr 1, seed 0, 0.97: 4875 -> 4900 steps)" in said
     assert "(2 rows new)" in said

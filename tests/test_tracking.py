@@ -130,6 +130,7 @@ def test_provenance_names_the_code_libraries_and_machine(root, monkeypatch):
     assert tags["cpu_model"]
     assert tags["torch_threads"] == str(torch.get_num_threads())
     assert tags["device"] == "cpu"
+    assert tags["host"] == tracking.host() and tags["host"].startswith(socket.gethostname())
     assert "gpu_name" not in tags and "dvc_stage" not in tags
 
     (root / "dvc.lock").write_text("stages: {}\n")  # what dvc repro writes between stages

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "store did not take in time) to it")
     p.add_argument("runs", nargs="*", metavar="RUN_ID", help="only these (default: every one)")
 
-    sub.add_parser("machine", help="this machine's and stack's fingerprint (reports/machine.json)")
+    sub.add_parser("machine", help="this machine's and stack's fingerprint and speed "
+                   "(reports/machine.json)")
     sub.add_parser("steptime", help="seconds per step here, every batch size the sweep may train")
     sub.add_parser("plan", help="which batch sizes refinement adds (reports/refine_plan.json)")
     sub.add_parser("refine", help="train the 3*2^n neighbours of the coarse sweet region")

@@ -15,6 +15,7 @@ import yaml
 
 from sweetspot.errors import ConfigError
 from sweetspot.paths import PARAMS_FILE
+from sweetspot.typed import convert
 
 TRAIN_SIZE = 60_000  # both datasets: 60000 training and 10000 test images
 
@@ -218,40 +219,6 @@ class Params:
     steptime: SteptimeConfig
     bench: BenchConfig
     machine: MachineConfig
-
-
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def convert(key: str, tp, value):
-    """Check (and for strings from the command line, parse) one value against its field type."""
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (item_tp, _) = typing.get_args(tp)
-        return tuple(convert(key, item_tp, v) for v in value)
-    if isinstance(value, str) and tp is not str:
-        text = value.strip()
-        if tp is bool:
-            if text.lower() in ("true", "1", "yes"):
-                return True
-            if text.lower() in ("false", "0", "no"):
-                return False
-        else:
-            try:
-                return convert(key, tp, tp(text) if tp is float else int(text, 10))
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-    return value
 
 
 def build(cls, section: str, values: dict, overrides: dict | None = None,

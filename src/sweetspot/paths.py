@@ -26,7 +26,7 @@ PLOTS = REPORTS / "plots"
 CURVES = PLOTS / "curves"
 TIME_TO_TARGET = PLOTS / "time_to_target.csv"
 
-MACHINE = REPORTS / "machine.json"  # this machine and stack: what steptime and bench depend on
+MACHINE = REPORTS / "machine.json"  # this machine, stack and speed: steptime and bench depend on it
 STEPTIME = REPORTS / "steptime.json"
 REFINE_PLAN = REPORTS / "refine_plan.json"  # the batch sizes refinement adds, and its cells
 STEPS_TABLE = REPORTS / "steps_to_target.csv"  # the table a machine does not change

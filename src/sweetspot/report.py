@@ -34,8 +34,10 @@ from sweetspot import (
     tracking,
     writeup,
 )
+from sweetspot.checks import self_check_alarm
 from sweetspot.config import Params
 from sweetspot.data import idx
+from sweetspot.fmt import fmt
 from sweetspot.model import network_name, network_slug
 
 # --- pure: tables in, numbers out --------------------------------------------------------------
@@ -223,10 +225,10 @@ def main(params: Params) -> int:
         timing[loader], final, compare.section(problems), here))
     file_sweep(params, results, doc)
     if here["self_check"] and here["self_check"]["departs"]:
-        print(f"report: {writeup.self_check_alarm(here['self_check'])}", flush=True)
+        print(f"report: {self_check_alarm(here['self_check'])}", flush=True)
     print(f"report: sweet region {doc['region']} at {target:g}, spot {doc['batch_size']} "
-          f"({writeup.fmt(doc['time_to_target'])} s estimated, wins "
-          f"{writeup.fmt(doc['share'], '.0%')} of resamples); wrote {paths.REPORT_MD}")
+          f"({fmt(doc['time_to_target'])} s estimated, wins "
+          f"{fmt(doc['share'], '.0%')} of resamples); wrote {paths.REPORT_MD}")
     return 0
 
 
