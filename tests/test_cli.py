@@ -105,6 +105,9 @@ BAD_VALUES = [
 # A params.yaml the stage cannot start from: (subcommand, changes to the tiny params, the error).
 BAD_PARAMS = [
     ("machine", {"train": {"threads": -1}}, "train.threads: must be >= 0"),
+    ("machine", {"machine": {"tolerance": 1.5}}, "machine.tolerance: must be in (0, 1)"),
+    ("machine", {"machine": {"probe_rounds": 1}}, "machine.probe_rounds: must be >= 3"),
+    ("machine", {"train": {"network": "nowhere:net"}}, "train.network: cannot import 'nowhere'"),
     ("steptime", {"steptime": {"rounds": 2}}, "steptime.rounds: must be >= 3"),
     ("steptime", {"steptime": {"min_steps": 0}}, "steptime.min_steps: must be > 0"),
     ("refine", {"sweep": {"resamples": 10}}, "sweep.resamples: must be >= 100"),

@@ -109,8 +109,9 @@ def test_the_stage_writes_the_fingerprint_and_keeps_its_speed_while_the_probe_ag
         cli.main(["machine"])
     assert done.value.code == 0
     doc = json.loads((folder / paths.MACHINE).read_text())
-    speed = doc.pop("speed")
+    speed, probed = doc.pop("speed"), doc.pop("probe")
     assert doc == identity == machine.fingerprint()  # the probe left torch's threads as found
+    assert probed == "mlp, sgd, cpu, exact step, 1 threads"
     assert {loader: set(s) for loader, s in speed.items()} == {  # steptime.loaders
         "tensor": {"32", "256"}, "torchvision": {"32"}}
     assert all(min(s.values()) > 0 for s in speed.values())
@@ -130,6 +131,12 @@ def test_the_stage_writes_the_fingerprint_and_keeps_its_speed_while_the_probe_ag
         cli.main(["machine"])
     assert "a new machine or stack (cpu_stepping)" in capsys.readouterr().out
     assert json.loads((folder / paths.MACHINE).read_text())["cpu_stepping"] != "x"
+    # a speed recorded for another step (LeNet-5's) says nothing of this one's
+    (folder / paths.MACHINE).write_text(json.dumps({**doc, "probe": "cnn, sgd, cpu, eager step, "
+                                                    "1 threads", "speed": again}))
+    with pytest.raises(SystemExit):
+        cli.main(["machine"])
+    assert "no speed recorded for the probe's steps" in capsys.readouterr().out
 
 
 def test_a_reading_of_this_machine_is_consistent():

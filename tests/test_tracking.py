@@ -3,6 +3,7 @@
 Where the store is, how a run always ends (FINISHED, FAILED, KILLED), resuming the run `mlflow run`
 started, the provenance tags, and the sweep's parent run."""
 
+import socket
 import subprocess
 from pathlib import Path
 

@@ -11,7 +11,7 @@ from sweetspot import config, errors, outage, paths
 
 STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
 # The commands that build train.network (checked before they start)
-TRAINS = ("sweep", "refine", "seeds", "steptime", "predict", "validate")
+TRAINS = ("sweep", "refine", "seeds", "steptime", "predict", "validate", "machine")
 
 
 def _add_overrides(parser: argparse.ArgumentParser, cls) -> None:

@@ -4,13 +4,14 @@
 fingerprint of what seconds per step depend on besides the code and params (the CPU: its name,
 family, model, stepping, vector instruction sets and caches; GPUs; torch's version, build and
 default thread count; Python and the libraries the data paths run on), and this machine's speed:
-a few seconds' probe of the question's step (steptime.probe). steptime and bench depend on that
-file, so `dvc repro` re-measures them when the machine, the stack or its speed changed. Hosts of
-one kind and one name can differ by 2x, which only a measurement sees: a probe further from the
-recorded speed than `machine.tolerance` replaces it (faster: always, as load never makes a step
-faster; slower: only when the probe ran quiet), and one within it leaves the file byte-identical,
-so DVC sees an unchanged dependency and re-runs nothing. The output persists, so the stage reads
-the speed it recorded last.
+a few seconds' probe of the step steptime measures (steptime.probe), and which step that was.
+steptime and bench depend on that file, so `dvc repro` re-measures them when the machine, the
+stack or its speed changed. Hosts of one kind and one name can differ by 2x, which only a
+measurement sees: a probe further from the recorded speed than `machine.tolerance` replaces it
+(faster: always, as load never makes a step faster; slower: only in three probes in a row, the
+last one quiet), and one within it leaves the file byte-identical, so DVC sees an unchanged
+dependency and re-runs nothing. The output persists, so the stage reads the speed it recorded
+last.
 
 `usage()` and `busy_share()` read /proc/stat around a measurement: the share of the machine's CPU
 time that went to other processes, and steal time, so a report can say when it was busy.
@@ -136,11 +137,11 @@ def speed_verdict(recorded: dict | None, probed: dict, busy: bool,
 
 
 def main(params: Params) -> int:
-    from sweetspot.steptime import probe  # steptime's own measurement, on the probe's steps
+    from sweetspot.steptime import probe, probe_stack  # steptime's measurement, on few steps
 
-    identity = fingerprint()
+    identity, what = fingerprint(), probe_stack(params)
     old = json.loads(paths.MACHINE.read_text()) if paths.MACHINE.exists() else {}
-    recorded = old.pop("speed", None)
+    recorded = old.pop("speed", None) if old.pop("probe", None) == what else None
     changed = [k for k in identity if old.get(k) != identity[k]]
     speed, load = probe(params)
     for _ in range(PROBE_RETRIES):  # a slower probe may be a burst: probe again, keep the fastest
@@ -156,7 +157,8 @@ def main(params: Params) -> int:
     else:
         new, why = speed_verdict(recorded, speed, bool(load and load["busy"]),
                                  params.machine.tolerance)
-    paths.write_json(paths.MACHINE, {**identity, "speed": speed if new else recorded})
+    paths.write_json(paths.MACHINE, {**identity, "probe": what,
+                                     "speed": speed if new else recorded})
     print(f"machine: {identity['cpu_model']} x{identity['cpus_usable']}, "
           f"{', '.join(identity['gpus']) or 'no GPU'}, torch {identity['torch_version']}; "
           f"{why}: {'speed recorded anew, so steptime and bench re-measure' if new else 'kept'}; "

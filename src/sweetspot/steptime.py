@@ -179,6 +179,13 @@ def probe(params: Params) -> tuple[dict, dict | None]:
     return speed, machine.summary(loads)
 
 
+def probe_stack(params: Params) -> str:
+    """Which step the probe times, in words: a speed recorded for another says nothing of this."""
+    cfg, s = params.train, stack(params.train)
+    return (f"{networks.network_name(cfg)}, {cfg.optimizer}, {s['device']}, {s['step']} step, "
+            f"{s['threads']} threads")
+
+
 def log(active, doc: dict) -> None:
     """A measurement into a run (tracking.run's): the stack as params, seconds per step by
     batch size as step-indexed metrics, the whole document as an artifact."""
