@@ -111,7 +111,7 @@ def test_the_stage_writes_the_fingerprint_and_keeps_its_speed_while_the_probe_ag
     doc = json.loads((folder / paths.MACHINE).read_text())
     speed, probed = doc.pop("speed"), doc.pop("probe")
     assert doc == identity == machine.fingerprint()  # the probe left torch's threads as found
-    assert probed == "mlp, sgd, cpu, exact step, 1 threads"
+    assert probed == "Linear(784,256)-sigmoid-Linear(256,10), sgd, cpu, exact step, 1 threads"
     assert {loader: set(s) for loader, s in speed.items()} == {  # steptime.loaders
         "tensor": {"32", "256"}, "torchvision": {"32"}}
     assert all(min(s.values()) > 0 for s in speed.values())
@@ -120,13 +120,14 @@ def test_the_stage_writes_the_fingerprint_and_keeps_its_speed_while_the_probe_ag
     # as if a machine three times as slow had committed it (TINY's tolerance is 50%): this one
     # is faster, so it records its own speed
     slow = {loader: {b: 3 * t for b, t in sizes.items()} for loader, sizes in speed.items()}
-    (folder / paths.MACHINE).write_text(json.dumps({**doc, "speed": slow}))
+    (folder / paths.MACHINE).write_text(json.dumps({**doc, "probe": probed, "speed": slow}))
     with pytest.raises(SystemExit):
         cli.main(["machine"])
     again = json.loads((folder / paths.MACHINE).read_text())["speed"]
     assert again != slow and "faster than recorded" in capsys.readouterr().out
     # another machine's fingerprint: recorded anew whatever the probe read
-    (folder / paths.MACHINE).write_text(json.dumps({**doc, "cpu_stepping": "x", "speed": again}))
+    (folder / paths.MACHINE).write_text(json.dumps({**doc, "cpu_stepping": "x", "probe": probed,
+                                                    "speed": again}))
     with pytest.raises(SystemExit):
         cli.main(["machine"])
     assert "a new machine or stack (cpu_stepping)" in capsys.readouterr().out

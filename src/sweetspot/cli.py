@@ -154,9 +154,9 @@ def run(argv: list[str] | None = None) -> int:
     if args.command in TRAINS:
         _check_network(params)
     if args.command == "machine":
-        from sweetspot import machine
+        from sweetspot import machine, steptime
 
-        return machine.main(params)
+        return machine.main(params, steptime.probe)
     if args.command == "sweep":
         return _sweep(args, params)
     if args.command in ("plan", "refine", "seeds"):

@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -136,18 +137,18 @@ def speed_verdict(recorded: dict | None, probed: dict, busy: bool,
     return False, f"speed as recorded, within {tolerance:.0%} ({said})"
 
 
-def main(params: Params) -> int:
-    from sweetspot.steptime import probe, probe_stack  # steptime's measurement, on few steps
-
-    identity, what = fingerprint(), probe_stack(params)
+def main(params: Params, probe: Callable[[Params], tuple[str, dict, dict | None]]) -> int:
+    """The machine stage. `probe(params)` -> (which step it timed, its speed, how busy the
+    machine was): steptime.probe, handed in by the CLI, as steptime depends on this module."""
+    identity = fingerprint()
+    what, speed, load = probe(params)
     old = json.loads(paths.MACHINE.read_text()) if paths.MACHINE.exists() else {}
     recorded = old.pop("speed", None) if old.pop("probe", None) == what else None
     changed = [k for k in identity if old.get(k) != identity[k]]
-    speed, load = probe(params)
     for _ in range(PROBE_RETRIES):  # a slower probe may be a burst: probe again, keep the fastest
         if changed or compare_speed(recorded, speed, params.machine.tolerance)[0] != "slower":
             break
-        again, load = probe(params)
+        _, again, load = probe(params)
         speed = {loader: {b: min(t, again[loader][b]) for b, t in sizes.items()}
                  for loader, sizes in speed.items()}
     if not old:

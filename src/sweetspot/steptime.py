@@ -159,8 +159,9 @@ def measure_doc(params: Params, data: Data, batch_sizes: list[int]) -> dict:
 PROBE_BATCHES = {"tensor": [32, 256], "torchvision": [32]}
 
 
-def probe(params: Params) -> tuple[dict, dict | None]:
-    """This machine's speed in a few seconds, for the machine stage: seconds per step of the
+def probe(params: Params) -> tuple[str, dict, dict | None]:
+    """This machine's speed in a few seconds, for the machine stage: which step it timed (in
+    words: a speed recorded for another says nothing of this one's); seconds per step of the
     stack steptime measures, at PROBE_BATCHES of each of its data paths, each the fastest of
     `machine.probe_rounds` interleaved rounds, as {loader: {batch size: seconds}}; and how busy
     the machine was meanwhile (machine.summary)."""
@@ -176,14 +177,10 @@ def probe(params: Params) -> tuple[dict, dict | None]:
         speed[loader] = {b: v["seconds"] for b, v in summarise(rows, len(data.x_train)).items()}
         loads += [load for _, load in sorted({r["round"]: r["load"] for r in rows}.items())]
     torch.set_num_threads(threads)  # as found: the fingerprint reads torch's default
-    return speed, machine.summary(loads)
-
-
-def probe_stack(params: Params) -> str:
-    """Which step the probe times, in words: a speed recorded for another says nothing of this."""
     cfg, s = params.train, stack(params.train)
-    return (f"{networks.network_name(cfg)}, {cfg.optimizer}, {s['device']}, {s['step']} step, "
+    what = (f"{networks.network_name(cfg)}, {cfg.optimizer}, {s['device']}, {s['step']} step, "
             f"{s['threads']} threads")
+    return what, speed, machine.summary(loads)
 
 
 def log(active, doc: dict) -> None:
