@@ -8,10 +8,11 @@ from conftest import tiny_params
 from sweetspot import compare, figures, report
 
 
-def problem(network, dataset, spot, b_star, relative=None, forecast=None, region=None):
-    return {"network_key": network, "network": network.upper(), "dataset": dataset,
-            "target": 0.97, "spot": spot, "estimate": 2.0, "region": region or [spot],
-            "b_noise": 40.0,
+def problem(network, dataset, spot, b_star, relative=None, forecast=None, region=None,
+            machine="AMD EPYC (family 25, model 1, stepping 1; AVX2; L2 512K)"):
+    return {"machine": machine, "network_key": network, "network": network.upper(),
+            "dataset": dataset, "target": 0.97, "spot": spot, "estimate": 2.0,
+            "region": region or [spot], "b_noise": 40.0,
             "t0": 1e-4, "c": 1e-5, "b_star": b_star, "b_simple_early": 80.0,
             "b_simple_averaged": 300.0, "sqrt_n": math.sqrt(60000),
             "relative_time": relative or {spot: 1.0, 256: 3.0}, "forecast": forecast}
@@ -25,13 +26,15 @@ def test_a_summary_holds_the_answer_and_the_cost_model(answer):
     model = report.cost_model(spots[0.97]["per_batch"])
     made = {"made_at": "2026-11-30T14:00:00+00:00", "headline": "early", "t0": 1e-4,
             "c": 1e-5, "per_noise": {"early": {"b_simple": 50.0, "b_star": 22.4, "spot": 24}}}
-    s = compare.summary(tiny_params(), "MLP", spots[0.97], model, report.noise_scale(cells), made)
+    s = compare.summary(tiny_params(), "MLP", spots[0.97], model, report.noise_scale(cells), made,
+                        "this machine")
     assert s["spot"] == spots[0.97]["batch_size"] and s["b_star"] == model["b_star"]
     assert s["relative_time"][s["spot"]] == 1.0 and min(s["relative_time"].values()) == 1.0
     assert 1024 not in s["relative_time"]  # censored: no time to draw
     assert s["forecast"] == {"made_at": made["made_at"], "b_simple": 50.0, "b_star": 22.4,
                              "spot": 24, "t0": 1e-4, "c": 1e-5}
     assert s["sqrt_n"] == pytest.approx(math.sqrt(6000))  # the tiny profile's subset
+    assert s["machine"] == "this machine"
 
 
 @pytest.mark.parametrize(("spot", "b_star", "says"), [
@@ -71,6 +74,21 @@ def test_the_section_puts_the_reference_first_and_says_a_line_per_problem():
             "spot's time.") in lines
     assert "![" in lines[-2] and "figures/comparison.png" in lines[-2]
     assert compare.section([REF]) == []  # nothing to compare
+    assert not any(line.startswith("- Measured elsewhere") for line in lines)  # one machine
+
+
+def test_the_section_names_problems_whose_seconds_are_another_machines():
+    there = problem("cnn", "MNIST", 16, 32.0, machine="AMD EPYC (family 25, model 17, "
+                    "stepping 1; AVX512; L2 1024K)")
+    older = problem("mlp", "FashionMNIST", 48, 35.0, machine=None)
+    said = [line for line in compare.section([REF, there, older])
+            if line.startswith("- Measured elsewhere")]
+    assert said == [
+        "- Measured elsewhere: the seconds per step behind mlp on MNIST are from AMD EPYC "
+        "(family 25, model 1, stepping 1; AVX2; L2 512K); those of cnn on MNIST on AMD EPYC "
+        "(family 25, model 17, stepping 1; AVX512; L2 1024K); mlp on FashionMNIST on a machine "
+        "its summary does not name. Their t0, c, seconds and B* are each machine's own, so a "
+        "move of B* between them mixes two machines' speeds with the problems' difference."]
 
 
 def test_the_figure_draws_one_curve_per_problem():

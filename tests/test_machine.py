@@ -53,6 +53,15 @@ def test_cpu_identity_reads_family_model_stepping_and_vector_flags():
         "cpu_vector_flags": ["avx", "avx2", "fma", "avx512f", "avx512_bf16"]}
 
 
+def test_describe_says_what_the_name_hides_and_marks_what_an_old_record_lacks():
+    found = {"cpu_model": "AMD EPYC", **machine.cpu_identity(CPUINFO),
+             "torch_cpu_capability": "AVX512", "caches": {"L2": "1024K"}}
+    assert machine.describe(found) == ("AMD EPYC (family 25, model 17, stepping 1; AVX512; "
+                                       "L2 1024K)")
+    assert machine.describe({"cpu_model": "AMD EPYC"}) == (
+        "AMD EPYC (family ?, model ?, stepping ?; ?; L2 ?)")
+
+
 def test_caches_by_level_and_type(tmp_path):
     for i, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"),
                                              (2, "Unified", "1024K"), (3, "Unified", "32768K")]):

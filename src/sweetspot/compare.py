@@ -21,8 +21,9 @@ CLOSE = 2.0  # a predicted move within this factor of the found one has "the siz
 
 
 def summary(params, network: str, spot: dict, model: dict | None, noise: dict,
-            forecast: dict | None) -> dict:
-    """This problem's answer at the headline target: what the comparison needs, nothing else."""
+            forecast: dict | None, machine: str) -> dict:
+    """This problem's answer at the headline target: what the comparison needs, nothing else.
+    `machine`: where its seconds per step were measured (machine.describe)."""
     rows = spot["per_batch"]
     hit = rows[rows["reached"]]
     best = hit["estimate"].min() if len(hit) else math.nan
@@ -37,7 +38,7 @@ def summary(params, network: str, spot: dict, model: dict | None, noise: dict,
             "sqrt_n": math.sqrt(params.train.n_train),
             "relative_time": {int(b): e / best for b, e in zip(hit["batch_size"], hit["estimate"],
                                                              strict=True)},
-            "forecast": _forecast_brief(forecast)}
+            "forecast": _forecast_brief(forecast), "machine": machine}
 
 
 def _forecast_brief(forecast: dict | None) -> dict | None:
@@ -104,6 +105,20 @@ def verdict(s: dict, ref: dict) -> str:
             f"{'within' if size else 'not within'} a factor of {CLOSE:g}.")
 
 
+def elsewhere(summaries: list[dict], ref: dict) -> list[str]:
+    """A line naming the problems whose seconds were measured on another machine than the
+    reference's: their t0, c, seconds and B* are that machine's."""
+    other = [s for s in summaries if s is not ref and s.get("machine") != ref.get("machine")]
+    if not other:
+        return []
+    named = "; ".join(f"{label(s)} on {s.get('machine') or 'a machine its summary does not name'}"
+                      for s in other)
+    return [f"- Measured elsewhere: the seconds per step behind {label(ref)} are from "
+            f"{ref.get('machine') or 'a machine its summary does not name'}; those of {named}. "
+            "Their t0, c, seconds and B* are each machine's own, so a move of B* between them "
+            "mixes two machines' speeds with the problems' difference."]
+
+
 def forecast_line(s: dict) -> str | None:
     """The forecast made before the sweep, beside what the sweep found."""
     f = s["forecast"]
@@ -138,6 +153,7 @@ def section(summaries: list[dict]) -> list[str]:
              "(`sweetspot forecast`).", ""]
     lines += table(summaries) + [""]
     if ref:
+        lines += elsewhere(ordered_, ref)
         lines += [f"- {verdict(s, ref)}" for s in ordered_ if s is not ref]
     lines += [f"- {text}" for text in map(forecast_line, ordered_) if text]
     lines += [f"- {text}" for text in map(root_n, ordered_) if text]

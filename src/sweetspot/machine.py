@@ -63,6 +63,15 @@ def fingerprint() -> dict:
             **{f"{name}_version": _version(name) for name in LIBRARIES}}
 
 
+def describe(found: dict) -> str:
+    """A fingerprint in a few words: "AMD EPYC (family 25, model 1, stepping 1; AVX2; L2 512K)";
+    "?" where an older fingerprint did not record it."""
+    return (f"{found.get('cpu_model', '?')} (family {found.get('cpu_family', '?')}, model "
+            f"{found.get('cpu_model_number', '?')}, stepping {found.get('cpu_stepping', '?')}; "
+            f"{found.get('torch_cpu_capability', '?')}; "
+            f"L2 {found.get('caches', {}).get('L2', '?')})")
+
+
 def cpu_identity(cpuinfo: str | None = None) -> dict:
     """The first CPU's family, model number and stepping, and which of VECTOR_FLAGS it has, from
     /proc/cpuinfo (a virtual machine may hide the name, not these). Empty where there is none."""

@@ -29,6 +29,7 @@ from sweetspot import (
     costmodel,
     estimate,
     figures,
+    machine,
     paths,
     sweep,
     tracking,
@@ -198,7 +199,8 @@ def main(params: Params) -> int:
     if checks:
         drawn["validation"] = figures.validation(checks)
     network = network_name(params.train)
-    own = compare.summary(params, network, spots[target], model, noise, forecast(params))
+    own = compare.summary(params, network, spots[target], model, noise, forecast(params),
+                          machine.describe(timing[loader]["machine"]))
     paths.write_json(paths.problem_file(paths.COMPARE, params.data.dataset,
                                         network_slug(params.train)), own)
     problems = summaries()
@@ -218,9 +220,10 @@ def main(params: Params) -> int:
     # A cell's torch_threads tag is torch's default, read before the run sets train.threads.
     tags = {k: v for k, v in results[0].get("provenance", {}).items()
             if k not in ("dvc_stage", "torch_threads")}
-    machine = {"dataset": params.data.dataset, **tags, "train.threads": params.train.threads}
+    measured_on = {"dataset": params.data.dataset, **tags, "train.threads": params.train.threads,
+                   "seconds per step measured on": own["machine"]}
     paths.REPORT_MD.write_text(writeup.markdown(
-        params, spots, cells, plan, machine, [n for n in drawn if n != "comparison"], model,
+        params, spots, cells, plan, measured_on, [n for n in drawn if n != "comparison"], model,
         noise, {k: {"spots": v, "model": models[k]} for k, v in per_loader.items()}, checks,
         timing[loader], final, compare.section(problems), here))
     file_sweep(params, results, doc)
