@@ -28,13 +28,15 @@ TINY = {
     "train": {"train_examples": 6000, "batch_size": 64, "lr": 1.0, "max_epochs": 1,
               "eval_every_examples": 1500, "target_accuracy": 0.5, "warmup_steps": 2,
               "stop_at_target": False, "noise_every": 1},
-    "sweep": {"batch_sizes": [32, 128], "lrs": [1.0], "seeds": [0], "extra_seeds": [1],
-              "targets": [0.8, 0.85], "max_epochs": 3},
+    "sweep": {"batch_sizes": [32, 128], "extremes": [], "lrs": [1.0], "seeds": [0],
+              "extra_seeds": [1], "targets": [0.8, 0.85], "max_epochs": 3},
     "steptime": {"rounds": 3, "min_examples": 600, "min_steps": 5},
     "bench": {"batch_sizes": [1, 256, 4096], "repeats": 1, "min_examples": 256,
               "matmul_size": 256},
     # a few rounds, and a tolerance wide enough that no burst of load re-measures a test's seconds
     "machine": {"probe_rounds": 3, "tolerance": 0.5},
+    "advice": {"rounds": 3, "split_batch_sizes": [32], "memory_batch_sizes": [1, 64, 1024],
+               "block_powers": [4, 5]},
 }
 
 

@@ -88,7 +88,8 @@ def test_no_cell_reads_the_clock_budget_of_params():
 def test_cells_depend_on_every_train_setting_except_their_own():
     keys = {p.split(".", 1)[1] for p in STAGES["sweep"]["params"] if p.startswith("train.")}
     own = {"batch_size", "lr", "seed", "loader", "target_accuracy", "max_epochs", "max_seconds",
-           "stop_at_target", "experiment"}  # set per cell by the sweep, or naming only
+           "stop_at_target", "experiment",  # set per cell by the sweep, or naming only
+           "loader_workers"}  # changes no batch, so no step (tests/data/test_load.py)
     assert keys == set(config.read_yaml(REPO / paths.PARAMS_FILE)["train"]) - own
     for stage in ("refine", "seeds"):
         planned = {p.split(".", 1)[1] for p in STAGES[stage]["params"] if p.startswith("train.")}

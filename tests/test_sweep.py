@@ -5,6 +5,7 @@ chosen rate (the smallest median steps)."""
 import dataclasses
 import math
 
+import pandas as pd
 import pytest
 
 from conftest import tiny_params
@@ -178,8 +179,27 @@ def test_refine_plan_skips_neighbours_already_tried():
     results = coarse({32: 3.0, 96: 1.0, 128: 1.5})  # best 96: 64 and 128, and 128 was tried
     p = params(batch_sizes=[32, 96, 128])
     planned, plan = sweep.refine_plan(p, results, step_times(results))
-    assert planned == cells([64])
-    assert plan["coarse_near_best"] == {"tensor": [96]} and plan["batch_sizes"] == [64]
+    # and the answer's procedure: its grid's best (128 of 16-256 for 6000 examples), then x3:
+    # 96 (tried) and 192
+    assert planned == cells([64, 192])
+    assert plan["coarse_near_best"] == {"tensor": [96]} and plan["batch_sizes"] == [64, 192]
+
+
+def test_answer_grid_is_the_power_of_two_nearest_root_n_and_two_doublings_each_side():
+    assert sweep.answer_grid(60_000) == [64, 128, 256, 512, 1024]  # the answer's own example
+    assert sweep.answer_grid(6000) == [16, 32, 64, 128, 256]  # sqrt 77 -> 64
+    assert sweep.answer_grid(10) == [1, 2, 4, 8]  # sqrt 3.2 -> 4; 16 is above the set
+
+
+def test_answer_pick_replays_the_grid_then_one_x3_refinement():
+    rows = pd.DataFrame({"batch_size": [16, 32, 48, 64, 96, 128, 256, 512, 1024],
+                         "estimate": [2.0, 1.0, 1.5, 3.0, 2.9, 4.0, 5.0, 6.0, 7.0]})
+    pick = sweep.answer_pick(rows, 60_000)  # the grid is 64..1024: 64 wins; then 48 and 96
+    assert pick == {"grid": [64, 128, 256, 512, 1024], "grid_best": 64, "neighbours": [48, 96],
+                    "missing": [], "best": 48}
+    lacking = sweep.answer_pick(rows[rows.batch_size != 96], 60_000)
+    assert lacking["missing"] == [96] and lacking["best"] == 48
+    assert sweep.answer_pick(rows[rows.batch_size < 64], 60_000)["best"] is None
 
 
 def test_refine_plan_refines_each_loader_around_its_own_sweet_spot():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,7 @@ class TrainConfig:
     noise_every: int
     train_examples: int
     threads: int
+    loader_workers: int
     experiment: str
 
     @property
@@ -121,7 +123,15 @@ class TrainConfig:
         _require(self.lr_warmup_steps >= 0, "train.lr_warmup_steps", "must be >= 0")
         _require(self.noise_every > 0, "train.noise_every", "must be > 0")
         _require(self.threads >= 0, "train.threads", "must be >= 0")
+        _require(0 <= self.loader_workers <= usable_cpus(), "train.loader_workers",
+                 f"{self.loader_workers} is outside 0..{usable_cpus()} (this machine's CPUs)")
+        _require(self.loader == "torchvision" or not self.loader_workers, "train.loader_workers",
+                 "the tensor loader has no workers: use 0, or train.loader torchvision")
         _require(bool(self.experiment.strip()), "train.experiment", "must not be empty")
+
+
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0))
 
 
 def _distinct_positive(key: str, values: tuple, upper: float | None = None) -> None:
@@ -136,6 +146,7 @@ def _distinct_positive(key: str, values: tuple, upper: float | None = None) -> N
 class SweepConfig:
     batch_sizes: tuple[int, ...]
     extremes: tuple[int, ...]
+    extremes_max_epochs: int
     lr_policy: str
     lrs: tuple[float, ...]
     ref_batch: int
@@ -167,6 +178,7 @@ class SweepConfig:
         _names("sweep.loaders", self.loaders, LOADERS)
         _distinct_positive("sweep.targets", self.targets, 1.0)
         _require(self.max_epochs > 0, "sweep.max_epochs", "must be > 0")
+        _require(self.extremes_max_epochs > 0, "sweep.extremes_max_epochs", "must be > 0")
         _require(self.resamples >= 100, "sweep.resamples", "must be >= 100")
 
 
@@ -212,6 +224,20 @@ class MachineConfig:
 
 
 @dataclass(frozen=True)
+class AdviceConfig:
+    rounds: int
+    split_batch_sizes: tuple[int, ...]
+    memory_batch_sizes: tuple[int, ...]
+    block_powers: tuple[int, ...]
+
+    def check(self) -> None:
+        _require(self.rounds >= 3, "advice.rounds", "must be >= 3 (the fastest of a few)")
+        _distinct_positive("advice.split_batch_sizes", self.split_batch_sizes)
+        _distinct_positive("advice.memory_batch_sizes", self.memory_batch_sizes)
+        _distinct_positive("advice.block_powers", self.block_powers, 14)
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataConfig
     train: TrainConfig
@@ -219,6 +245,7 @@ class Params:
     steptime: SteptimeConfig
     bench: BenchConfig
     machine: MachineConfig
+    advice: AdviceConfig
 
 
 def build(cls, section: str, values: dict, overrides: dict | None = None,
@@ -241,7 +268,8 @@ def build(cls, section: str, values: dict, overrides: dict | None = None,
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "sweep": SweepConfig,
-            "steptime": SteptimeConfig, "bench": BenchConfig, "machine": MachineConfig}
+            "steptime": SteptimeConfig, "bench": BenchConfig, "machine": MachineConfig,
+            "advice": AdviceConfig}
 
 
 def read_yaml(path: Path = PARAMS_FILE) -> dict:
@@ -271,6 +299,11 @@ def load(path: Path = PARAMS_FILE, **overrides: dict) -> Params:
     untimed = sorted(set(built["sweep"].loaders) - set(built["steptime"].loaders))
     if untimed:
         raise ConfigError(f"steptime.loaders: add {untimed[0]}: sweep.loaders trains with it")
+    a, n = built["advice"], built["train"].n_train
+    largest = {"split_batch_sizes": max(a.split_batch_sizes), "block_powers":
+               3 * 2 ** (max(a.block_powers) - 1) + 1, "memory_batch_sizes": max(a.memory_batch_sizes)}
+    for key, b in largest.items():
+        _require(b <= n, f"advice.{key}", f"batch size {b} is larger than the training set ({n})")
     return Params(**built)
 
 

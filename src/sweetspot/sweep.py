@@ -58,12 +58,17 @@ def lr_for_batch(policy: str, base_lr: float, batch_size: int, ref_batch: int) -
 
 def cell_params(params: Params, cell: Cell) -> Params:
     """The train section as one cell runs it: the policy's rate, the sweep's target, and its
-    budget in epochs only (max_seconds 0: no clock ever stops a cell)."""
+    budget in epochs only (max_seconds 0: no clock ever stops a cell; an extreme's is
+    sweep.extremes_max_epochs, batch 1 being an epoch of 60000 steps). Loader workers only where
+    the loader has them: they change no batch, so no cell's steps."""
     sweep = params.sweep
     lr = lr_for_batch(sweep.lr_policy, cell.base_lr, cell.batch_size, sweep.ref_batch)
+    budget = sweep.extremes_max_epochs if cell.batch_size in sweep.extremes else sweep.max_epochs
+    workers = params.train.loader_workers if cell.loader == "torchvision" else 0
     cfg = dataclasses.replace(params.train, batch_size=cell.batch_size, lr=lr, seed=cell.seed,
                               loader=cell.loader, target_accuracy=max(sweep.targets),
-                              max_epochs=sweep.max_epochs, max_seconds=0, stop_at_target=True)
+                              max_epochs=budget, max_seconds=0, stop_at_target=True,
+                              loader_workers=workers)
     cfg.check()  # e.g. a batch size larger than train.train_examples
     return dataclasses.replace(params, train=cfg)
 
@@ -93,6 +98,29 @@ def refinement_batches(best: int, tried: set[int], n_train: int) -> list[int]:
                    if float(c).is_integer() and 1 <= c <= n_train and int(c) not in tried})
 
 
+def answer_grid(n_train: int) -> list[int]:
+    """The accepted answer's grid: the power of two nearest sqrt(N) (256 for 60000), two
+    halvings and two doublings of it (64 ... 1024), within the training set."""
+    start = 2 ** round(math.log2(math.sqrt(n_train)))
+    return [b for b in (start // 4, start // 2, start, start * 2, start * 4) if 1 <= b <= n_train]
+
+
+def answer_pick(rows, n_train: int) -> dict:
+    """The answer's procedure on an estimate table (batch_size, estimate): the grid's fastest,
+    then the fastest of it and its x3 neighbours (refinement_batches). Which of them have no
+    estimate yet, as `missing` (the plan trains those)."""
+    known = {int(r.batch_size): float(r.estimate) for r in rows.itertuples()}
+    grid = [b for b in answer_grid(n_train) if math.isfinite(known.get(b, math.inf))]
+    if not grid:
+        return {"grid": answer_grid(n_train), "best": None, "neighbours": [], "missing": []}
+    best = min(grid, key=known.get)
+    neighbours = refinement_batches(best, set(), n_train)
+    tried = [b for b in [best, *neighbours] if b in known]
+    return {"grid": answer_grid(n_train), "grid_best": best, "neighbours": neighbours,
+            "missing": [b for b in neighbours if b not in known],
+            "best": min(tried, key=known.get)}
+
+
 def candidate_batches(params: Params) -> list[int]:
     """Every batch size the sweep may train: the grid, the extremes, and every 3*2^n neighbour
     refinement could add around a grid size (so step times can be measured before refinement)."""
@@ -119,8 +147,9 @@ def refine_plan(params: Params, results: list[dict],
                 seconds: dict[str, dict[int, list[float]]]) -> tuple[list[Cell], dict]:
     """The cells refinement trains, from the coarse results and the step times ({loader: {batch
     size: seconds per step per round}}): per loader, the 3*2^n neighbours of every coarse batch
-    size whose estimate (steps x seconds) is within REFINE_WINDOW of the best, at every rate and
-    seed of the grid; and the plan. The plan holds only what decides the cells (those batch
+    size whose estimate (steps x seconds) is within REFINE_WINDOW of the best, and those the
+    accepted answer's procedure would try (answer_pick), at every rate and seed of the grid;
+    and the plan. The plan holds only what decides the cells (those batch
     sizes, not the seconds), so a re-measurement that keeps them keeps the plan byte-identical."""
     s = params.sweep
     target = s.targets[0]  # the headline target, as in the report
@@ -134,8 +163,10 @@ def refine_plan(params: Params, results: list[dict],
         if not s.refine:
             continue
         tried = {r["batch_size"] for r in results if r["loader"] == loader}
+        answer = answer_pick(rows, params.train.n_train)["neighbours"]
         added = sorted({b for near in around[loader]
-                        for b in refinement_batches(near, tried, params.train.n_train)})
+                        for b in refinement_batches(near, tried, params.train.n_train)}
+                       | (set(answer) - tried))
         cells += [Cell(b, lr, seed, loader) for b in added for lr in s.lrs for seed in s.seeds]
     plan = {"target": target, "coarse_near_best": around, "enabled": s.refine,
             "batch_sizes": sorted({c.batch_size for c in cells})}

@@ -1,5 +1,7 @@
 """Loading the verified files as tensors, and the batches a run draws from them."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -61,3 +63,29 @@ def test_epoch_batches_draw_as_training_draws(tiny_data):
     list(load.tensor_batches(tiny_data.x_train, tiny_data.y_train, 1024, g2))  # epoch 1
     expected = next(load.tensor_batches(tiny_data.x_train, tiny_data.y_train, 1024, g2))[1]
     assert torch.equal(first, expected)
+
+
+@pytest.mark.slow
+def test_the_questions_loader_draws_the_same_batches_with_any_number_of_workers(tiny_data):
+    def three_epochs(workers):
+        epoch = load.epoch_batches("torchvision", tiny_data, 500,
+                                   torch.Generator().manual_seed(3), workers)
+        return [torch.cat([torch.cat([x.flatten(), y.float()]) for x, y in epoch()])
+                for _ in range(3)]  # epochs 2 and 3 too: persistent workers are not restarted
+
+    alone = three_epochs(0)
+    assert not torch.equal(alone[0], alone[1])  # each epoch reshuffles
+    for workers in (1, 2):
+        assert all(torch.equal(a, b) for a, b in zip(alone, three_epochs(workers), strict=True))
+
+
+@pytest.mark.slow
+def test_a_run_learns_the_same_curve_with_any_number_of_loader_workers(tiny_data):
+    from conftest import tiny_params
+    from sweetspot.train.loop import train_one
+
+    cfg = tiny_params(train={"loader": "torchvision", "max_epochs": 2}).train
+    curves = [train_one(dataclasses.replace(cfg, loader_workers=w), tiny_data)["curve"]
+              for w in (0, 1, 2)]
+    points = [[(p["step"], p["train_loss"], p["test_loss"], p["test_acc"]) for p in c] for c in curves]
+    assert len(points[0]) >= 8 and points[0] == points[1] == points[2]

@@ -103,8 +103,12 @@ def shuffled_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
         yield xs[i : i + batch_size], ys[i : i + batch_size]
 
 
-def torchvision_loader(data: Data, batch_size: int, generator: torch.Generator):
-    """The question's pipeline: torchvision's dataset, ToTensor per image, DataLoader(shuffle)."""
+def torchvision_loader(data: Data, batch_size: int, generator: torch.Generator,
+                       workers: int = 0):
+    """The question's pipeline: torchvision's dataset, ToTensor per image, DataLoader(shuffle),
+    with `workers` loader processes (persistent: started once, not every epoch). The sampler
+    draws the order from `generator` alone (the workers' base seeds from a generator of their
+    own), so the batches are the same for any number of workers, epoch after epoch."""
     import torchvision
     from torchvision import transforms
 
@@ -113,16 +117,20 @@ def torchvision_loader(data: Data, batch_size: int, generator: torch.Generator):
                   transform=transforms.Compose([transforms.ToTensor()]))
     if len(data.x_train) < len(dataset):
         dataset = torch.utils.data.Subset(dataset, range(len(data.x_train)))
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
-                                       generator=generator)
+    sampler = torch.utils.data.RandomSampler(dataset, generator=generator)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(generator.initial_seed()))
 
 
-def epoch_batches(loader: str, data: Data, batch_size: int,
-                  generator: torch.Generator) -> Callable[[], Batches]:
+def epoch_batches(loader: str, data: Data, batch_size: int, generator: torch.Generator,
+                  workers: int = 0) -> Callable[[], Batches]:
     """`epoch()` -> one epoch's batches on the device, as a training run draws them: `tensor`
-    shuffles one device-resident copy per epoch; `torchvision` is the question's DataLoader."""
+    shuffles one device-resident copy per epoch; `torchvision` is the question's DataLoader (with
+    `workers` loader processes)."""
     if loader == "torchvision":
-        dataloader = torchvision_loader(data, batch_size, generator)
+        dataloader = torchvision_loader(data, batch_size, generator, workers)
         return lambda: ((xb.to(data.device), yb.to(data.device)) for xb, yb in dataloader)
     # One shuffled copy of the training set, reused every epoch: allocated and touched now, so
     # its page faults (~190 MB for MNIST) land on no training clock.

@@ -109,7 +109,8 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
     model = networks.build(cfg).to(device)
     step = step_for(cfg, model)
     compile_time = step.prepare({cfg.batch_size, n_train % cfg.batch_size})  # before any clock
-    epoch = epoch_batches(cfg.loader, data, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
+    epoch = epoch_batches(cfg.loader, data, cfg.batch_size, torch.Generator().manual_seed(cfg.seed),
+                          cfg.loader_workers)
     warm_up(cfg, model, data)
     model.train()
     noise = NoiseTracker(model, data, cfg.seed + 2) if cfg.noise_scale else None
