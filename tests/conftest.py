@@ -14,7 +14,7 @@ import torch
 import yaml
 from mlflow.tracking._tracking_service import utils as mlflow_uri
 
-from sweetspot import analysis, config, paths, report
+from sweetspot import analysis, config, estimate, paths
 from sweetspot.config import DataConfig
 from sweetspot.data import download, idx
 from sweetspot.data.load import load_data
@@ -197,11 +197,11 @@ def fake_run(batch_size: int, lr: float, seed: int, reached: bool = True) -> dic
 @pytest.fixture
 def answer():
     """Hand-made runs of six batch sizes, two rates, two seeds (1024 and lr 0.3 censored), the
-    cost model's seconds per step in seven timing rounds, and their report.answers: (results,
+    cost model's seconds per step in seven timing rounds, and their estimate.answers: (results,
     cells, seconds, spots)."""
     batch_sizes = (16, 32, 64, 128, 256, 1024)
     results = [fake_run(b, lr, seed, reached=(b < 1024 and lr == 1.0))
                for b in batch_sizes for lr in (0.3, 1.0) for seed in (0, 1)]
     seconds = {b: [T0 + C * b] * 7 for b in batch_sizes}
     cells = analysis.cells_table(results)
-    return results, cells, seconds, report.answers(results, seconds, [0.97], resamples=200)
+    return results, cells, seconds, estimate.answers(results, seconds, [0.97], resamples=200)

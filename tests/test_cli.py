@@ -34,6 +34,9 @@ GOOD = {
     "forecast": ["forecast"],
     "server": ["server", "status", "--dir", "server"],
     "upload": ["upload"],
+    "cores": ["cores"],
+    "memory": ["memory"],
+    "blocks": ["blocks"],
 }
 NO_PARAMS = {"server", "upload"}  # read no params.yaml: a tracking server serves every sweep
 
@@ -57,6 +60,11 @@ BAD_VALUES = [
     (["train", "--batch-size", "lots"], "train.batch_size: expected int, got 'lots'"),
     (["train", "--batch-size", "8192"], "train.batch_size: 8192 is larger than the training set"),
     (["train", "--compile", "maybe"], "train.compile: expected bool, got 'maybe'"),
+    (["train", "--loader", "torchvision", "--loader-workers", "-1"],
+     "train.loader_workers: -1 is outside 0.."),
+    (["train", "--loader", "torchvision", "--loader-workers", "999"],
+     "train.loader_workers: 999 is outside 0.."),
+    (["train", "--loader-workers", "1"], "train.loader_workers: the tensor loader has no workers"),
     (["train", "--dataset", "mnist"], "unknown dataset 'mnist' (did you mean 'MNIST'?)"),
     (["train", "--network", "resnet"], "train.network: unknown network 'resnet'; choose one of "
                                        "mlp, cnn, or name your own as package.module:function"),
@@ -115,6 +123,13 @@ BAD_PARAMS = [
     ("sweep", {"train": {"network": "nowhere:net"}}, "train.network: cannot import 'nowhere'"),
     ("steptime", {"train": {"network": "torch.nn:Identity"}},
      "torch.nn:Identity gives outputs of shape [1, 28, 28] for each image, not 10 class scores"),
+    ("cores", {"advice": {"split_batch_sizes": [16, 8192]}},
+     "advice.split_batch_sizes: batch size 8192 is larger than the training set (6000)"),
+    ("memory", {"advice": {"memory_batch_sizes": [1, 60000]}},
+     "advice.memory_batch_sizes: batch size 60000 is larger than the training set (6000)"),
+    ("blocks", {"advice": {"block_powers": [4, 13]}},
+     "advice.block_powers: batch size 12289 is larger than the training set (6000)"),
+    ("blocks", {"advice": {"rounds": 2}}, "advice.rounds: must be >= 3"),
     ("forecast", {"train": {"network": "torch.nn:Flatten"}},
      "torch.nn:Flatten gives outputs of shape [784]"),
 ]

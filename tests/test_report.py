@@ -153,7 +153,7 @@ def test_text_has_a_validation_section_only_when_there_are_checks(answer):
 
 
 def test_no_step_times_is_no_answer_not_a_crash():
-    spots = report.answers([fake_run(32, 1.0, 0)], {4096: [0.01] * 3}, [0.97], resamples=200)
+    spots = estimate.answers([fake_run(32, 1.0, 0)], {4096: [0.01] * 3}, [0.97], resamples=200)
     spot = spots[0.97]
     assert spot["batch_size"] is None and "no batch size with steps" in spot["reason"]
     assert spots[0.97]["per_batch"].empty
@@ -165,7 +165,7 @@ def test_each_data_path_is_answered_from_the_same_steps(answer):
     beside it (no run trained on it)."""
     results, cells, seconds, spots = answer
     slow = {b: [3 * T0 + 4 * C * b] * 7 for b in seconds}
-    loader = report.answers(results, slow, [0.97], resamples=200, runs=[])
+    loader = estimate.answers(results, slow, [0.97], resamples=200, runs=[])
     rows = loader[0.97]["per_batch"]
     assert rows["median_steps"].tolist() == spots[0.97]["per_batch"]["median_steps"].tolist()
     assert rows["measured"].isna().all() and loader[0.97]["direct"] is None
@@ -214,7 +214,7 @@ def timed_here(results, factor):
     """reproduced_here's answer for runs all timed here, whose step time is `factor` x the one
     steptime measured; the steps table identical to the checkout's."""
     seconds = {b: [(T0 + C * b) / factor] * 7 for b in (16, 32, 64, 128, 256, 1024)}
-    spots = report.answers(results, seconds, [0.97], resamples=50)
+    spots = estimate.answers(results, seconds, [0.97], resamples=50)
     table = analysis.target_table(results, [0.97])
     return spots, {"host": "here", "runs_here": len(results), "runs": len(results),
                    "self_check": estimate.self_check(estimate.beside_measured(

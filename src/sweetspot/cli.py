@@ -11,7 +11,12 @@ from sweetspot import config, errors, outage, paths
 
 STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
 # The commands that build train.network (checked before they start)
-TRAINS = ("sweep", "refine", "seeds", "steptime", "predict", "validate", "machine")
+TRAINS = ("sweep", "refine", "seeds", "steptime", "predict", "validate", "machine", "cores",
+          "memory", "blocks")
+ADVICE = {"cores": "processors: the question's pipeline at every split of the CPUs between "
+                   "loader workers and torch threads", "memory": "the step against this "
+                   "machine's caches, bandwidth and matmul rate", "blocks": "seconds per step "
+                   "at 2^n, 3*2^(n-1) and their neighbours"}
 
 
 def _add_overrides(parser: argparse.ArgumentParser, cls) -> None:
@@ -83,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("refine", help="train the 3*2^n neighbours of the coarse sweet region")
     sub.add_parser("seeds", help="more seeds at each batch size's chosen rate")
     sub.add_parser("report", help="sweet spot, figures and report.md from the cells")
+    for name, text in ADVICE.items():
+        sub.add_parser(name, help=f"the answer's advice: {text}")
     for name, text in (("predict", "the sweet spot on this machine and stack, without training"),
                        ("validate", "predict on a stack, then measure it with a reduced sweep")):
         p = sub.add_parser(name, help=text)
@@ -172,6 +179,10 @@ def run(argv: list[str] | None = None) -> int:
         from sweetspot import steptime
 
         return steptime.main(params)
+    if args.command in ADVICE:
+        from sweetspot.advice import blocks, cores, memory
+
+        return {"cores": cores, "memory": memory, "blocks": blocks}[args.command].main(params)
     if args.command in ("predict", "validate"):
         from sweetspot import predict, validate
 

@@ -55,14 +55,10 @@ class DataConfig:
     timeout_s: float
 
     def check(self) -> None:
-        if self.dataset not in DATASETS:
-            hint = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
-            guess = hint.get(self.dataset.lower())
-            extra = f" (did you mean {guess!r}?)" if guess else ""
-            raise ConfigError(
-                f"data.dataset: unknown dataset {self.dataset!r}{extra}; "
-                f"choose one of {', '.join(DATASETS)}"
-            )
+        guess = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}.get(self.dataset.lower())
+        _require(self.dataset in DATASETS, "data.dataset", f"unknown dataset {self.dataset!r}"
+                 f"{f' (did you mean {guess!r}?)' if guess else ''}; choose one of "
+                 f"{', '.join(DATASETS)}")
         _names("data.sources", self.sources, SOURCES)
         _require(self.timeout_s > 0, "data.timeout_s", "must be > 0")
 
@@ -123,15 +119,12 @@ class TrainConfig:
         _require(self.lr_warmup_steps >= 0, "train.lr_warmup_steps", "must be >= 0")
         _require(self.noise_every > 0, "train.noise_every", "must be > 0")
         _require(self.threads >= 0, "train.threads", "must be >= 0")
-        _require(0 <= self.loader_workers <= usable_cpus(), "train.loader_workers",
-                 f"{self.loader_workers} is outside 0..{usable_cpus()} (this machine's CPUs)")
+        cpus = len(os.sched_getaffinity(0))  # the CPUs this process may use
+        _require(0 <= self.loader_workers <= cpus, "train.loader_workers",
+                 f"{self.loader_workers} is outside 0..{cpus} (this machine's CPUs)")
         _require(self.loader == "torchvision" or not self.loader_workers, "train.loader_workers",
                  "the tensor loader has no workers: use 0, or train.loader torchvision")
         _require(bool(self.experiment.strip()), "train.experiment", "must not be empty")
-
-
-def usable_cpus() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def _distinct_positive(key: str, values: tuple, upper: float | None = None) -> None:
@@ -232,8 +225,8 @@ class AdviceConfig:
 
     def check(self) -> None:
         _require(self.rounds >= 3, "advice.rounds", "must be >= 3 (the fastest of a few)")
-        _distinct_positive("advice.split_batch_sizes", self.split_batch_sizes)
-        _distinct_positive("advice.memory_batch_sizes", self.memory_batch_sizes)
+        for key in ("split_batch_sizes", "memory_batch_sizes"):
+            _distinct_positive(f"advice.{key}", getattr(self, key))
         _distinct_positive("advice.block_powers", self.block_powers, 14)
 
 
@@ -299,11 +292,6 @@ def load(path: Path = PARAMS_FILE, **overrides: dict) -> Params:
     untimed = sorted(set(built["sweep"].loaders) - set(built["steptime"].loaders))
     if untimed:
         raise ConfigError(f"steptime.loaders: add {untimed[0]}: sweep.loaders trains with it")
-    a, n = built["advice"], built["train"].n_train
-    largest = {"split_batch_sizes": max(a.split_batch_sizes), "block_powers":
-               3 * 2 ** (max(a.block_powers) - 1) + 1, "memory_batch_sizes": max(a.memory_batch_sizes)}
-    for key, b in largest.items():
-        _require(b <= n, f"advice.{key}", f"batch size {b} is larger than the training set ({n})")
     return Params(**built)
 
 

@@ -227,3 +227,21 @@ def steps_reproduced(new: pd.DataFrame, old: pd.DataFrame | None) -> dict:
     return {"rows": len(common), "identical": int(same.sum()), "differ": differ,
             "new": int((both["_merge"] == "left_only").sum()),
             "gone": int((both["_merge"] == "right_only").sum())}
+
+
+def answers(results: list[dict], seconds: dict[int, list[float]], targets: list[float],
+            resamples: int, runs: list[dict] | None = None) -> dict:
+    """Per target: the estimated sweet spot and region ("spot") from the steps of `results` and
+    one data path's `seconds`; per batch size the estimate beside the direct measurement of
+    `runs` (those trained on that path; default: all of `results`) ("per_batch"); and the sweet
+    spot by measured time alone ("direct", from each run's quiet time, as robust to load as the
+    estimate; None without runs)."""
+    steps = steps_table(results, targets, "", "", "")
+    measured = analysis.target_table(results if runs is None else runs, targets)
+    out = {}
+    for target in targets:
+        found = estimate(steps, seconds, target, resamples)
+        per_batch = beside_measured(found["per_batch"], measured, target)
+        out[target] = {**found["spot"], "per_batch": per_batch,
+                       "direct": direct_spot(per_batch)}
+    return out

@@ -34,6 +34,10 @@ VALIDATION = REPORTS / "validation"  # validate-<stack>.json, one per stack vali
 FORECAST = REPORTS / "forecast"  # <dataset>-<network>.json: a sweet spot forecast before its sweep
 COMPARE = REPORTS / "compare"  # <dataset>-<network>.json: each swept problem's answer, summarised
 
+ADVICE = REPORTS / "advice"  # the accepted answer's advice, timed here (advice/)
+CORES = ADVICE / "cores.json"
+MEMORY = ADVICE / "memory.json"
+BLOCKS = ADVICE / "blocks.json"
 BENCH_JSON = REPORTS / "bench.json"
 BENCH_PNG = REPORTS / "bench.png"
 

@@ -35,6 +35,7 @@ from sweetspot import (
     tracking,
     writeup,
 )
+from sweetspot.advice import tested
 from sweetspot.checks import self_check_alarm
 from sweetspot.config import Params
 from sweetspot.data import idx
@@ -42,24 +43,6 @@ from sweetspot.fmt import fmt
 from sweetspot.model import network_name, network_slug
 
 # --- pure: tables in, numbers out --------------------------------------------------------------
-
-def answers(results: list[dict], seconds: dict[int, list[float]], targets: list[float],
-            resamples: int, runs: list[dict] | None = None) -> dict:
-    """Per target: the estimated sweet spot and region ("spot") from the steps of `results` and
-    one data path's `seconds`; per batch size the estimate beside the direct measurement of
-    `runs` (those trained on that path; default: all of `results`) ("per_batch"); and the sweet
-    spot by measured time alone ("direct", from each run's quiet time, as robust to load as the
-    estimate; None without runs)."""
-    steps = estimate.steps_table(results, targets, "", "", "")
-    measured = analysis.target_table(results if runs is None else runs, targets)
-    out = {}
-    for target in targets:
-        found = estimate.estimate(steps, seconds, target, resamples)
-        per_batch = estimate.beside_measured(found["per_batch"], measured, target)
-        out[target] = {**found["spot"], "per_batch": per_batch,
-                       "direct": estimate.direct_spot(per_batch)}
-    return out
-
 
 def cost_model(per_batch: pd.DataFrame) -> dict | None:
     """Fit S(B) = S_min (1 + B_noise/B) to the median steps and t(B) = t0 + c B to the measured
@@ -169,7 +152,7 @@ def main(params: Params) -> int:
     seconds = {name: estimate.round_seconds(doc) for name, doc in timing.items()}
     plan_file = paths.REFINE / paths.PLAN
     plan = json.loads(plan_file.read_text()) if plan_file.exists() else None
-    per_loader = {name: answers(results, seconds[name], targets, s.resamples,
+    per_loader = {name: estimate.answers(results, seconds[name], targets, s.resamples,
                                 [r for r in results if r["loader"] == name]) for name in timing}
     headline, spots = [r for r in results if r["loader"] == loader], per_loader[loader]
     table = analysis.target_table(headline, targets)
@@ -198,6 +181,7 @@ def main(params: Params) -> int:
                                                final["batch_size"])
     if checks:
         drawn["validation"] = figures.validation(checks)
+    advice = tested.build(params, results, per_loader, target, model)
     network = network_name(params.train)
     own = compare.summary(params, network, spots[target], model, noise, forecast(params),
                           machine.describe(timing[loader]["machine"]))
@@ -206,14 +190,14 @@ def main(params: Params) -> int:
     problems = summaries()
     if len(problems) > 1:
         drawn["comparison"] = figures.comparison(compare.curves(problems))
-    save_figures(drawn)
+    save_figures({**drawn, **advice["figures"]})
     write_plots(headline, per_batch)
     doc = metrics_doc(spots, targets)
     doc.update(self_check=here["self_check"], steps_identical=(
                    f"{here['steps']['identical']}/{here['steps']['rows']}"),
                dataset=params.data.dataset, loader=loader, cost_model=model, noise_scale=noise,
                load=timing[loader].get("load"),
-               per_class_accuracy=final["per_class"] if final else None,
+               per_class_accuracy=final["per_class"] if final else None, advice=advice["doc"],
                per_loader={k: {**metrics_doc(v, targets), "cost_model": models[k]}
                            for k, v in per_loader.items()})
     paths.write_json(paths.METRICS, doc)
@@ -225,7 +209,7 @@ def main(params: Params) -> int:
     paths.REPORT_MD.write_text(writeup.markdown(
         params, spots, cells, plan, measured_on, [n for n in drawn if n != "comparison"], model,
         noise, {k: {"spots": v, "model": models[k]} for k, v in per_loader.items()}, checks,
-        timing[loader], final, compare.section(problems), here))
+        timing[loader], final, compare.section(problems), here) + "\n" + advice["markdown"])
     file_sweep(params, results, doc)
     if here["self_check"] and here["self_check"]["departs"]:
         print(f"report: {self_check_alarm(here['self_check'])}", flush=True)

@@ -84,6 +84,12 @@ class Stepper:
             self.loss_sum += self.step(*batch)
         return seconds + clock(self.device) - t0, starts
 
+    def seconds_per_step(self, n: int) -> float:
+        """One block of n steps: seconds per step, its epoch starts spread over an epoch's steps
+        (as `summarise` counts them)."""
+        seconds, starts = self.block(n)
+        return seconds / n + (statistics.mean(starts) if starts else 0.0) / self.steps_per_epoch
+
 
 def measure(cfg: TrainConfig, data: Data, batch_sizes: list[int], st: SteptimeConfig,
             progress=None) -> list[dict]:

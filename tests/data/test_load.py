@@ -87,5 +87,6 @@ def test_a_run_learns_the_same_curve_with_any_number_of_loader_workers(tiny_data
     cfg = tiny_params(train={"loader": "torchvision", "max_epochs": 2}).train
     curves = [train_one(dataclasses.replace(cfg, loader_workers=w), tiny_data)["curve"]
               for w in (0, 1, 2)]
-    points = [[(p["step"], p["train_loss"], p["test_loss"], p["test_acc"]) for p in c] for c in curves]
+    points = [[(p["step"], p["train_loss"], p["test_loss"], p["test_acc"]) for p in c]
+              for c in curves]
     assert len(points[0]) >= 8 and points[0] == points[1] == points[2]

@@ -1,0 +1,107 @@
+"""Processors: every split of this machine's usable CPUs between DataLoader workers and torch
+threads, for the question's pipeline (torchvision's dataset, ToTensor per image, the DataLoader),
+and torch's threads for the tensor path. The answer: "keep them all busy ... some cores for the
+model's computation, some for I/O".
+
+Reads data/<dataset>/raw and params.yaml (`advice` for the rounds and batch sizes, `train` for
+the network); writes reports/advice/cores.json and one MLflow run. Run: `dvc repro cores`.
+
+Every split (threads 1..n x workers 0..n on n CPUs) is a training step drawn as a run draws it
+(steptime's Stepper), timed at advice.split_batch_sizes in interleaved rounds, fastest round each.
+The best split for the question's pipeline (the smallest geometric mean over those batch sizes)
+is then measured as steptime measures, at every batch size the sweep may train, so the report
+answers for the question's pipeline at its best split beside num_workers=0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import statistics
+
+import torch
+
+from sweetspot import paths, steptime, sweep
+from sweetspot.advice import rounds
+from sweetspot.config import Params
+
+QUESTION = (1, 0)  # the question's split: one thread (train.threads here), no loader workers
+
+
+def splits(cpus: int) -> list[tuple[int, int]]:
+    """(threads, workers): every split of `cpus`, oversubscribed ones included (they are what a
+    user might try): threads 1..cpus x workers 0..cpus."""
+    return [(t, w) for t in range(1, cpus + 1) for w in range(cpus + 1)]
+
+
+def key(loader: str, threads: int, workers: int, batch_size: int) -> str:
+    return f"{loader} {threads}t {workers}w b{batch_size}"
+
+
+def best_split(fastest: dict[str, float], cpus: int, batch_sizes: list[int]) -> tuple[int, int]:
+    """The question pipeline's split with the smallest geometric mean of seconds per step over
+    the batch sizes (each the fastest of its rounds). Pure."""
+    def cost(split):
+        return sum(math.log(fastest[key("torchvision", *split, b)]) for b in batch_sizes)
+
+    return min(splits(cpus), key=cost)
+
+
+def speedups(per_round: dict[str, list[float]], split: tuple[int, int],
+             batch_sizes: list[int], loader: str = "torchvision") -> dict[str, dict]:
+    """Per batch size: the question's split over `split`, fastest round against fastest round,
+    and the quartiles of the same ratio round by round (rounds are aligned): its spread. Pure."""
+    out = {}
+    for b in batch_sizes:
+        base, best = per_round[key(loader, *QUESTION, b)], per_round[key(loader, *split, b)]
+        ratios = sorted(q / s for q, s in zip(base, best, strict=True))
+        q1, _, q3 = (ratios[int(f * (len(ratios) - 1))] for f in (0.25, 0.5, 0.75))
+        out[str(b)] = {"speedup": min(base) / min(best), "q1": q1, "q3": q3}
+    return out
+
+
+def main(params: Params) -> int:
+    from sweetspot.data.load import load_data, resolve_device
+
+    rounds.check(params, "split_batch_sizes", max(params.advice.split_batch_sizes))
+    a, cfg = params.advice, params.train
+    data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
+    cpus, sizes = len(os.sched_getaffinity(0)), list(a.split_batch_sizes)
+    configs = [("torchvision", t, w) for t, w in splits(cpus)]
+    configs += [("tensor", t, 0) for t in range(1, cpus + 1)]
+    timers = {}
+    for loader, threads, workers in configs:
+        for b in sizes:
+            one = dataclasses.replace(cfg, loader=loader, threads=threads, loader_workers=workers,
+                                      batch_size=b)
+            stepper = steptime.Stepper(one, data)
+            torch.set_num_threads(threads)
+            stepper.block(cfg.warmup_steps + stepper.ahead)
+            n = max(params.steptime.min_steps, math.ceil(params.steptime.min_examples / b))
+            timers[key(loader, threads, workers, b)] = (
+                lambda s=stepper, t=threads, n=n: torch.set_num_threads(t) or s.seconds_per_step(n))
+    print(f"cores: {len(timers)} (split, batch size) pairs on {cpus} CPUs x {a.rounds} rounds")
+    rows = rounds.interleave(timers, a.rounds, "cores")
+    fastest, per_round = rounds.fastest(rows), rounds.per_key(rows)
+    best = best_split(fastest, cpus, sizes)
+    tensor_best = min(range(1, cpus + 1), key=lambda t: sum(
+        math.log(fastest[key("tensor", t, 0, b)]) for b in sizes))
+    del timers  # the loaders' worker processes end here, before the best split is measured
+    threads, workers = best
+    at_best = dataclasses.replace(params, train=dataclasses.replace(
+        cfg, loader="torchvision", threads=threads, loader_workers=workers))
+    doc = steptime.measure_doc(rounds.with_rounds(at_best), data, sweep.candidate_batches(params))
+    torch.set_num_threads(cfg.threads or torch.get_num_threads())
+    result = {"cpus": cpus, "batch_sizes": sizes, "fastest": fastest, "rows": rows,
+              "load": rounds.load(rows), "best": {"threads": threads, "workers": workers},
+              "speedup": speedups(per_round, best, sizes),
+              "tensor_threads": {"best": tensor_best, "speedup": speedups(
+                  per_round, (tensor_best, 0), sizes, "tensor")},
+              "best_split": doc}
+    geo = statistics.geometric_mean([v["speedup"] for v in result["speedup"].values()])
+    rounds.write(params, paths.CORES, result, {"best_threads": threads, "best_workers": workers,
+                                              "best_speedup": geo}, "cores")
+    print(f"cores: the question's pipeline is fastest with {workers} loader worker(s) and "
+          f"{threads} thread(s), {geo:.2f}x its num_workers=0 speed")
+    return 0

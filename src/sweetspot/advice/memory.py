@@ -1,0 +1,130 @@
+"""Memory: the step against this machine's limits. The answer: "ingest the entire batch into
+memory at once ... if you under-use the memory, you leave some potential performance untapped."
+On a CPU the memory that matters is the cache hierarchy.
+
+Reads data/<dataset>/raw, reports/machine.json's caches and params.yaml (`advice`, `train`);
+writes reports/advice/memory.json and one MLflow run. Run: `dvc repro memory`.
+
+Measured, in interleaved rounds (fastest each): seconds per step at advice.memory_batch_sizes
+(steptime's Stepper on the tensor path), the bandwidth of copies of growing size (from inside L1
+to four times the last cache), and the matmul rate. Counted, off the clock: the step's FLOPs
+(torch's FlopCounterMode on one forward and backward) and its bytes (the parameters, and each
+layer's output per example). The floors are claims.floors'.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import time
+
+import torch
+
+from sweetspot import model as networks
+from sweetspot import paths, steptime
+from sweetspot.advice import rounds
+from sweetspot.config import Params
+
+COPY_MOVES = 64 << 20  # bytes each bandwidth reading copies at least (repeats of small copies)
+MATMUL = 1024  # n of the n x n x n matmul whose rate is the arithmetic floor's
+
+
+def cache_bytes(caches: dict[str, str]) -> dict[str, int]:
+    """{"L1d": "32K", "L2": "512K", "L3": "32768K"} -> bytes, data and unified caches only."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    out = {}
+    for level, size in caches.items():
+        found = re.fullmatch(r"(\d+)\s*([KMG]?)i?B?", size.strip())
+        if found and not level.endswith("i"):
+            out[level] = int(found[1]) * units[found[2]]
+    return out
+
+
+def copy_sizes(levels: dict[str, int]) -> list[int]:
+    """Bytes per copy: 16 KiB, then x4 up to four times the largest cache (64 MiB without one)."""
+    top = 4 * max(levels.values(), default=16 << 20)
+    sizes, size = [], 16 << 10
+    while size <= top:
+        sizes.append(size)
+        size *= 4
+    return sizes
+
+
+def copy_timer(nbytes: int):
+    """Seconds per byte moved (read and written) by dst.copy_(src) of nbytes, over repeats."""
+    src = torch.ones(nbytes // 4)
+    dst = torch.empty_like(src)
+    repeats = max(1, COPY_MOVES // nbytes)
+    dst.copy_(src)  # touched: no page fault on the clock
+
+    def timer():
+        start = time.perf_counter()
+        for _ in range(repeats):
+            dst.copy_(src)
+        return (time.perf_counter() - start) / (repeats * 2 * nbytes)
+    return timer
+
+
+def matmul_timer(n: int = MATMUL):
+    """Seconds per FLOP of an n x n x n float32 matmul."""
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    torch.mm(a, b)
+
+    def timer():
+        start = time.perf_counter()
+        torch.mm(a, b)
+        return (time.perf_counter() - start) / (2 * n ** 3)
+    return timer
+
+
+def counted(cfg, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """What one step of the network does, counted off the clock on a batch: its FLOPs (forward
+    and backward), its parameters' bytes, and the bytes of every layer's output per example."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(cfg.seed)
+    net = networks.build(cfg)
+    outputs = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.numel()))
+             for m in net.modules() if not list(m.children())]
+    with FlopCounterMode(display=False) as flops:
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+    for hook in hooks:
+        hook.remove()
+    return {"flops": flops.get_total_flops(),
+            "weight_bytes": 4 * sum(p.numel() for p in net.parameters()),
+            "input_bytes": 4 * x[0].numel(), "activation_bytes": 4 * sum(outputs) // len(x)}
+
+
+def main(params: Params) -> int:
+    from sweetspot.data.load import load_data, resolve_device
+
+    rounds.check(params, "memory_batch_sizes", max(params.advice.memory_batch_sizes))
+    a, cfg = params.advice, dataclasses.replace(params.train, loader="tensor", loader_workers=0)
+    data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
+    levels = cache_bytes(json.loads(paths.MACHINE.read_text()).get("caches", {}))
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    timers, counts = {}, {}
+    for b in a.memory_batch_sizes:
+        stepper = steptime.Stepper(dataclasses.replace(cfg, batch_size=b), data)
+        stepper.block(cfg.warmup_steps)
+        n = max(1, math.ceil(params.steptime.min_examples / b))
+        timers[f"step b{b}"] = lambda s=stepper, n=n: s.seconds_per_step(n)
+        counts[str(b)] = counted(cfg, data.x_train[:b], data.y_train[:b])
+    sizes = copy_sizes(levels)
+    timers |= {f"copy {s}": copy_timer(s) for s in sizes}
+    timers["matmul"] = matmul_timer()
+    rows = rounds.interleave(timers, a.rounds, "memory")
+    fastest = rounds.fastest(rows)
+    doc = {"caches": levels, "load": rounds.load(rows), "rows": rows,
+           "seconds_per_step": {str(b): fastest[f"step b{b}"] for b in a.memory_batch_sizes},
+           "bandwidth": {str(s): 1 / fastest[f"copy {s}"] for s in sizes},
+           "flops_per_second": 1 / fastest["matmul"], "counted": counts}
+    rounds.write(params, paths.MEMORY, doc, {
+        "matmul_gflops": doc["flops_per_second"] / 1e9,
+        **{f"bandwidth_gbs/{s}": v / 1e9 for s, v in doc["bandwidth"].items()}}, "memory")
+    return 0

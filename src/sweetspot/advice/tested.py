@@ -1,0 +1,59 @@
+"""The report's side of the advice: the three stages' documents and the answer in, the claims'
+rows, the section's markdown, the README's sentence and the figures out."""
+
+from __future__ import annotations
+
+import json
+
+from sweetspot import estimate, paths
+from sweetspot.advice import claims, figures
+from sweetspot.config import Params
+
+NAMES = ("time_per_epoch", "batch_1", "procedure", "neighbours", "memory", "processors", "blocks")
+
+
+def build(params: Params, results: list[dict], per_loader: dict, target: float,
+          model: dict | None) -> dict:
+    """Every claim's row from this machine's data: `per_loader` the answer of each data path
+    steptime measured ({loader: {target: spot}}; the first the headline), `model` its cost model
+    (t0, c). The question's pipeline is answered at its best split here, from the cores stage's
+    seconds and the sweep's steps, beside num_workers=0 (steptime's torchvision, if measured)."""
+    cores, memory, blocks = (json.loads(p.read_text())
+                             for p in (paths.CORES, paths.MEMORY, paths.BLOCKS))
+    s = params.sweep
+    spot = per_loader[s.loaders[0]][target]
+    per_batch = spot["per_batch"]
+    spot_question = per_loader.get("torchvision", {}).get(target)
+    spot_best = estimate.answers(results, estimate.round_seconds(cores["best_split"]), [target],
+                                 s.resamples, runs=[])[target]
+    floors = claims.floors(memory)
+    replayed = claims.replay(per_batch, params.train.n_train, spot)
+    rows = [claims.time_per_epoch(per_batch, spot, params.train.n_train, s.max_epochs),
+            claims.small_end(per_batch, spot, s.extremes_max_epochs, censored(results, params)),
+            claims.procedure(replayed, spot),
+            claims.neighbours(per_batch, spot),
+            claims.memory(floors, model, spot),
+            claims.processors(cores, spot_best, spot_question),
+            claims.blocks(verdict := claims.block_verdict(
+                {int(b): v["rounds"] for b, v in blocks["steptime"]["per_batch"].items()},
+                [tuple(c) for c in blocks["centres"]], s.resamples))]
+    sentence = claims.headline(rows, cores, spot_best, spot_question, target)
+    drawn = {"advice_memory": figures.memory(floors), "advice_cores": figures.cores(cores),
+             "advice_blocks": figures.blocks(blocks, verdict)}
+    best = {**cores["best"], "speedup": cores["speedup"]}
+    if spot_best:
+        best.update(batch_size=spot_best["batch_size"], time_to_target=spot_best["estimate"])
+    doc = {"verdicts": dict(zip(NAMES, (r["verdict"] for r in rows), strict=True)),
+           "replay": {k: replayed.get(k) for k in ("grid_best", "best", "ratio", "in_region")},
+           "best_split": best, "blocks": verdict["verdict"],
+           "memory": {k: floors[k] for k in ("stops_falling", "t0_floor", "c_floor")}}
+    return {"rows": rows, "headline": sentence, "markdown": claims.section(rows, sentence),
+            "figures": drawn, "doc": doc}
+
+
+def censored(results: list[dict], params: Params) -> list[str]:
+    """The small end's runs (sweep.extremes) that did not reach the headline target in their
+    budget, by cell name."""
+    target = params.sweep.targets[0]
+    return sorted(r["name"] for r in results if r["batch_size"] in params.sweep.extremes
+                  and not any(p["test_acc"] >= target for p in r.get("curve", [])))
