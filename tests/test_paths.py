@@ -77,7 +77,8 @@ def test_the_machines_factor_depends_on_the_machine_and_nothing_else_does():
     assert STAGES["machine"]["always_changed"] is True
     assert not STAGES["machine"]["outs"][0][str(paths.MACHINE)]["cache"]  # committed: in git
     users = {name for name, stage in STAGES.items() if str(paths.MACHINE) in stage.get("deps", [])}
-    assert users == {"steptime", "bench"}  # never a training cell: steps are the problem's
+    # never a training cell: steps are the problem's
+    assert users == {"steptime", "bench", "cores", "memory", "blocks"}
 
 
 def test_no_cell_reads_the_clock_budget_of_params():
@@ -133,6 +134,8 @@ def test_each_stage_depends_on_the_code_its_command_runs():
     assert code_deps("report") == imported("sweetspot/report.py") - BOOKKEEPING
     assert code_deps("bench") == imported("sweetspot/bench.py") - BOOKKEEPING
     assert code_deps("steptime") == imported("sweetspot/steptime.py") - BOOKKEEPING
+    for stage in ("cores", "memory", "blocks"):
+        assert code_deps(stage) == imported(f"sweetspot/advice/{stage}.py") - BOOKKEEPING
 
 
 def test_no_import_cycle():

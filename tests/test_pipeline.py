@@ -3,6 +3,7 @@ MLflow grouping, resumability, the machine as a dependency, re-measuring without
 and a DVC experiment."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -40,10 +41,12 @@ def ran_stages(output: str) -> list[str]:
 def test_repro_writes_the_answer(project):
     folder, output = project
     ran = [s for s in ran_stages(output) if s != "download"]  # dvc.lock may know the data
-    assert [s for s in ran if s != "machine"] == [
+    advice = ("cores", "memory", "blocks")
+    assert [s for s in ran if s not in ("machine", *advice)] == [
         "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "plan", "refine", "seeds",
         "report"]
-    assert ran.index("machine") < ran.index("steptime")
+    assert ran.index("machine") < min(ran.index(s) for s in ("steptime", *advice))
+    assert max(ran.index(s) for s in advice) < ran.index("report")
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     plan = json.loads((folder / "reports/cells/refine/plan.json").read_text())
     tried = {32, 128, *plan["batch_sizes"]}
@@ -72,6 +75,21 @@ def test_repro_writes_the_answer(project):
     assert paths["torchvision"]["per_target"]["0.8"]["measured"] is None  # not trained on it
     assert set(metrics["per_class_accuracy"]) == {str(c) for c in range(10)}
     assert "With the question's own pipeline" in report
+    # the answer's advice: every claim a row with a verdict, its figure drawn
+    advice = report.split("## The answer's advice, tested here")[1]
+    rows = [line for line in advice.splitlines() if line.startswith("| ") and "**" in line]
+    assert len(rows) == 7 and "Of the accepted answer's 6 claims tested here" in advice
+    assert "not tested here" in rows[1]  # the tiny sweep trains no batch 1
+    for name in ("advice_memory", "advice_cores", "advice_blocks"):
+        assert f"(figures/{name}.png)" in advice
+        assert (folder / "reports/figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    verdicts = metrics["advice"]["verdicts"]
+    assert set(verdicts.values()) <= {"holds", "holds in part", "does not hold here",
+                                      "not tested here"}
+    cores = json.loads((folder / "reports/advice/cores.json").read_text())
+    cpus = len(os.sched_getaffinity(0))
+    assert len(cores["splits"]) == cpus * (cpus + 1) and [1, 0] in cores["splits"]
+    assert cores["best_split"]["stack"]["loader_workers"] == cores["best"]["workers"]
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=folder).stdout)
     assert json.dumps(metrics["batch_size"]) in json.dumps(shown)
     html = sh("dvc", "plots", "show", "-o", "plots_html", cwd=folder).stdout

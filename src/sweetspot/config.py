@@ -1,7 +1,6 @@
-"""Typed `params.yaml`: each section loads once into a frozen dataclass that checks itself.
-
-Unknown or missing keys, wrong types and out-of-range values raise `ConfigError`, one line naming
-the key: the CLI's exit code 2, before any work starts."""
+"""Typed `params.yaml`: each section loads once into a frozen dataclass that checks itself. Unknown
+or missing keys, wrong types and out-of-range values raise `ConfigError`, one line naming the
+key: the CLI's exit code 2, before any work starts."""
 
 from __future__ import annotations
 
@@ -120,8 +119,8 @@ class TrainConfig:
         _require(self.noise_every > 0, "train.noise_every", "must be > 0")
         _require(self.threads >= 0, "train.threads", "must be >= 0")
         cpus = len(os.sched_getaffinity(0))  # the CPUs this process may use
-        _require(0 <= self.loader_workers <= cpus, "train.loader_workers",
-                 f"{self.loader_workers} is outside 0..{cpus} (this machine's CPUs)")
+        _require(0 <= self.loader_workers <= cpus, "train.loader_workers", f"{self.loader_workers}"
+                 f" is outside 0..{cpus} (this machine's CPUs)")
         _require(self.loader == "torchvision" or not self.loader_workers, "train.loader_workers",
                  "the tensor loader has no workers: use 0, or train.loader torchvision")
         _require(bool(self.experiment.strip()), "train.experiment", "must not be empty")
@@ -140,6 +139,7 @@ class SweepConfig:
     batch_sizes: tuple[int, ...]
     extremes: tuple[int, ...]
     extremes_max_epochs: int
+    extremes_lrs: tuple[float, ...]
     lr_policy: str
     lrs: tuple[float, ...]
     ref_batch: int
@@ -155,6 +155,7 @@ class SweepConfig:
         _distinct_positive("sweep.batch_sizes", self.batch_sizes, TRAIN_SIZE)
         if self.extremes:
             _distinct_positive("sweep.extremes", self.extremes, TRAIN_SIZE)
+            _distinct_positive("sweep.extremes_lrs", self.extremes_lrs)
             both = sorted(set(self.extremes) & set(self.batch_sizes))
             _require(not both, "sweep.extremes", f"{both} already in sweep.batch_sizes")
         _one_of("sweep.lr_policy", self.lr_policy, LR_POLICIES)
@@ -170,8 +171,8 @@ class SweepConfig:
         _require(not both, "sweep.extra_seeds", f"{both} already in sweep.seeds")
         _names("sweep.loaders", self.loaders, LOADERS)
         _distinct_positive("sweep.targets", self.targets, 1.0)
-        _require(self.max_epochs > 0, "sweep.max_epochs", "must be > 0")
-        _require(self.extremes_max_epochs > 0, "sweep.extremes_max_epochs", "must be > 0")
+        for key in ("max_epochs", "extremes_max_epochs"):
+            _require(getattr(self, key) > 0, f"sweep.{key}", "must be > 0")
         _require(self.resamples >= 100, "sweep.resamples", "must be >= 100")
 
 

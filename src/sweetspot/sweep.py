@@ -74,8 +74,10 @@ def cell_params(params: Params, cell: Cell) -> Params:
 
 
 def grid(params: Params, batch_sizes) -> list[Cell]:
+    """Every (rate, seed, loader) at each batch size: an extreme's rates are sweep.extremes_lrs."""
     s = params.sweep
-    return [Cell(b, lr, seed, loader) for b in batch_sizes for lr in s.lrs for seed in s.seeds
+    return [Cell(b, lr, seed, loader) for b in batch_sizes
+            for lr in (s.extremes_lrs if b in s.extremes else s.lrs) for seed in s.seeds
             for loader in s.loaders]
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import tiny_params
-from sweetspot.advice import blocks, claims, cores, memory
+from sweetspot.advice import blocks, claims, cores, floors, memory
 
 POWERS = [4, 5, 6, 7, 8, 9, 10]
 
@@ -71,10 +71,10 @@ LEVELS = {"L1d": 32 << 10, "L2": 512 << 10, "L3": 32 << 20}
 def test_each_level_gets_the_bandwidth_of_copies_that_fit_it_and_not_the_one_below():
     bandwidth = {16 << 10: 100e9, 64 << 10: 60e9, 256 << 10: 50e9, 1 << 20: 30e9,
                  4 << 20: 25e9, 128 << 20: 10e9}
-    assert claims.level_bandwidth(bandwidth, LEVELS) == {
+    assert floors.level_bandwidth(bandwidth, LEVELS) == {
         "L1d": 100e9, "L2": 60e9, "L3": 30e9, "RAM": 10e9}
-    assert claims.level_of(32 << 10, LEVELS) == "L1d"
-    assert claims.level_of((32 << 20) + 1, LEVELS) == "RAM"
+    assert floors.level_of(32 << 10, LEVELS) == "L1d"
+    assert floors.level_of((32 << 20) + 1, LEVELS) == "RAM"
 
 
 def test_floors_on_hand_made_sizes():
@@ -85,9 +85,9 @@ def test_floors_on_hand_made_sizes():
            "bandwidth": {str(16 << 10): 100e9, str(1 << 20): 40e9, str(128 << 20): 10e9},
            "seconds_per_step": {"1": 10e-6, "1000": 500e-6, "10000": 4e-3},
            "counted": counted}
-    found = claims.floors(doc)
+    found = floors.floors(doc)
     rows = {r["batch_size"]: r for r in found["rows"]}
-    moved, working = claims.traffic(counted["1"], 1)
+    moved, working = floors.traffic(counted["1"], 1)
     assert (moved, working) == (5 * 4000 + 2 * 100 + 3 * 50, 2 * 4000 + 100 + 2 * 50)
     assert rows[1]["level"] == "L1d" and rows[1000]["level"] == "L2"  # 208 KB
     assert rows[10_000]["level"] == "L3"  # 8000 + 10000 * 200 bytes = 1.9 MiB
@@ -106,7 +106,7 @@ def test_a_rise_where_the_working_set_leaves_a_level_is_a_jump():
     doc = {"caches": LEVELS, "flops_per_second": 1e12,
            "bandwidth": {str(16 << 10): 100e9, str(128 << 20): 10e9},
            "seconds_per_step": {"10": 10e-6, "1000": 2e-3}, "counted": counted}
-    (jump,) = claims.floors(doc)["jumps"]
+    (jump,) = floors.floors(doc)["jumps"]
     assert jump["from"] == 10 and jump["to"] == 1000 and jump["level"] == "L2"
     assert jump["rise"] == pytest.approx(1.0)
 

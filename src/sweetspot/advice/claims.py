@@ -11,10 +11,8 @@ import numpy as np
 from sweetspot import sweep
 from sweetspot.fmt import fmt
 
-HOLDS, PART, NOT = "holds", "holds in part", "does not hold here"
+HOLDS, PART, NOT, UNTESTED = "holds", "holds in part", "does not hold here", "not tested here"
 MEANINGFUL = 0.02  # a per-example difference under 2% between neighbours is none worth choosing
-LEVEL_JUMP = 0.05  # per-example cost rising by more than this across a cache level is a jump
-FLAT = 0.10  # per-example cost within this of its lowest has stopped falling
 
 
 # --- block sizes ---------------------------------------------------------------------------------
@@ -57,70 +55,6 @@ def _effect(below, at, above, rounds):
     """How much more an example costs at the neighbours (their mean) than at the centre, each
     the fastest of the given rounds (an index array; one row per resample)."""
     return (below[rounds].min(-1) + above[rounds].min(-1)) / 2 / at[rounds].min(-1) - 1
-
-
-# --- memory: the step against its floors ----------------------------------------------------------
-
-def level_of(nbytes: float, levels: dict[str, int]) -> str:
-    """The smallest cache level holding nbytes (L1d, L2, L3), else RAM."""
-    for level in sorted((k for k in levels if k != "RAM"), key=levels.get):
-        if nbytes <= levels[level]:
-            return level
-    return "RAM"
-
-
-def level_bandwidth(bandwidth: dict[int, float], levels: dict[str, int]) -> dict[str, float]:
-    """Each level's bandwidth: the fastest copy whose source and destination fit in it but not in
-    the level below (or, with none such, the fastest that fits); RAM's, the largest copy's."""
-    out, below = {}, 0
-    for level in sorted(levels, key=levels.get):
-        fits = ([bw for size, bw in bandwidth.items() if below < 2 * size <= levels[level]]
-                or [bw for size, bw in bandwidth.items() if 2 * size <= levels[level]])
-        if fits:
-            out[level] = max(fits)
-        below = levels[level]
-    out["RAM"] = bandwidth[max(bandwidth)]
-    return out
-
-
-def traffic(c: dict, b: int) -> tuple[float, float]:
-    """A step's bytes at batch b from its counts: (moved, working set). Moved: the weights read
-    forward, the gradients written, the update reading both and writing the weights (5 passes),
-    the batch read twice (forward, weight gradients) and each activation written, read forward
-    and read back (3). Working set: weights and gradients, the batch, activations and theirs."""
-    w, x, act = c["weight_bytes"], c["input_bytes"], c["activation_bytes"]
-    return 5 * w + b * (2 * x + 3 * act), 2 * w + b * (x + 2 * act)
-
-
-def floors(doc: dict) -> dict:
-    """Per batch size: measured us per example; the working set and its cache level; the
-    arithmetic floor (FLOPs at the matmul rate) and the memory floor (bytes at that level's
-    bandwidth), per example. Then where the cost stops falling (within FLAT of its lowest),
-    the jumps across a cache level, and t0 and c against their floors."""
-    levels = doc["caches"]
-    bw = level_bandwidth({int(s): v for s, v in doc["bandwidth"].items()}, levels)
-    rate, rows = doc["flops_per_second"], []
-    for b_text, seconds in sorted(doc["seconds_per_step"].items(), key=lambda kv: int(kv[0])):
-        b, c = int(b_text), doc["counted"][b_text]
-        moved, working = traffic(c, b)
-        level = level_of(working, levels)
-        rows.append({"batch_size": b, "us_per_example": 1e6 * seconds / b, "working_set": working,
-                     "level": level, "arithmetic_floor": 1e6 * c["flops"] / rate / b,
-                     "memory_floor": 1e6 * moved / bw.get(level, bw["RAM"]) / b})
-    lowest = min(r["us_per_example"] for r in rows)
-    stops = next(r["batch_size"] for r in rows if r["us_per_example"] <= (1 + FLAT) * lowest)
-    jumps = [{"from": a["batch_size"], "to": z["batch_size"], "level": z["level"],
-              "rise": z["us_per_example"] / a["us_per_example"] - 1}
-             for a, z in zip(rows, rows[1:], strict=False) if a["level"] != z["level"]
-             and z["us_per_example"] > (1 + LEVEL_JUMP) * a["us_per_example"]]
-    first = doc["counted"][min(doc["counted"], key=int)]
-    big = doc["counted"][max(doc["counted"], key=int)]
-    w = first["weight_bytes"]
-    per_example_bytes = 2 * big["input_bytes"] + 3 * big["activation_bytes"]
-    flops_per_example = big["flops"] / int(max(doc["counted"], key=int))
-    return {"rows": rows, "bandwidth": bw, "lowest": lowest, "stops_falling": stops,
-            "jumps": jumps, "t0_floor": 5 * w / bw.get(level_of(2 * w, levels), bw["RAM"]),
-            "c_floor": max(flops_per_example / rate, per_example_bytes / bw["RAM"])}
 
 
 # --- the answer's procedure, replayed -----------------------------------------------------------
@@ -171,7 +105,7 @@ def small_end(per_batch, spot: dict, budget: int, censored: list[str]) -> dict:
     claim = "A batch size of 1 is almost guaranteed to be sub-optimal"
     rows = per_batch[per_batch["batch_size"] < min(r["batch_size"] for r in spot["region"])]
     if 1 not in set(per_batch["batch_size"]):
-        return _row(claim, "batch 1 as a cell", "not trained (sweep.extremes lacks 1)", NOT,
+        return _row(claim, "batch 1 as a cell", "not trained (sweep.extremes lacks 1)", UNTESTED,
                     "two_factors")
 
     def said(r):
@@ -193,7 +127,7 @@ def procedure(found: dict, spot: dict) -> dict:
              "x3 refinement")
     test = f"the procedure replayed on the estimates (grid {found['grid']})"
     if found["best"] is None:
-        return _row(claim, test, "no batch size of its grid reached the target", NOT,
+        return _row(claim, test, "no batch size of its grid reached the target", UNTESTED,
                     "two_factors")
     missing = f"; {found['missing']} untrained" if found["missing"] else ""
     numbers = (f"the grid's best {found['grid_best']}, then {found['neighbours']}: it picks "
@@ -221,7 +155,7 @@ def neighbours(per_batch, spot: dict) -> dict:
 
 
 def memory(found: dict, model: dict | None, spot: dict) -> dict:
-    """The step against its floors (floors())."""
+    """The step against its floors (floors.floors())."""
     rows = {r["batch_size"]: r for r in found["rows"]}
     first, stop = rows[min(rows)], rows[found["stops_falling"]]
     jumps = "; ".join(f"+{fmt(j['rise'], '.0%')} from {j['from']} to {j['to']} (into "
@@ -248,12 +182,12 @@ def processors(cores: dict, spot_best: dict | None, spot_question: dict | None) 
     said = ", ".join(f"batch {b}: {fmt(v['speedup'], '.2f')}x (rounds {fmt(v['q1'], '.2f')}-"
                      f"{fmt(v['q3'], '.2f')})" for b, v in ratios.items())
     answer = ""
-    if spot_best and spot_question:
+    if spot_best and spot_question and spot_best is not spot_question:
         answer = (f"; to the target: spot {spot_best['batch_size']} in "
                   f"{fmt(spot_best['estimate'])} s against {fmt(spot_question['estimate'])} s "
                   f"with num_workers=0")
     tensor = cores["tensor_threads"]
-    numbers = (f"best of {len(cores['fastest']) // max(1, len(cores['batch_sizes']))} splits on "
+    numbers = (f"best of {len(cores['splits'])} splits on "
                f"{cores['cpus']} CPUs: {best['workers']} loader worker(s) + {best['threads']} "
                f"thread(s), per step {said}{answer}; the tensor path is fastest on "
                f"{tensor['best']} thread(s)")
@@ -276,9 +210,12 @@ def headline(rows: list[dict], cores: dict, spot_best: dict | None,
     """The README's sentence: how many claims hold here, and the question's pipeline at its best
     split."""
     counts = {v: sum(r["verdict"] == v for r in rows) for v in (HOLDS, PART, NOT)}
-    text = (f"Of the accepted answer's {len(rows)} claims tested here, {counts[HOLDS]} hold, "
-            f"{counts[PART]} hold in part and {counts[NOT]} do not")
-    if spot_best and spot_question:
+    text = (f"Of the accepted answer's {sum(counts.values())} claims tested here, {counts[HOLDS]} "
+            f"hold, {counts[PART]} hold in part and {counts[NOT]} do not")
+    if spot_best and spot_question and spot_best is spot_question:
+        text += ("; the question's pipeline is fastest as the question ran it (one thread, "
+                 "num_workers=0)")
+    elif spot_best and spot_question:
         best = cores["best"]
         text += (f"; the question's pipeline at its best split ({best['workers']} loader "
                  f"worker(s), {best['threads']} torch thread(s)) reaches {target:.0%} in "
@@ -290,8 +227,8 @@ def headline(rows: list[dict], cores: dict, spot_best: dict | None,
 def section(rows: list[dict], sentence: str) -> str:
     """The report's section, in markdown."""
     lines = ["## The answer's advice, tested here", "",
-             "The accepted answer in `../shared/seed/question.txt` gives advice a reader will act "
-             "on. Each claim, the test run on this machine, its numbers and the verdict "
+             "The accepted answer to the StackOverflow question (README) gives advice a reader "
+             "will act on. Each claim, the test run on this machine, its numbers and the verdict "
              "(docs/advice.md says how each is measured).", "", sentence, "",
              "| claim | test | this machine | verdict | figure |", "|---|---|---|---|---|"]
     lines += [f"| {r['claim']} | {r['test']} | {r['numbers']} | **{r['verdict']}** | "

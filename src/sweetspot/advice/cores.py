@@ -93,7 +93,8 @@ def main(params: Params) -> int:
         cfg, loader="torchvision", threads=threads, loader_workers=workers))
     doc = steptime.measure_doc(rounds.with_rounds(at_best), data, sweep.candidate_batches(params))
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
-    result = {"cpus": cpus, "batch_sizes": sizes, "fastest": fastest, "rows": rows,
+    result = {"cpus": cpus, "splits": splits(cpus), "batch_sizes": sizes, "fastest": fastest,
+              "rows": rows,
               "load": rounds.load(rows), "best": {"threads": threads, "workers": workers},
               "speedup": speedups(per_round, best, sizes),
               "tensor_threads": {"best": tensor_best, "speedup": speedups(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from sweetspot import estimate, paths
-from sweetspot.advice import claims, figures
+from sweetspot.advice import claims, figures, floors
 from sweetspot.config import Params
 
 NAMES = ("time_per_epoch", "batch_1", "procedure", "neighbours", "memory", "processors", "blocks")
@@ -26,19 +26,21 @@ def build(params: Params, results: list[dict], per_loader: dict, target: float,
     spot_question = per_loader.get("torchvision", {}).get(target)
     spot_best = estimate.answers(results, estimate.round_seconds(cores["best_split"]), [target],
                                  s.resamples, runs=[])[target]
-    floors = claims.floors(memory)
+    if (cores["best"]["threads"], cores["best"]["workers"]) == (1, 0) and spot_question:
+        spot_best = spot_question  # the question's own split: steptime's seconds answer it
+    found = floors.floors(memory)
     replayed = claims.replay(per_batch, params.train.n_train, spot)
     rows = [claims.time_per_epoch(per_batch, spot, params.train.n_train, s.max_epochs),
             claims.small_end(per_batch, spot, s.extremes_max_epochs, censored(results, params)),
             claims.procedure(replayed, spot),
             claims.neighbours(per_batch, spot),
-            claims.memory(floors, model, spot),
+            claims.memory(found, model, spot),
             claims.processors(cores, spot_best, spot_question),
             claims.blocks(verdict := claims.block_verdict(
                 {int(b): v["rounds"] for b, v in blocks["steptime"]["per_batch"].items()},
                 [tuple(c) for c in blocks["centres"]], s.resamples))]
     sentence = claims.headline(rows, cores, spot_best, spot_question, target)
-    drawn = {"advice_memory": figures.memory(floors), "advice_cores": figures.cores(cores),
+    drawn = {"advice_memory": figures.memory(found), "advice_cores": figures.cores(cores),
              "advice_blocks": figures.blocks(blocks, verdict)}
     best = {**cores["best"], "speedup": cores["speedup"]}
     if spot_best:
@@ -46,7 +48,7 @@ def build(params: Params, results: list[dict], per_loader: dict, target: float,
     doc = {"verdicts": dict(zip(NAMES, (r["verdict"] for r in rows), strict=True)),
            "replay": {k: replayed.get(k) for k in ("grid_best", "best", "ratio", "in_region")},
            "best_split": best, "blocks": verdict["verdict"],
-           "memory": {k: floors[k] for k in ("stops_falling", "t0_floor", "c_floor")}}
+           "memory": {k: found[k] for k in ("stops_falling", "t0_floor", "c_floor")}}
     return {"rows": rows, "headline": sentence, "markdown": claims.section(rows, sentence),
             "figures": drawn, "doc": doc}
 
