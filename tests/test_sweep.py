@@ -5,7 +5,6 @@ chosen rate (the smallest median steps)."""
 import dataclasses
 import math
 
-import pandas as pd
 import pytest
 
 from conftest import tiny_params
@@ -86,17 +85,6 @@ def test_lr_for_batch_gives_each_policy_rate():
     assert sweep.lr_for_batch("sqrt", 0.1, 16, 64) == pytest.approx(0.05)
     with pytest.raises(ValueError, match="unknown lr policy 'cubic'"):
         sweep.lr_for_batch("cubic", 0.1, 256, 64)
-
-
-def test_refinement_batches_are_the_three_times_powers_of_two_neighbours():
-    assert sweep.refinement_batches(128, set(), 60_000) == [96, 192]
-    assert sweep.refinement_batches(96, set(), 60_000) == [64, 128]
-    assert sweep.refinement_batches(96, {64, 128, 256}, 60_000) == []
-    assert sweep.refinement_batches(128, {96}, 60_000) == [192]
-    assert sweep.refinement_batches(32768, set(), 40_000) == [24576]  # 49152 > n_train
-    assert sweep.refinement_batches(2, set(), 100) == [3]
-    assert sweep.refinement_batches(1, set(), 100) == []
-    assert sweep.refinement_batches(100, set(), 1000) == [64, 128]  # neither: powers around it
 
 
 def test_cell_name_is_the_dvc_matrix_name():
@@ -183,23 +171,6 @@ def test_refine_plan_skips_neighbours_already_tried():
     # 96 (tried) and 192
     assert planned == cells([64, 192])
     assert plan["coarse_near_best"] == {"tensor": [96]} and plan["batch_sizes"] == [64, 192]
-
-
-def test_answer_grid_is_the_power_of_two_nearest_root_n_and_two_doublings_each_side():
-    assert sweep.answer_grid(60_000) == [64, 128, 256, 512, 1024]  # the answer's own example
-    assert sweep.answer_grid(6000) == [16, 32, 64, 128, 256]  # sqrt 77 -> 64
-    assert sweep.answer_grid(10) == [1, 2, 4, 8]  # sqrt 3.2 -> 4; 16 is above the set
-
-
-def test_answer_pick_replays_the_grid_then_one_x3_refinement():
-    rows = pd.DataFrame({"batch_size": [16, 32, 48, 64, 96, 128, 256, 512, 1024],
-                         "estimate": [2.0, 1.0, 1.5, 3.0, 2.9, 4.0, 5.0, 6.0, 7.0]})
-    pick = sweep.answer_pick(rows, 60_000)  # the grid is 64..1024: 64 wins; then 48 and 96
-    assert pick == {"grid": [64, 128, 256, 512, 1024], "grid_best": 64, "neighbours": [48, 96],
-                    "missing": [], "best": 48}
-    lacking = sweep.answer_pick(rows[rows.batch_size != 96], 60_000)
-    assert lacking["missing"] == [96] and lacking["best"] == 48
-    assert sweep.answer_pick(rows[rows.batch_size < 64], 60_000)["best"] is None
 
 
 def test_refine_plan_refines_each_loader_around_its_own_sweet_spot():

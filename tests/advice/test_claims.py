@@ -139,7 +139,7 @@ def test_the_claims_from_an_answer():
     replayed = claims.replay(spot["per_batch"], 60_000, spot)
     assert (replayed["grid_best"], replayed["best"], replayed["in_region"]) == (64, 48, False)
     assert replayed["ratio"] == pytest.approx(3.4 / 3.0)
-    row = claims.procedure(replayed, spot)
+    row = claims.answer_procedure(replayed, spot)
     assert row["verdict"] == claims.PART and "picks 48" in row["numbers"]
     small = claims.small_end(spot["per_batch"], spot, 3, ["b1-lr3.0-s0-tensor"])
     assert small["verdict"] == claims.HOLDS

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from sweetspot import sweep
+from sweetspot.advice import procedure
 from sweetspot.fmt import fmt
 
 HOLDS, PART, NOT, UNTESTED = "holds", "holds in part", "does not hold here", "not tested here"
@@ -60,9 +60,9 @@ def _effect(below, at, above, rounds):
 # --- the answer's procedure, replayed -----------------------------------------------------------
 
 def replay(per_batch, n_train: int, spot: dict) -> dict:
-    """The answer's grid and its one x3 refinement on this estimate table (sweep.answer_pick):
+    """The answer's grid and its one x3 refinement on this estimate table (procedure.answer_pick):
     its pick, the pick's time over the spot's, and whether the region holds it."""
-    pick = sweep.answer_pick(per_batch[["batch_size", "estimate"]], n_train)
+    pick = procedure.answer_pick(per_batch[["batch_size", "estimate"]], n_train)
     region = [r["batch_size"] for r in spot.get("region", [])]
     if pick["best"] is None:
         return {**pick, "ratio": math.inf, "in_region": False, "region": region}
@@ -121,7 +121,7 @@ def small_end(per_batch, spot: dict, budget: int, censored: list[str]) -> dict:
                 NOT if inside else HOLDS, "two_factors")
 
 
-def procedure(found: dict, spot: dict) -> dict:
+def answer_procedure(found: dict, spot: dict) -> dict:
     """The answer's start, grid and refinement (replay)."""
     claim = ("Start at the power of two nearest sqrt(N), run 2 halvings and 2 doublings, then one "
              "x3 refinement")

@@ -32,7 +32,7 @@ def build(params: Params, results: list[dict], per_loader: dict, target: float,
     replayed = claims.replay(per_batch, params.train.n_train, spot)
     rows = [claims.time_per_epoch(per_batch, spot, params.train.n_train, s.max_epochs),
             claims.small_end(per_batch, spot, s.extremes_max_epochs, censored(results, params)),
-            claims.procedure(replayed, spot),
+            claims.answer_procedure(replayed, spot),
             claims.neighbours(per_batch, spot),
             claims.memory(found, model, spot),
             claims.processors(cores, spot_best, spot_question),
