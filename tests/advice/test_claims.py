@@ -141,6 +141,7 @@ def test_the_claims_from_an_answer():
     assert replayed["ratio"] == pytest.approx(3.4 / 3.0)
     row = claims.answer_procedure(replayed, spot)
     assert row["verdict"] == claims.PART and "picks 48" in row["numbers"]
+    assert "outside the region 16-32" in row["numbers"]
     small = claims.small_end(spot["per_batch"], spot, 3, ["b1-lr3.0-s0-tensor"])
     assert small["verdict"] == claims.HOLDS
     assert small["numbers"] == ("1: 20.00 s (6.7x); 8: 5.00 s (1.7x); censored at 3 epochs: "
@@ -152,3 +153,25 @@ def test_the_claims_from_an_answer():
     rows = [epoch, row]
     assert claims.headline(rows, {}, None, None, 0.97) == (
         "Of the accepted answer's 2 claims tested here, 1 hold, 1 hold in part and 0 do not.")
+
+
+def test_a_region_is_a_range_only_where_it_is_contiguous_in_the_sizes_tried():
+    assert claims._sizes(spot_of(ESTIMATES, [16, 32, 48])) == "16-48"
+    assert claims._sizes(spot_of(ESTIMATES, [16, 48])) == "{16, 48}"  # 32 tried, and out
+    assert claims._sizes(spot_of(ESTIMATES, [32])) == "{32}"
+
+
+def cores_doc(q1s: list[float], best=(1, 2)) -> dict:
+    return {"best": {"threads": best[0], "workers": best[1]}, "cpus": 2,
+            "splits": cores.splits(2), "tensor_threads": {"best": 1},
+            "speedup": {str(16 * (i + 1)): {"speedup": q + 0.05, "q1": q, "q3": q + 0.1}
+                        for i, q in enumerate(q1s)}}
+
+
+def test_a_split_holds_only_where_it_beats_the_questions_in_three_rounds_of_four():
+    assert claims.processors(cores_doc([1.5, 1.4]), None, None)["verdict"] == claims.HOLDS
+    assert claims.processors(cores_doc([1.5, 1.01]), None, None)["verdict"] == claims.PART
+    # two threads and no worker, no faster beyond the rounds' spread: the question's is as good
+    same = claims.processors(cores_doc([0.82, 0.81], best=(2, 0)), None, None)
+    assert same["verdict"] == claims.NOT
+    assert "0 loader worker(s) + 2 thread(s)" in same["numbers"]
