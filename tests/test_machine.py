@@ -4,6 +4,9 @@ machine was, on hand-made readings."""
 
 import json
 import platform
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -182,3 +185,20 @@ def test_a_measurement_is_busy_when_too_few_rounds_were_quiet():
     assert "A BUSY MACHINE" in machine.load_text(found)
     assert "BUSY" not in machine.load_text(machine.summary(bursty))
     assert "unknown" in machine.load_text(None)
+
+
+def test_this_processs_children_count_as_its_own_cpu_time_not_other_processes():
+    """A DataLoader worker is ours: a child spinning on the other CPU moves `own`, so the share
+    of other processes stays what it was."""
+    before = machine.usage()
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import time\nt = time.process_time()\n"
+                              "while time.process_time() - t < 0.6: pass\ninput()"],
+                             stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while machine.usage().own - before.own < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert machine.usage().own - before.own >= 0.5  # the child's 0.6 s, counted as ours
+    finally:
+        child.communicate(b"\n")

@@ -162,7 +162,8 @@ def test_a_region_is_a_range_only_where_it_is_contiguous_in_the_sizes_tried():
 
 
 def cores_doc(q1s: list[float], best=(1, 2)) -> dict:
-    return {"best": {"threads": best[0], "workers": best[1]}, "cpus": 2,
+    beyond = all(q > 1.02 for q in q1s)  # as the cores stage decides (cores.BEYOND)
+    return {"best": {"threads": best[0], "workers": best[1], "beyond": beyond}, "cpus": 2,
             "splits": cores.splits(2), "tensor_threads": {"best": 1},
             "speedup": {str(16 * (i + 1)): {"speedup": q + 0.05, "q1": q, "q3": q + 0.1}
                         for i, q in enumerate(q1s)}}
@@ -175,3 +176,10 @@ def test_a_split_holds_only_where_it_beats_the_questions_in_three_rounds_of_four
     same = claims.processors(cores_doc([0.82, 0.81], best=(2, 0)), None, None)
     assert same["verdict"] == claims.NOT
     assert "0 loader worker(s) + 2 thread(s)" in same["numbers"]
+    assert "no split beats the question's beyond the rounds' spread" in same["numbers"]
+    spot = spot_of(ESTIMATES, [16, 32])
+    assert claims.headline([], cores_doc([0.82, 0.81], best=(2, 0)), spot, spot, 0.97) == (
+        "Of the accepted answer's 0 claims tested here, 0 hold, 0 hold in part and 0 do not; no "
+        "split of the CPUs between DataLoader workers and torch threads makes the question's "
+        "pipeline faster beyond the rounds' spread (the best, 0 worker(s) and 2 thread(s), "
+        "0.86x), so its answer stays 3.00 s at batch 32.")

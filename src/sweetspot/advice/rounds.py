@@ -5,10 +5,8 @@ and how busy the machine was is read in every round (machine.busy_share)."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from sweetspot import machine, paths, tracking
 from sweetspot.config import Params
@@ -27,31 +25,14 @@ def interleave(timers: dict[str, Callable[[], float]], rounds: int, label: str) 
     round, with the round's busy share. One progress line per round on stderr."""
     rows = []
     for rnd in range(rounds):
-        before, helpers, mine = machine.usage(), children_seconds(), []
+        before, mine = machine.usage(), []
         for key, timer in timers.items():
             mine.append({"round": rnd, "key": key, "seconds": timer()})
-        after = machine.usage()
-        if after is not None:  # our DataLoader workers are ours, not other processes
-            after = dataclasses.replace(after, own=after.own + children_seconds() - helpers)
-        load = machine.busy_share(before, after)
+        load = machine.busy_share(before, machine.usage())
         rows += [{**row, "load": load} for row in mine]
         busy = "" if load is None else f", other processes {load['other']:.0%}"
         print(f"{label}: round {rnd + 1}/{rounds}{busy}", file=sys.stderr, flush=True)
     return rows
-
-
-def children_seconds() -> float:
-    """CPU seconds used so far by this process's live children (its DataLoader workers), from
-    /proc/<pid>/stat; 0 where there is no /proc."""
-    me, total = str(os.getpid()), 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if fields[1] == me:  # state, ppid, ...; utime and stime are the 12th and 13th
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def per_key(rows: list[dict]) -> dict[str, list[float]]:

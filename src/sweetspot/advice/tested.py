@@ -24,10 +24,10 @@ def build(params: Params, results: list[dict], per_loader: dict, target: float,
     spot = per_loader[s.loaders[0]][target]
     per_batch = spot["per_batch"]
     spot_question = per_loader.get("torchvision", {}).get(target)
-    spot_best = estimate.answers(results, estimate.round_seconds(cores["best_split"]), [target],
-                                 s.resamples, runs=[])[target]
-    if (cores["best"]["threads"], cores["best"]["workers"]) == (1, 0) and spot_question:
-        spot_best = spot_question  # the question's own split: steptime's seconds answer it
+    spot_best = spot_question  # the best split no faster than the question's beyond the spread
+    if cores["best_split"]:
+        spot_best = estimate.answers(results, estimate.round_seconds(cores["best_split"]),
+                                     [target], s.resamples, runs=[])[target]
     found = floors.floors(memory)
     replayed = claims.replay(per_batch, params.train.n_train, spot)
     rows = [claims.time_per_epoch(per_batch, spot, params.train.n_train, s.max_epochs),
