@@ -152,7 +152,7 @@ def test_the_claims_from_an_answer():
     assert "does not reach it in 20 epochs" in epoch["numbers"]
     rows = [epoch, row]
     assert claims.headline(rows, {}, None, None, 0.97) == (
-        "Of the accepted answer's 2 claims tested here, 1 hold, 1 hold in part and 0 do not.")
+        "Of the accepted answer's 2 claims tested here, 1 holds, 1 holds in part and 0 do not.")
 
 
 def test_a_region_is_a_range_only_where_it_is_contiguous_in_the_sizes_tried():

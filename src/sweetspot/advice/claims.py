@@ -221,8 +221,12 @@ def headline(rows: list[dict], cores: dict, spot_best: dict | None,
     """The README's sentence: how many claims hold here, and the question's pipeline at its best
     split."""
     counts = {v: sum(r["verdict"] == v for r in rows) for v in (HOLDS, PART, NOT)}
-    text = (f"Of the accepted answer's {sum(counts.values())} claims tested here, {counts[HOLDS]} "
-            f"hold, {counts[PART]} hold in part and {counts[NOT]} do not")
+    def hold(n, verb):  # 1 holds, 2 hold; 1 does not, 2 do not
+        return f"{n} {verb if n == 1 else {'holds': 'hold', 'does': 'do'}[verb]}"
+
+    text = (f"Of the accepted answer's {sum(counts.values())} claims tested here, "
+            f"{hold(counts[HOLDS], 'holds')}, {hold(counts[PART], 'holds')} in part and "
+            f"{hold(counts[NOT], 'does')} not")
     best = cores.get("best", {})
     if spot_best and spot_question and spot_best is spot_question:
         text += (f"; no split of the CPUs between DataLoader workers and torch threads makes the "
