@@ -136,9 +136,11 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     planned = [json.loads((folder / f"reports/cells/{stage}/plan.json").read_text())["cells"]
                for stage in ("refine", "seeds")]
     assert len(planned[1]) >= 1  # at least the sweet spot reached the target: one more seed
-    trained = [r for r in runs if r.data.tags.get("kind") not in ("sweep", "steptime")]
+    measured = ("sweep", "steptime", "cores", "memory", "blocks")  # runs that train no cell
+    trained = [r for r in runs if r.data.tags.get("kind") not in measured]
     assert len(children) == 2 + len(planned[0]) + len(planned[1]) == len(trained)
-    assert [r.data.tags["kind"] for r in runs if r not in trained].count("steptime") == 2
+    kinds = [r.data.tags["kind"] for r in runs if r not in trained]
+    assert kinds.count("steptime") == 2 and all(kinds.count(k) == 1 for k in measured[2:])
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     assert parent.data.metrics["sweet_spot_batch_size"] == metrics["batch_size"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}

@@ -73,7 +73,7 @@ def test_the_stage_writes_its_json_and_one_mlflow_run(workdir, capsys):
     sizes = sweep.candidate_batches(tiny_params())
     assert doc["batch_sizes"] == sizes and sorted(map(int, doc["per_batch"])) == sizes
     assert doc["stack"] == {"device": "cpu", "loader": "tensor", "step": "exact",
-                            "threads": doc["stack"]["threads"]}
+                            "threads": doc["stack"]["threads"], "loader_workers": 0}
     for cell in doc["per_batch"].values():
         assert len(cell["rounds"]) == 3 and cell["seconds"] == min(cell["rounds"]) > 0
     assert len(doc["rows"]) == 3 * len(sizes)
