@@ -183,3 +183,20 @@ def test_a_split_holds_only_where_it_beats_the_questions_in_three_rounds_of_four
         "split of the CPUs between DataLoader workers and torch threads makes the question's "
         "pipeline faster beyond the rounds' spread (the best, 0 worker(s) and 2 thread(s), "
         "0.86x), so its answer stays 3.00 s at batch 32.")
+
+
+def test_a_small_end_run_is_censored_as_the_project_reads_a_curve():
+    from sweetspot.advice import tested
+
+    def run(name, batch, accuracies, losses):
+        curve = [{"time": i, "step": i, "examples": i, "epoch": i, "train_loss": loss,
+                  "test_loss": loss, "test_acc": acc}
+                 for i, (acc, loss) in enumerate(zip(accuracies, losses, strict=True))]
+        return {"name": name, "batch_size": batch, "curve": curve}
+
+    params = tiny_params(sweep={"extremes": [1, 2]})  # the headline target: 0.8
+    results = [run("b1-reached", 1, [0.5, 0.9], [1.0, 0.5]),
+               run("b1-short", 1, [0.5, 0.7], [1.0, 0.5]),
+               run("b2-diverged", 2, [0.5, 0.9], [math.nan, math.nan]),  # nan, then a high read
+               run("b32-short", 32, [0.5, 0.7], [1.0, 0.5])]  # not an extreme
+    assert tested.censored(results, params) == ["b1-short", "b2-diverged"]

@@ -5,6 +5,7 @@ report stage renders them (`section`) and the README's headline takes `headline`
 from __future__ import annotations
 
 import math
+import statistics
 
 import numpy as np
 
@@ -229,10 +230,11 @@ def headline(rows: list[dict], cores: dict, spot_best: dict | None,
             f"{hold(counts[NOT], 'does')} not")
     best = cores.get("best", {})
     if spot_best and spot_question and spot_best is spot_question:
+        speedup = statistics.geometric_mean(v["speedup"] for v in cores["speedup"].values())
         text += (f"; no split of the CPUs between DataLoader workers and torch threads makes the "
                  f"question's pipeline faster beyond the rounds' spread (the best, "
                  f"{best['workers']} worker(s) and {best['threads']} thread(s), "
-                 f"{fmt(_geomean(cores['speedup']), '.2f')}x), so its answer stays "
+                 f"{fmt(speedup, '.2f')}x), so its answer stays "
                  f"{fmt(spot_question['estimate'])} s at batch {spot_question['batch_size']}")
     elif spot_best and spot_question:
         text += (f"; the question's pipeline at its best split ({best['workers']} loader "
@@ -240,10 +242,6 @@ def headline(rows: list[dict], cores: dict, spot_best: dict | None,
                  f"{fmt(spot_best['estimate'])} s at batch {spot_best['batch_size']}, against "
                  f"{fmt(spot_question['estimate'])} s with num_workers=0")
     return text + "."
-
-
-def _geomean(speedups: dict) -> float:
-    return math.exp(sum(math.log(v["speedup"]) for v in speedups.values()) / len(speedups))
 
 
 def section(rows: list[dict], sentence: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sweetspot import estimate, paths
+from sweetspot import analysis, estimate, paths
 from sweetspot.advice import claims, figures, floors
 from sweetspot.config import Params
 
@@ -58,4 +58,4 @@ def censored(results: list[dict], params: Params) -> list[str]:
     budget, by cell name."""
     target = params.sweep.targets[0]
     return sorted(r["name"] for r in results if r["batch_size"] in params.sweep.extremes
-                  and not any(p["test_acc"] >= target for p in r.get("curve", [])))
+                  and not analysis.time_to_target(r.get("curve") or [], target)["reached"])
