@@ -37,6 +37,7 @@ TINY = {
     "machine": {"probe_rounds": 3, "tolerance": 0.5},
     "advice": {"rounds": 3, "split_batch_sizes": [32], "memory_batch_sizes": [1, 64, 1024],
                "block_powers": [4, 5]},
+    "race": {"max_seeds": 3, "max_cells": 2},
 }
 
 

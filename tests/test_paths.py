@@ -54,6 +54,10 @@ def test_dvc_outs_are_the_paths_the_code_writes():
     assert Cell(64, 1.0, 0, "tensor").name == "b64-lr1.0-s0-tensor"
     assert stage_outs(STAGES["refine"]) == [str(paths.REFINE)]
     assert stage_outs(STAGES["seeds"]) == [str(paths.SEEDS)]
+    assert stage_outs(STAGES["race"]) == [str(paths.RACE)]
+    # the race keeps its cells between runs (a re-measurement retrains none it still needs)
+    assert STAGES["race"]["outs"][0][str(paths.RACE)] == {"persist": True}
+    assert str(paths.STEPTIME) in STAGES["race"]["deps"]
     assert set(stage_outs(STAGES["report"])) == {
         str(paths.METRICS), str(paths.FIGURES), str(paths.REPORT_MD), str(paths.CURVES),
         str(paths.TIME_TO_TARGET), str(paths.STEPS_TABLE), str(paths.COMPARE)}
@@ -92,7 +96,7 @@ def test_cells_depend_on_every_train_setting_except_their_own():
            "stop_at_target", "experiment",  # set per cell by the sweep, or naming only
            "loader_workers"}  # changes no batch, so no step (tests/data/test_load.py)
     assert keys == set(config.read_yaml(REPO / paths.PARAMS_FILE)["train"]) - own
-    for stage in ("refine", "seeds"):
+    for stage in ("refine", "seeds", "race"):
         planned = {p.split(".", 1)[1] for p in STAGES[stage]["params"] if p.startswith("train.")}
         assert planned == keys, stage
 
@@ -130,6 +134,7 @@ def test_each_stage_depends_on_the_code_its_command_runs():
     for stage in ("refine", "seeds"):  # plan with sweep.py, then train as a cell does
         assert code_deps(stage) == train | (imported("sweetspot/sweep.py") - BOOKKEEPING)
     assert code_deps("plan") == imported("sweetspot/sweep.py") - BOOKKEEPING
+    assert code_deps("race") == train | (imported("sweetspot/race.py") - BOOKKEEPING)
     assert code_deps("machine") == imported("sweetspot/machine.py") - BOOKKEEPING
     assert code_deps("report") == imported("sweetspot/report.py") - BOOKKEEPING
     assert code_deps("bench") == imported("sweetspot/bench.py") - BOOKKEEPING

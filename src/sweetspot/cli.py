@@ -11,7 +11,7 @@ from sweetspot import config, errors, outage, paths
 
 STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
 # The commands that build train.network (checked before they start)
-TRAINS = ("sweep", "refine", "seeds", "steptime", "predict", "validate", "machine", "cores",
+TRAINS = ("sweep", "refine", "seeds", "race", "steptime", "predict", "validate", "machine", "cores",
           "memory", "blocks")
 ADVICE = {"cores": "processors: the question's pipeline at every split of the CPUs between "
                    "loader workers and torch threads", "memory": "the step against this "
@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("plan", help="which batch sizes refinement adds (reports/refine_plan.json)")
     sub.add_parser("refine", help="train the 3*2^n neighbours of the coarse sweet region")
     sub.add_parser("seeds", help="more seeds at each batch size's chosen rate")
+    sub.add_parser("race", help="seeds where the sweet region is undecided, until decided or "
+                   "the budget (params.yaml race) is spent")
     sub.add_parser("report", help="sweet spot, figures and report.md from the cells")
     for name, text in ADVICE.items():
         sub.add_parser(name, help=f"the answer's advice: {text}")
@@ -171,6 +173,10 @@ def run(argv: list[str] | None = None) -> int:
 
         return {"plan": sweep.plan_main, "refine": sweep.refine_main,
                 "seeds": sweep.seeds_main}[args.command](params)
+    if args.command == "race":
+        from sweetspot import race
+
+        return race.main(params)
     if args.command == "report":
         from sweetspot import report
 

@@ -7,15 +7,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from sweetspot import typed
 from sweetspot.errors import ConfigError
 from sweetspot.paths import PARAMS_FILE
-from sweetspot.typed import convert
 
 TRAIN_SIZE = 60_000  # both datasets: 60000 training and 10000 test images
 
@@ -37,6 +36,11 @@ def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
 def _require(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {message}")
+
+
+def _positive(section: str, config, *keys: str) -> None:
+    for key in keys:
+        _require(getattr(config, key) > 0, f"{section}.{key}", "must be > 0")
 
 
 def _names(key: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
@@ -106,18 +110,14 @@ class TrainConfig:
         _require(self.network in NETWORKS or ":" in self.network, "train.network",
                  f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}, or "
                  "name your own as package.module:function")
-        _require(self.width > 0, "train.width", "must be > 0")
         _one_of("train.activation", self.activation, ACTIVATIONS)
         _one_of("train.device", self.device, DEVICES)
         _one_of("train.loader", self.loader, LOADERS)
         _require(0 < self.target_accuracy <= 1, "train.target_accuracy", "must be in (0, 1]")
-        _require(self.eval_every_examples > 0, "train.eval_every_examples", "must be > 0")
-        _require(self.max_epochs > 0, "train.max_epochs", "must be > 0")
+        _positive("train", self, "width", "eval_every_examples", "max_epochs", "noise_every")
         _require(self.max_seconds >= 0, "train.max_seconds", "must be >= 0 (0 = no limit)")
-        _require(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
-        _require(self.lr_warmup_steps >= 0, "train.lr_warmup_steps", "must be >= 0")
-        _require(self.noise_every > 0, "train.noise_every", "must be > 0")
-        _require(self.threads >= 0, "train.threads", "must be >= 0")
+        for key in ("warmup_steps", "lr_warmup_steps", "threads"):
+            _require(getattr(self, key) >= 0, f"train.{key}", "must be >= 0")
         cpus = len(os.sched_getaffinity(0))  # the CPUs this process may use
         _require(0 <= self.loader_workers <= cpus, "train.loader_workers", f"{self.loader_workers}"
                  f" is outside 0..{cpus} (this machine's CPUs)")
@@ -186,8 +186,7 @@ class SteptimeConfig:
     def check(self) -> None:
         _names("steptime.loaders", self.loaders, LOADERS)
         _require(self.rounds >= 3, "steptime.rounds", "must be >= 3 (the fastest of a few)")
-        _require(self.min_examples > 0, "steptime.min_examples", "must be > 0")
-        _require(self.min_steps > 0, "steptime.min_steps", "must be > 0")
+        _positive("steptime", self, "min_examples", "min_steps")
 
 
 @dataclass(frozen=True)
@@ -200,10 +199,8 @@ class BenchConfig:
 
     def check(self) -> None:
         _distinct_positive("bench.batch_sizes", self.batch_sizes, TRAIN_SIZE)
-        _require(self.repeats > 0, "bench.repeats", "must be > 0")
-        _require(self.min_examples > 0, "bench.min_examples", "must be > 0")
+        _positive("bench", self, "repeats", "min_examples", "matmul_size")
         _one_of("bench.device", self.device, DEVICES)
-        _require(self.matmul_size > 0, "bench.matmul_size", "must be > 0")
 
 
 @dataclass(frozen=True)
@@ -232,6 +229,17 @@ class AdviceConfig:
 
 
 @dataclass(frozen=True)
+class RaceConfig:
+    margin: float
+    max_seeds: int
+    max_cells: int
+
+    def check(self) -> None:
+        _require(0 < self.margin < 1, "race.margin", "must be in (0, 1)")
+        _require(min(self.max_seeds, self.max_cells) >= 0, "race", "budgets must be >= 0")
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataConfig
     train: TrainConfig
@@ -240,30 +248,12 @@ class Params:
     bench: BenchConfig
     machine: MachineConfig
     advice: AdviceConfig
-
-
-def build(cls, section: str, values: dict, overrides: dict | None = None,
-          source: str = "params.yaml"):
-    """Make a `cls` from one params.yaml section plus command-line overrides, checked."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"{source}: section {section!r} must be a mapping")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise ConfigError(f"{source}: unknown key {section}.{unknown[0]}")
-    missing = [n for n in names if n not in values]
-    if missing:
-        raise ConfigError(f"{source}: missing key {section}.{missing[0]}")
-    merged = {**values, **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    obj = cls(**{n: convert(f"{section}.{n}", hints[n], merged[n]) for n in names})
-    obj.check()
-    return obj
+    race: RaceConfig
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "sweep": SweepConfig,
             "steptime": SteptimeConfig, "bench": BenchConfig, "machine": MachineConfig,
-            "advice": AdviceConfig}
+            "advice": AdviceConfig, "race": RaceConfig}
 
 
 def read_yaml(path: Path = PARAMS_FILE) -> dict:
@@ -288,7 +278,7 @@ def load(path: Path = PARAMS_FILE, **overrides: dict) -> Params:
     for section, cls in SECTIONS.items():
         if section not in raw:
             raise ConfigError(f"{Path(path).name}: missing section {section!r}")
-        built[section] = build(cls, section, raw[section], overrides.get(section),
+        built[section] = typed.section(cls, section, raw[section], overrides.get(section),
                                Path(path).name)
     untimed = sorted(set(built["sweep"].loaders) - set(built["steptime"].loaders))
     if untimed:

@@ -17,7 +17,8 @@ COARSE = CELLS / "coarse"
 EXTREMES = CELLS / "extremes"
 REFINE = CELLS / "refine"
 SEEDS = CELLS / "seeds"
-PLAN = "plan.json"  # what refine/seeds decided to train, beside their cells
+RACE = CELLS / "race"  # seeds where the sweet region is undecided (race.py)
+PLAN = "plan.json"  # what refine/seeds/race decided to train, beside their cells
 
 METRICS = REPORTS / "sweet_spot.json"
 REPORT_MD = REPORTS / "report.md"

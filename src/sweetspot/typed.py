@@ -1,8 +1,10 @@
-"""One value of params.yaml or of the command line, checked (and parsed, for a string the
-command line gave) against its field's type: a `ConfigError` naming the key where it is not."""
+"""A section of params.yaml, with the command line's overrides, as its dataclass: each value checked
+(and parsed, for a string the command line gave) against its field's type, a `ConfigError` naming
+the key where it is not."""
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 
 from sweetspot.errors import ConfigError
@@ -36,3 +38,22 @@ def convert(key: str, tp, value):
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
         raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}")
     return value
+
+
+def section(cls, section: str, values: dict, overrides: dict | None = None,
+            source: str = "params.yaml"):
+    """Make a `cls` from one params.yaml section plus command-line overrides, checked."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: section {section!r} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {section}.{unknown[0]}")
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise ConfigError(f"{source}: missing key {section}.{missing[0]}")
+    merged = {**values, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    obj = cls(**{n: convert(f"{section}.{n}", hints[n], merged[n]) for n in names})
+    obj.check()
+    return obj
