@@ -30,11 +30,20 @@ def test_a_summary_holds_the_answer_and_the_cost_model(answer):
                         "this machine")
     assert s["spot"] == spots[0.97]["batch_size"] and s["b_star"] == model["b_star"]
     assert s["relative_time"][s["spot"]] == 1.0 and min(s["relative_time"].values()) == 1.0
-    assert 1024 not in s["relative_time"]  # censored: no time to draw
+    assert 1024 not in s["relative_time"]  # censored: no time to draw ...
+    assert 1024 in s["tried"]  # ... but tried: a region is contiguous only among all tried
     assert s["forecast"] == {"made_at": made["made_at"], "b_simple": 50.0, "b_star": 22.4,
                              "spot": 24, "t0": 1e-4, "c": 1e-5}
     assert s["sqrt_n"] == pytest.approx(math.sqrt(6000))  # the tiny profile's subset
-    assert s["machine"] == "this machine"
+    assert s["machine"] == "this machine" and s["race"] is None
+
+
+def test_the_table_prints_a_region_as_the_set_it_is():
+    relative = {12: 1.1, 16: 1.0, 24: 1.05, 32: 1.02, 48: 1.1, 64: 1.12, 96: 1.14}
+    holed = problem("cnn", "MNIST", 16, 32.0, relative=relative, region=[12, 16, 32, 48, 96])
+    tight = problem("cnn", "FashionMNIST", 16, 32.0, relative=relative, region=[12, 16, 24])
+    lines = compare.table([REF, holed, tight])
+    assert "| 12-24 |" in lines[3] and "| {12, 16, 32, 48, 96} |" in lines[4]  # ordered
 
 
 @pytest.mark.parametrize(("spot", "b_star", "says"), [
@@ -68,7 +77,7 @@ def test_the_section_puts_the_reference_first_and_says_a_line_per_problem():
     assert "12 (B* 12, 2026-11-30T14:10)" in rows[1]
     assert sum(line.startswith("- cnn on FashionMNIST: B* moved") for line in lines) == 1
     assert ("- cnn on FashionMNIST: forecast at 2026-11-30 14:10 UTC, before the sweep: "
-            "B_simple 9, B* = 12, batch size 12; the sweep found 16 (region [16]): the forecast "
+            "B_simple 9, B* = 12, batch size 12; the sweep found 16 (region 16): the forecast "
             "is outside the sweet region.") in lines
     assert ("- mlp on MNIST: starting at the batch size nearest √N (256) takes x3.00 the sweet "
             "spot's time.") in lines

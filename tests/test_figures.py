@@ -1,5 +1,6 @@
 """The report's figures on hand-made runs: each draws its data, censored cells as such."""
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -122,4 +123,22 @@ def test_steps_to_target_draws_the_censored_batch_at_the_steps_it_took(answer):
     assert len(misses) == 1
     taken = next(r["steps"] for r in results if r["batch_size"] == 1024)
     assert np.asarray(misses[0].get_offsets()).tolist() == [[1024, pytest.approx(taken)]]
+    plt.close(fig)
+
+
+def test_a_region_that_is_not_contiguous_is_banded_member_by_member(answer):
+    """A region {32, 128} with 64 tried between them: two bands, none over 64."""
+    _, _, seconds, spots = answer
+    spot = spots[0.97]
+    holed = {**spot, "region": [{**spot["region"][0], "batch_size": 32},
+                                {**spot["region"][0], "batch_size": 128}]}
+    fig = figures.two_factors(spot["per_batch"], seconds, 0.97, holed)
+    both_ax = fig.axes[2]
+    bands = [p for p in both_ax.patches if p.get_facecolor()[:3] == pytest.approx(
+        matplotlib.colors.to_rgb("gold"))]
+    spans = sorted((min(p.get_path().vertices[:, 0]), max(p.get_path().vertices[:, 0]))
+                   for p in bands)
+    assert len(spans) == 2 and all(not lo <= 64 <= hi for lo, hi in spans)
+    assert [p.get_label() for p in bands if p.get_label().startswith("sweet")] == [
+        "sweet region {32, 128}"]
     plt.close(fig)

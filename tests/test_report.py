@@ -177,7 +177,7 @@ def test_each_data_path_is_answered_from_the_same_steps(answer):
     md = text(spots, cells, loaders=both)
     assert "## The question's own data pipeline" in md
     ratio = loader[0.97]["estimate"] / spots[0.97]["estimate"]
-    assert f"the sweet region is {writeup.region_text(loader[0.97]['region'])}" in md
+    assert f"the sweet region is {writeup.region_text(loader[0.97])}" in md
     assert f"{ratio:.1f}x the time on the tensor path, from the same steps" in md
     row = next(line for line in md.splitlines()
                if line.startswith(f"| torchvision | {model['t0'] * 1e6:.0f} |"))

@@ -14,6 +14,7 @@ import math
 import pandas as pd
 
 from sweetspot.figures import CAPTIONS
+from sweetspot.fmt import sizes
 
 REFERENCE = ("mlp", "MNIST")  # the question's network and dataset
 SAME = 1.25  # a move by less than this factor either way is no move
@@ -21,9 +22,10 @@ CLOSE = 2.0  # a predicted move within this factor of the found one has "the siz
 
 
 def summary(params, network: str, spot: dict, model: dict | None, noise: dict,
-            forecast: dict | None, machine: str) -> dict:
+            forecast: dict | None, machine: str, race: dict | None = None) -> dict:
     """This problem's answer at the headline target: what the comparison needs, nothing else.
-    `machine`: where its seconds per step were measured (machine.describe)."""
+    `machine`: where its seconds per step were measured (machine.describe); `race`:
+    race.summary's answer (the cells it added, their seconds, each batch size's seeds)."""
     rows = spot["per_batch"]
     hit = rows[rows["reached"]]
     best = hit["estimate"].min() if len(hit) else math.nan
@@ -31,6 +33,7 @@ def summary(params, network: str, spot: dict, model: dict | None, noise: dict,
             "dataset": params.data.dataset, "target": params.sweep.targets[0],
             "spot": spot.get("batch_size"), "estimate": spot.get("estimate"),
             "region": [r["batch_size"] for r in spot.get("region", [])],
+            "tried": sorted(int(b) for b in rows["batch_size"]),
             "b_noise": model["b_noise"] if model else None,
             "t0": model["t0"] if model else None, "c": model["c"] if model else None,
             "b_star": model["b_star"] if model else None,
@@ -38,7 +41,9 @@ def summary(params, network: str, spot: dict, model: dict | None, noise: dict,
             "sqrt_n": math.sqrt(params.train.n_train),
             "relative_time": {int(b): e / best for b, e in zip(hit["batch_size"], hit["estimate"],
                                                              strict=True)},
-            "forecast": _forecast_brief(forecast), "machine": machine}
+            "forecast": _forecast_brief(forecast), "machine": machine,
+            "race": race and {"cells": race["cells"], "seconds": race["seconds"],
+                              "seeds": {b: v["seeds"] for b, v in race["batch"].items()}}}
 
 
 def _forecast_brief(forecast: dict | None) -> dict | None:
@@ -64,19 +69,29 @@ def _num(value, spec: str = ".0f", scale: float = 1.0) -> str:
     return "-" if value is None else format(value * scale, spec)
 
 
+def region(s: dict) -> str:
+    """The sweet region as the set it is (fmt.sizes), among the batch sizes the summary tried."""
+    return sizes(s["region"], s.get("tried") or s["relative_time"]) if s["region"] else "-"
+
+
+def raced(s: dict) -> str:
+    r = s.get("race")
+    return f"{r['cells']} ({r['seconds'] / 60:.1f} min)" if r else "-"
+
+
 def table(summaries: list[dict]) -> list[str]:
     lines = ["| network | dataset | target | sweet region | spot | seconds | B_noise (fit) | "
-             "B_simple early / averaged | t0 (µs) | c (µs/example) | B* | √N | forecast |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "B_simple early / averaged | t0 (µs) | c (µs/example) | B* | √N | forecast | "
+             "cells raced |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for s in ordered(summaries):
         f = s["forecast"]
         told = f"{f['spot']} (B* {f['b_star']:.0f}, {f['made_at'][:16]})" if f else "-"
         lines.append(
-            f"| {s['network']} | {s['dataset']} | {s['target']:g} | {s['region']} | "
+            f"| {s['network']} | {s['dataset']} | {s['target']:g} | {region(s)} | "
             f"{_num(s['spot'])} | {_num(s['estimate'], '.2f')} | {_num(s['b_noise'])} | "
             f"{_num(s['b_simple_early'])} / {_num(s['b_simple_averaged'])} | "
             f"{_num(s['t0'], '.0f', 1e6)} | {_num(s['c'], '.2f', 1e6)} | {_num(s['b_star'])} | "
-            f"{s['sqrt_n']:.0f} | {told} |")
+            f"{s['sqrt_n']:.0f} | {told} | {raced(s)} |")
     return lines
 
 
@@ -127,7 +142,7 @@ def forecast_line(s: dict) -> str | None:
     where = "inside" if f["spot"] in s["region"] else "outside"
     return (f"{label(s)}: forecast at {f['made_at'][:16].replace('T', ' ')} UTC, before the "
             f"sweep: B_simple {f['b_simple']:.0f}, B* = {f['b_star']:.0f}, batch size "
-            f"{f['spot']}; the sweep found {_num(s['spot'])} (region {s['region']}): the "
+            f"{f['spot']}; the sweep found {_num(s['spot'])} (region {region(s)}): the "
             f"forecast is {where} the sweet region.")
 
 

@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from sweetspot import costmodel  # noqa: E402
+from sweetspot.fmt import sizes  # noqa: E402
 
 CAPTIONS = {
     "epoch_vs_target": "Seconds per epoch (left) against seconds to the target (right)",
@@ -72,10 +73,17 @@ def _mark(ax, spot: dict, label: str, region: bool = True) -> None:
     sizes in it (nothing when no batch size reached the target)."""
     if spot["batch_size"] is None:
         return
-    sizes = [r["batch_size"] for r in spot.get("region", [])]
-    if region and len(sizes) > 1:
-        ax.axvspan(min(sizes), max(sizes), color="gold", alpha=0.25, zorder=0,
-                   label=f"sweet region {min(sizes)}-{max(sizes)}")
+    members = [r["batch_size"] for r in spot.get("region", [])]
+    if region and len(members) > 1:  # a band over each run of members contiguous in the tried
+        tried = sorted(int(b) for b in spot["per_batch"]["batch_size"])
+        runs = [[members[0]]]
+        for b in members[1:]:
+            contiguous = tried.index(b) == tried.index(runs[-1][-1]) + 1
+            runs[-1].append(b) if contiguous else runs.append([b])
+        for i, run in enumerate(runs):  # a member alone: a narrow band around it
+            pad = 1.08 if len(run) == 1 else 1.0
+            ax.axvspan(run[0] / pad, run[-1] * pad, color="gold", alpha=0.25, zorder=0,
+                       label="_nolegend_" if i else f"sweet region {sizes(members, tried)}")
     ax.scatter([spot["batch_size"]], [spot["estimate"]], marker="*", s=260, color="gold",
                edgecolors="black", zorder=5, label=label)
 

@@ -9,3 +9,14 @@ def fmt(value, spec: str = ".2f", missing: str = "not reached") -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return missing
     return format(value, spec)
+
+
+def sizes(region, tried) -> str:
+    """A set of batch sizes as the set it is: "16-32" only where it is contiguous among the batch
+    sizes `tried` (none tried between them is left out), else "{12, 16, 32}"; one alone as "32"."""
+    region, tried = sorted(int(b) for b in region), sorted({int(b) for b in tried} | set(region))
+    if len(region) == 1:
+        return str(region[0])
+    if region and tried[tried.index(region[0]):tried.index(region[-1]) + 1] == region:
+        return f"{region[0]}-{region[-1]}"
+    return "{" + ", ".join(map(str, region)) + "}"

@@ -211,3 +211,48 @@ def main(params: Params) -> int:
             stale.unlink()
     paths.write_json(plan_file, {**plan, "cells": names})  # last: it marks the folder complete
     return 0
+
+
+# --- the race in the report ----------------------------------------------------------------------
+
+def summary(params: Params, results: list[dict], seconds: dict[int, list[float]],
+            target: float) -> dict:
+    """The race on the headline data path, as the report gives it: the cells it added, their
+    training and evaluation seconds, and per batch size the verdicts on all its cells."""
+    loader = params.sweep.loaders[0]
+    mine = [c for c in results if c["loader"] == loader]
+    table = estimate.steps_table(mine, [target], "", "", "")
+    decided = verdicts(table, seconds, target, params.race.margin, params.sweep.resamples)
+    raced = [c for c in mine if c.get("sweep_stage") == "race"]
+    cost = sum(c.get("train_time", 0) + c.get("eval_time", 0) + c.get("compile_time", 0)
+               for c in raced)
+    return {"cells": len(raced), "seconds": cost, "budget": vars(params.race).copy(),
+            "added": {b: sum(c["batch_size"] == b for c in raced) for b in decided["batch"]},
+            **decided}
+
+
+def section(race: dict) -> list[str]:
+    """The report's account of the race: per batch size its seeds, in or out and why."""
+    b = race["budget"]
+    lines = ["## The race: seeds where the region was undecided", "",
+             f"After the grid and the seeds stage, the race (`race` stage) gave one more seed per "
+             f"round to the spot and to each batch size the region held but could not yet "
+             f"decide: in, when the spot's time over its own stays under {1 + b['margin']:.2f} in "
+             f"{QUANTILE:.0%} of resamples of the seeds; out, when the region's rule drops it "
+             f"(budget: {b['max_seeds']} seeds per batch size, {b['max_cells']} cells). It "
+             f"added {race['cells']} cell(s), {race['seconds']:.0f} s of training and "
+             "evaluation.", "",
+             "| batch size | rate | seeds (raced) | verdict | as fast as the spot | "
+             f"its time / the spot's, {QUANTILE:.0%} bound |", "|---:|---:|---:|---|---:|---:|"]
+    words = {SPOT: "the spot", IN: "in", OUT: "out",
+             UNDECIDED: "in, undecided (the budget was spent)"}
+    for size, v in sorted(race["batch"].items()):
+        share = "-" if v["as_fast"] is None else f"{v['as_fast']:.0%}"
+        bound = "-" if v["bound"] is None else f"{v['bound']:.2f}"
+        lines.append(f"| {size} | {v['lr']:g} | {v['seeds']} ({race['added'][size]}) | "
+                     f"{words[v['status']]} | {share} | {bound} |")
+    rates = ", ".join(f"{size} ({', '.join(f'{lr:g}' for lr in lrs)})"
+                      for size, lrs in sorted(race["rates"].items()))
+    if rates:
+        lines += ["", f"Rates still close to the chosen one on fewer seeds: {rates}."]
+    return [*lines, ""]

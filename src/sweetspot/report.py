@@ -31,6 +31,7 @@ from sweetspot import (
     figures,
     machine,
     paths,
+    race,
     sweep,
     tracking,
     writeup,
@@ -147,7 +148,7 @@ def main(params: Params) -> int:
     s = params.sweep
     targets = list(s.targets)
     target, loader = targets[0], s.loaders[0]  # the headline: the first path the sweep trained
-    results = sweep.read_cells(sweep.all_paths(params))
+    results = sweep.read_cells(race.all_paths(params))
     timing = sweep.step_times(params)  # per data path, its steptime document
     seconds = {name: estimate.round_seconds(doc) for name, doc in timing.items()}
     plan_file = paths.REFINE / paths.PLAN
@@ -182,9 +183,10 @@ def main(params: Params) -> int:
     if checks:
         drawn["validation"] = figures.validation(checks)
     advice = tested.build(params, results, per_loader, target, model)
+    raced = race.summary(params, results, seconds[loader], target)
     network = network_name(params.train)
     own = compare.summary(params, network, spots[target], model, noise, forecast(params),
-                          machine.describe(timing[loader]["machine"]))
+                          machine.describe(timing[loader]["machine"]), raced)
     paths.write_json(paths.problem_file(paths.COMPARE, params.data.dataset,
                                         network_slug(params.train)), own)
     problems = summaries()
@@ -198,6 +200,7 @@ def main(params: Params) -> int:
                dataset=params.data.dataset, loader=loader, cost_model=model, noise_scale=noise,
                load=timing[loader].get("load"),
                per_class_accuracy=final["per_class"] if final else None, advice=advice["doc"],
+               race={k: raced[k] for k in ("cells", "seconds", "batch", "rates")},
                per_loader={k: {**metrics_doc(v, targets), "cost_model": models[k]}
                            for k, v in per_loader.items()})
     paths.write_json(paths.METRICS, doc)
@@ -209,7 +212,8 @@ def main(params: Params) -> int:
     paths.REPORT_MD.write_text(writeup.markdown(
         params, spots, cells, plan, measured_on, [n for n in drawn if n != "comparison"], model,
         noise, {k: {"spots": v, "model": models[k]} for k, v in per_loader.items()}, checks,
-        timing[loader], final, compare.section(problems), here) + "\n" + advice["markdown"])
+        timing[loader], final, compare.section(problems), here) + "\n"
+        + "\n".join(race.section(raced)) + "\n" + advice["markdown"])
     file_sweep(params, results, doc)
     if here["self_check"] and here["self_check"]["departs"]:
         print(f"report: {self_check_alarm(here['self_check'])}", flush=True)

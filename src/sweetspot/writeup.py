@@ -12,7 +12,7 @@ from sweetspot.checks import reproduced, self_check_alarm, validation
 from sweetspot.config import Params
 from sweetspot.estimate import NEAR_FASTEST, REGION_RULE
 from sweetspot.figures import CAPTIONS
-from sweetspot.fmt import fmt
+from sweetspot.fmt import fmt, sizes
 from sweetspot.machine import load_text
 from sweetspot.model import network_name
 from sweetspot.sweep import REFINE_WINDOW
@@ -73,7 +73,7 @@ def headline(spots: dict, cells: pd.DataFrame, targets) -> list[str]:
     here = rows[rows["batch_size"] == spot["batch_size"]].iloc[0]
     fastest_epoch = cells.groupby("batch_size")["seconds_per_epoch"].median().idxmin()
     lines = [
-        f"**Sweet region: {region_text(spot['region'])}.** {region_members(spot)}",
+        f"**Sweet region: {region_text(spot)}.** {region_members(spot)}",
         f"Its spot, **batch size {spot['batch_size']}** (learning rate {spot['lr']:g}), wins "
         f"{spot['share']:.0%} of the resamples of seeds and timing rounds and reaches "
         f"{targets[0]:g} test accuracy in **{spot['estimate']:.2f} s** of training, "
@@ -95,14 +95,15 @@ def headline(spots: dict, cells: pd.DataFrame, targets) -> list[str]:
     return lines
 
 
-def region_text(region: list[dict]) -> str:
-    """"batch sizes 32-64, a tie within 4%" for a region of several, "batch size 32 alone" for
-    one."""
-    sizes = [r["batch_size"] for r in region]
-    if len(sizes) == 1:
-        return f"batch size {sizes[0]} alone"
+def region_text(spot: dict) -> str:
+    """"batch sizes 32-64, a tie within 4%" for a region of several (a set where it is not
+    contiguous: fmt.sizes), "batch size 32 alone" for one."""
+    region = spot["region"]
+    if len(region) == 1:
+        return f"batch size {region[0]['batch_size']} alone"
     spread = max(max(r["distance"] for r in region), 0.01)  # "within 1%" for closer ones too
-    return f"batch sizes {sizes[0]}-{sizes[-1]}, a tie within {spread:.0%}"
+    members = sizes([r["batch_size"] for r in region], spot["per_batch"]["batch_size"])
+    return f"batch sizes {members}, a tie within {spread:.0%}"
 
 
 def region_members(spot: dict) -> str:
@@ -218,7 +219,7 @@ def paths_headline(loaders: dict, target: float) -> list[str]:
         if spot["batch_size"] is None or here["batch_size"] is None:
             continue
         lines.append(f"With the {LOADER_NAMES.get(name, name)}, the sweet region is "
-                     f"{region_text(spot['region'])} (spot {spot['batch_size']}, "
+                     f"{region_text(spot)} (spot {spot['batch_size']}, "
                      f"{spot['estimate']:.2f} s to {target:g}): "
                      f"{spot['estimate'] / here['estimate']:.1f}x the time on the "
                      f"{first} path, from the same steps.")
@@ -244,7 +245,7 @@ def data_paths(loaders: dict, targets) -> list[str]:
     for name, path in loaders.items():
         for t in targets:
             spot = path["spots"][t]
-            region = region_text(spot["region"]) if spot["batch_size"] is not None else "-"
+            region = region_text(spot) if spot["batch_size"] is not None else "-"
             lines.append(f"| {name} | {t:g} | {region} | {spot['batch_size']} | "
                          f"{fmt(spot.get('estimate'))} | "
                          f"{interval(spot.get('low'), spot.get('high'))} |")

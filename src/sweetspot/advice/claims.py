@@ -10,7 +10,7 @@ import statistics
 import numpy as np
 
 from sweetspot.advice import procedure
-from sweetspot.fmt import fmt
+from sweetspot.fmt import fmt, sizes
 
 HOLDS, PART, NOT, UNTESTED = "holds", "holds in part", "does not hold here", "not tested here"
 MEANINGFUL = 0.02  # a per-example difference under 2% between neighbours is none worth choosing
@@ -81,12 +81,8 @@ def _row(claim, test, numbers, verdict, figure):
 
 
 def _sizes(spot: dict) -> str:
-    """A region as the set it is: a range only where it is contiguous in the batch sizes tried."""
-    region = [r["batch_size"] for r in spot["region"]]
-    tried = sorted(int(b) for b in spot["per_batch"]["batch_size"])
-    if len(region) > 1 and tried[tried.index(region[0]):tried.index(region[-1]) + 1] == region:
-        return f"{region[0]}-{region[-1]}"
-    return "{" + ", ".join(map(str, region)) + "}"
+    """A region as the set it is (fmt.sizes) among the batch sizes the estimate has."""
+    return sizes([r["batch_size"] for r in spot["region"]], spot["per_batch"]["batch_size"])
 
 
 def _ratio(per_batch, spot: dict, b: int) -> float:
