@@ -158,7 +158,7 @@ def test_the_claims_from_an_answer():
 def test_a_region_is_a_range_only_where_it_is_contiguous_in_the_sizes_tried():
     assert claims._sizes(spot_of(ESTIMATES, [16, 32, 48])) == "16-48"
     assert claims._sizes(spot_of(ESTIMATES, [16, 48])) == "{16, 48}"  # 32 tried, and out
-    assert claims._sizes(spot_of(ESTIMATES, [32])) == "{32}"
+    assert claims._sizes(spot_of(ESTIMATES, [32])) == "32"
 
 
 def cores_doc(q1s: list[float], best=(1, 2)) -> dict:
