@@ -36,6 +36,7 @@ import pandas as pd
 from sweetspot import estimate, paths, sweep
 from sweetspot.config import Params
 from sweetspot.errors import ConfigError
+from sweetspot.fmt import fmt
 
 IN, OUT, UNDECIDED, SPOT = "in", "out", "undecided", "spot"
 QUANTILE = 0.95  # "in": the spot's time over its own <= 1 + margin in this share of resamples
@@ -231,6 +232,21 @@ def summary(params: Params, results: list[dict], seconds: dict[int, list[float]]
             **decided}
 
 
+def _why(v: dict, margin: float) -> str:
+    """A verdict and its reason, in the words of the rule."""
+    if v["status"] == SPOT:
+        return "the spot | wins the most resamples"
+    if v["status"] == OUT:
+        reason = ("censored at its rate" if not np.isfinite(v["distance"]) else
+                  "as fast as the spot in under 5% of resamples, and over 5% slower")
+        return f"out | {reason}"
+    told = f"as fast as the spot in {v['as_fast']:.0%} of resamples; {QUANTILE:.0%} bound " \
+           f"{v['bound']:.2f}"
+    if v["status"] == IN:
+        return f"in | {told} <= {1 + margin:.2f}"
+    return f"in, undecided (the budget was spent) | {told} > {1 + margin:.2f}"
+
+
 def section(race: dict) -> list[str]:
     """The report's account of the race: per batch size its seeds, in or out and why."""
     b = race["budget"]
@@ -242,15 +258,11 @@ def section(race: dict) -> list[str]:
              f"(budget: {b['max_seeds']} seeds per batch size, {b['max_cells']} cells). It "
              f"added {race['cells']} cell(s), {race['seconds']:.0f} s of training and "
              "evaluation.", "",
-             "| batch size | rate | seeds (raced) | verdict | as fast as the spot | "
-             f"its time / the spot's, {QUANTILE:.0%} bound |", "|---:|---:|---:|---|---:|---:|"]
-    words = {SPOT: "the spot", IN: "in", OUT: "out",
-             UNDECIDED: "in, undecided (the budget was spent)"}
+             "| batch size | rate | seeds (raced) | estimate / the spot's | verdict | why |",
+             "|---:|---:|---:|---:|---|---|"]
     for size, v in sorted(race["batch"].items()):
-        share = "-" if v["as_fast"] is None else f"{v['as_fast']:.0%}"
-        bound = "-" if v["bound"] is None else f"{v['bound']:.2f}"
         lines.append(f"| {size} | {v['lr']:g} | {v['seeds']} ({race['added'][size]}) | "
-                     f"{words[v['status']]} | {share} | {bound} |")
+                     f"{fmt(1 + v['distance'], '.2f', 'censored')} | {_why(v, b['margin'])} |")
     rates = ", ".join(f"{size} ({', '.join(f'{lr:g}' for lr in lrs)})"
                       for size, lrs in sorted(race["rates"].items()))
     if rates:
