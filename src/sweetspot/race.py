@@ -241,7 +241,7 @@ def _why(v: dict, margin: float) -> str:
                   "as fast as the spot in under 5% of resamples, and over 5% slower")
         return f"out | {reason}"
     told = f"as fast as the spot in {v['as_fast']:.0%} of resamples; {QUANTILE:.0%} bound " \
-           f"{v['bound']:.2f}"
+           f"{v['bound']:.3f}"
     if v["status"] == IN:
         return f"in | {told} <= {1 + margin:.2f}"
     return f"in, undecided (the budget was spent) | {told} > {1 + margin:.2f}"
