@@ -26,6 +26,8 @@ GOOD = {
     "plan": ["plan"],
     "refine": ["refine"],
     "seeds": ["seeds"],
+    "race": ["race"],
+    "heldout": ["heldout"],
     "report": ["report"],
     "bench": ["bench"],
     "steptime": ["steptime"],
@@ -87,6 +89,8 @@ BAD_VALUES = [
     (["plan"], "cell(s) missing"),  # no coarse cells on disk
     (["refine"], "reports/refine_plan.json is missing: run `dvc repro plan`"),
     (["seeds"], "cell(s) missing"),
+    (["race"], "cell(s) missing"),
+    (["heldout"], "reports/compare/MNIST-mlp.json is missing: run `dvc repro`"),
     (["report"], "cell(s) missing"),
     (["bench", "--repeats", "0"], "bench.repeats: must be > 0"),
     (["bench", "--device", "tpu"], "bench.device: unknown value 'tpu'"),
@@ -130,6 +134,8 @@ BAD_PARAMS = [
     ("blocks", {"advice": {"block_powers": [4, 13]}},
      "advice.block_powers: batch size 12289 is larger than the training set (6000)"),
     ("blocks", {"advice": {"rounds": 2}}, "advice.rounds: must be >= 3"),
+    ("race", {"race": {"margin": 0}}, "race.margin: must be in (0, 1)"),
+    ("race", {"race": {"max_cells": -1}}, "race: budgets must be >= 0"),
     ("forecast", {"train": {"network": "torch.nn:Flatten"}},
      "torch.nn:Flatten gives outputs of shape [784]"),
 ]

@@ -44,7 +44,7 @@ def test_repro_writes_the_answer(project):
     advice = ("cores", "memory", "blocks")
     assert [s for s in ran if s not in ("machine", *advice)] == [
         "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "plan", "refine", "seeds",
-        "report"]
+        "race", "report"]
     assert ran.index("machine") < min(ran.index(s) for s in ("steptime", *advice))
     assert max(ran.index(s) for s in advice) < ran.index("report")
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
@@ -64,6 +64,12 @@ def test_repro_writes_the_answer(project):
     assert metrics["batch_size"] in metrics["region"] and metrics["region"] == sorted(
         r["batch_size"] for r in spot["region"])
     assert "Refinement (automatic" in report
+    # the race: within its budget, its cells read by the report, each batch size a verdict
+    race = json.loads((folder / "reports/cells/race/plan.json").read_text())
+    assert len(race["cells"]) == metrics["race"]["cells"] <= 2  # the tiny race.max_cells
+    assert sorted(map(int, metrics["race"]["batch"])) == sorted(
+        int(b) for b in race["tensor"]["status"])
+    assert "## The race: seeds where the region was undecided" in report
     for section in ("## What makes the comparison fair",
                     "## The two factors, and the direct measurement beside them",
                     "## The question's own data pipeline", "## The final model"):
@@ -166,6 +172,38 @@ def test_the_report_checks_itself_and_its_steps_against_the_checkout(project):
             "identical to the checkout's") in report
     done = json.loads((folder / "reports/sweet_spot.json").read_text())
     assert done["steps_identical"] == f"{rows}/{rows}"
+
+
+def test_held_out_seeds_are_checked_against_the_verdicts(project):
+    """`sweetspot heldout` trains new seeds at the spot, the region's largest member and the first
+    size it leaves out, and the report sets their times beside the verdicts; a seed the answer
+    used is one line, exit 2, before any run."""
+    folder, _ = project
+    summary = json.loads((folder / "reports/compare/MNIST-mlp.json").read_text())
+    held = folder / "reports/heldout/MNIST-mlp.json"
+    before = held.read_bytes() if held.exists() else None
+    try:
+        used = sh("sweetspot", "heldout", "--seeds", "0", cwd=folder, check=False)
+        assert used.returncode == 2 and used.stderr.strip().count("\n") == 0
+        assert "[0] trained cells of the answer" in used.stderr
+        sh("sweetspot", "heldout", "--seeds", "7", "8", cwd=folder)
+        doc = json.loads(held.read_text())
+        rows = {r["batch_size"]: r for r in doc["rows"]}
+        assert rows[summary["spot"]]["verdict"] == "spot" and rows[summary["spot"]]["ratio"] == 1
+        assert set(rows) <= set(summary["tried"]) and doc["answer"]["region"] == summary["region"]
+        assert all(r["seeds"] == [7, 8] and len(r["steps"]) == 2 for r in rows.values())
+        for r in rows.values():  # the verdict's test, applied to the fresh times
+            if r["verdict"] != "spot":
+                assert r["agrees"] == (r["ratio"] <= 1 + doc["margin"] if r["verdict"] == "in"
+                                       else r["ratio"] > 1)
+        sh("dvc", "repro", "report", cwd=folder)
+        assert "## Held out: fresh seeds against the verdicts" in (
+            folder / "reports/report.md").read_text()
+    finally:
+        held.unlink(missing_ok=True)
+        if before is not None:
+            held.write_bytes(before)
+        sh("dvc", "repro", "report", cwd=folder)
 
 
 @pytest.mark.slow
@@ -286,7 +324,8 @@ def test_another_network_is_forecast_swept_and_compared(tmp_path, mnist_root):
     for command in back:
         sh(*command, cwd=folder)
     ran = ran_stages(sh("dvc", "repro", cwd=folder).stdout)
-    assert "report" in ran and not [s for s in ran if s.startswith(("sweep", "refine", "seeds"))]
+    assert "report" in ran and not [s for s in ran if s.startswith(("sweep", "refine", "seeds",
+                                                                    "race"))]
     assert sh("git", "status", "--porcelain", "--untracked-files=all", "reports/cells",
               cwd=folder).stdout == ""  # no cell of the experiment left behind
     text = (folder / "reports/report.md").read_text()

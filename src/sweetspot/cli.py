@@ -11,8 +11,8 @@ from sweetspot import config, errors, outage, paths
 
 STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
 # The commands that build train.network (checked before they start)
-TRAINS = ("sweep", "refine", "seeds", "race", "steptime", "predict", "validate", "machine", "cores",
-          "memory", "blocks")
+TRAINS = ("sweep", "refine", "seeds", "race", "heldout", "steptime", "predict", "validate",
+          "machine", "cores", "memory", "blocks")
 ADVICE = {"cores": "processors: the question's pipeline at every split of the CPUs between "
                    "loader workers and torch threads", "memory": "the step against this "
                    "machine's caches, bandwidth and matmul rate", "blocks": "seconds per step "
@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("seeds", help="more seeds at each batch size's chosen rate")
     sub.add_parser("race", help="seeds where the sweet region is undecided, until decided or "
                    "the budget (params.yaml race) is spent")
+    p = sub.add_parser("heldout", help="fresh seeds at the spot, the region's largest member and "
+                       "the first batch size it leaves out, against the answer's verdicts")
+    p.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102],
+                   help="seeds no cell of the answer used (default: 100 101 102)")
     sub.add_parser("report", help="sweet spot, figures and report.md from the cells")
     for name, text in ADVICE.items():
         sub.add_parser(name, help=f"the answer's advice: {text}")
@@ -173,10 +177,10 @@ def run(argv: list[str] | None = None) -> int:
 
         return {"plan": sweep.plan_main, "refine": sweep.refine_main,
                 "seeds": sweep.seeds_main}[args.command](params)
-    if args.command == "race":
-        from sweetspot import race
+    if args.command in ("race", "heldout"):
+        from sweetspot import heldout, race
 
-        return race.main(params)
+        return race.main(params) if args.command == "race" else heldout.main(params, args.seeds)
     if args.command == "report":
         from sweetspot import report
 

@@ -29,6 +29,7 @@ from sweetspot import (
     costmodel,
     estimate,
     figures,
+    heldout,
     machine,
     paths,
     race,
@@ -213,7 +214,8 @@ def main(params: Params) -> int:
         params, spots, cells, plan, measured_on, [n for n in drawn if n != "comparison"], model,
         noise, {k: {"spots": v, "model": models[k]} for k, v in per_loader.items()}, checks,
         timing[loader], final, compare.section(problems), here) + "\n"
-        + "\n".join(race.section(raced)) + "\n" + advice["markdown"])
+        + "\n".join(race.section(raced) + heldout.section(heldout.documents())) + "\n"
+        + advice["markdown"])
     file_sweep(params, results, doc)
     if here["self_check"] and here["self_check"]["departs"]:
         print(f"report: {self_check_alarm(here['self_check'])}", flush=True)
