@@ -257,6 +257,11 @@ def test_re_measuring_the_seconds_retrains_nothing_unless_the_plan_changes(proje
         assert training == [] and "report" in dry
     else:  # the new seconds moved the coarse region: refinement must follow it
         assert "refine" in training
+    raced = {p.name: p.read_bytes() for p in (folder / "reports/cells/race").glob("b*.json")}
+    sh("dvc", "repro", "race", cwd=folder)  # the race on the new seconds
+    after = {p.name: p.read_bytes() for p in (folder / "reports/cells/race").glob("b*.json")}
+    if training == []:  # the same cells before it: every cell it keeps is the one it trained
+        assert all(after[name] == raced[name] for name in set(after) & set(raced))
 
 
 @pytest.mark.slow
