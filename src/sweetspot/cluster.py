@@ -5,7 +5,8 @@ params.yaml and DVC's status; each task runs the code path `dvc repro` runs (swe
 writes its cell's JSON where the stage would; the driver records finished stages in dvc.lock.
 Order: coarse and extremes cells; then `dvc repro plan` here (and steptime before it when stale),
 with no task running (step times belong to this machine: one process); then refine's cells, then
-the extra seeds'.
+the extra seeds'. The race (race.py) is left to `dvc repro`: each of its rounds decides from the
+cells of the one before.
 """
 
 from __future__ import annotations
