@@ -121,7 +121,7 @@ def test_steptime_and_the_steps_table(project):
     table = pd.read_csv(folder / "reports/steps_to_target.csv")
     assert list(table.columns) == estimate.STEPS_COLUMNS
     cells = sum(len(json.loads((folder / f"reports/cells/{s}/plan.json").read_text())["cells"])
-                for s in ("refine", "seeds")) + 2
+                for s in ("refine", "seeds", "race")) + 2
     assert len(table) == 2 * cells  # a row per run and target
     assert set(table["target"]) == {0.8, 0.85} and set(table["dataset"]) == {"MNIST"}
     reached = table[~table["censored"]]
@@ -140,11 +140,11 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     parent = parents[0]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     planned = [json.loads((folder / f"reports/cells/{stage}/plan.json").read_text())["cells"]
-               for stage in ("refine", "seeds")]
+               for stage in ("refine", "seeds", "race")]
     assert len(planned[1]) >= 1  # at least the sweet spot reached the target: one more seed
     measured = ("sweep", "steptime", "cores", "memory", "blocks")  # runs that train no cell
     trained = [r for r in runs if r.data.tags.get("kind") not in measured]
-    assert len(children) == 2 + len(planned[0]) + len(planned[1]) == len(trained)
+    assert len(children) == 2 + sum(map(len, planned)) == len(trained)  # the race's are cells
     kinds = [r.data.tags["kind"] for r in runs if r not in trained]
     assert kinds.count("steptime") == 2 and all(kinds.count(k) == 1 for k in measured[2:])
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
