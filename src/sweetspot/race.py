@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sweetspot import estimate, paths, sweep
+from sweetspot import analysis, estimate, paths, sweep
 from sweetspot.config import Params
 from sweetspot.errors import ConfigError
 from sweetspot.fmt import fmt
@@ -93,21 +93,21 @@ def verdicts(table: pd.DataFrame, seconds: dict[int, list[float]], target: float
             status = IN if why["bound"] <= 1 + margin else UNDECIDED
         batch[b] = {"status": status, **why}
     return {"spot": spot["batch_size"], "batch": batch,
-            "rates": close_rates(table, target, region, margin)}
+            "rates": close_rates(table, per_batch, target, region, margin)}
 
 
-def close_rates(table: pd.DataFrame, target: float, region, margin: float) -> dict:
-    """{batch size in the region: [rates within `margin` of the chosen one's median steps, with
-    fewer runs than it]}."""
-    chosen = estimate.choose_by_steps(table, target).set_index("batch_size")
+def close_rates(table: pd.DataFrame, per_batch: pd.DataFrame, target: float, region,
+                margin: float) -> dict:
+    """{batch size in the region: [rates within `margin` of the chosen one's median steps (the
+    estimate's per_batch), with fewer runs than it]}."""
+    chosen = per_batch.set_index("batch_size")
     at = table[np.isclose(table["target"].astype(float), target)]
     out = {}
     for b in region:
         lr, n, median = chosen.loc[b, "lr"], chosen.loc[b, "n_runs"], chosen.loc[b, "median_steps"]
         for other, runs in at[at["batch_size"] == b].groupby("lr", sort=True):
-            steps = np.where(runs["censored"].astype(bool), np.inf, runs["steps"].astype(float))
-            if (other != lr and len(runs) < n
-                    and np.median(steps) <= (1 + margin) * median):
+            steps = analysis.censored_median(runs["steps"], ~runs["censored"].astype(bool))
+            if other != lr and len(runs) < n and steps <= (1 + margin) * median:
                 out.setdefault(b, []).append(float(other))
     return out
 
