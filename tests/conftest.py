@@ -14,7 +14,8 @@ import torch
 import yaml
 from mlflow.tracking._tracking_service import utils as mlflow_uri
 
-from sweetspot import analysis, config, estimate, paths
+from sweetspot import config, paths
+from sweetspot.answer import analysis, estimate
 from sweetspot.config import DataConfig
 from sweetspot.data import download, idx
 from sweetspot.data.load import load_data

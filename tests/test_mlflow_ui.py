@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from sweetspot.server import free_port
+from sweetspot.track.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,8 +48,10 @@ def sweep_store(tmp_path, monkeypatch):
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from sweetspot import config, report, tracking
+    from sweetspot import config
     from sweetspot.data.idx import MD5
+    from sweetspot.report import report
+    from sweetspot.track import tracking
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)  # file_sweep reads reports/... relative to the working folder
@@ -153,7 +155,7 @@ def test_mlflow_ui_lists_the_sweep_and_its_runs(mlflow_ui, sweep_store, tmp_path
                     "`playwright install`; the test drives the system Chromium)")
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    from sweetspot import tracking
+    from sweetspot.track import tracking
 
     _, experiment, parent_name, child_names = sweep_store
     shot = tmp_path / "mlflow-ui.png"

@@ -4,7 +4,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import copy_project, sh
-from sweetspot.model import CNN_NAME
+from sweetspot.train.networks import CNN_NAME
 
 
 @pytest.mark.slow
@@ -23,7 +23,7 @@ def test_mlflow_run_as_typed(tmp_path, mnist_root):
     assert run.data.params["batch_size"] == "128"  # from -P, through sweetspot's own parsing
     assert run.data.params["lr"] == "1.0"  # MLproject's default = params.yaml's
     assert run.data.params["max_seconds"] == "60"  # as typed; MLflow logged it first
-    assert run.data.params["model"] == "Linear(784,256)-sigmoid-Linear(256,10)"  # ours, too
+    assert run.data.params["network_name"] == "Linear(784,256)-sigmoid-Linear(256,10)"  # ours, too
     assert run.data.tags["outcome"] == "reached"
     assert run.data.metrics["time_to_target"] > 0
     assert run.data.tags["mlflow.project.entryPoint"] == "main"
@@ -46,4 +46,4 @@ def test_mlflow_run_trains_lenet5_by_name(tmp_path, mnist_root):
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert run.info.status == "FINISHED" and run.data.params["network"] == "cnn"
-    assert run.data.params["model"] == CNN_NAME
+    assert run.data.params["network_name"] == CNN_NAME

@@ -8,14 +8,14 @@ import yaml
 
 from conftest import REPO
 from sweetspot import config, paths
-from sweetspot.sweep import Cell
+from sweetspot.sweep.sweep import Cell
 
 SRC = REPO / "src"
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 BOOKKEEPING = {"sweetspot/config.py", "sweetspot/errors.py", "sweetspot/paths.py",  # no numbers
                "sweetspot/typed.py",
-               "sweetspot/tracking.py", "sweetspot/delivery.py",
-               "sweetspot/outage.py"}
+               "sweetspot/track/tracking.py", "sweetspot/track/delivery.py",
+               "sweetspot/track/outage.py"}
 
 
 def test_mlproject_defaults_mirror_params_train():
@@ -132,13 +132,13 @@ def test_each_stage_depends_on_the_code_its_command_runs():
     assert code_deps("sweep") == code_deps("extremes") == train
     assert "sweetspot/train/loop.py" in train and "sweetspot/train/noise.py" in train
     for stage in ("refine", "seeds"):  # plan with sweep.py, then train as a cell does
-        assert code_deps(stage) == train | (imported("sweetspot/sweep.py") - BOOKKEEPING)
-    assert code_deps("plan") == imported("sweetspot/sweep.py") - BOOKKEEPING
-    assert code_deps("race") == train | (imported("sweetspot/race.py") - BOOKKEEPING)
-    assert code_deps("machine") == imported("sweetspot/machine.py") - BOOKKEEPING
-    assert code_deps("report") == imported("sweetspot/report.py") - BOOKKEEPING
-    assert code_deps("bench") == imported("sweetspot/bench.py") - BOOKKEEPING
-    assert code_deps("steptime") == imported("sweetspot/steptime.py") - BOOKKEEPING
+        assert code_deps(stage) == train | (imported("sweetspot/sweep/sweep.py") - BOOKKEEPING)
+    assert code_deps("plan") == imported("sweetspot/sweep/sweep.py") - BOOKKEEPING
+    assert code_deps("race") == train | (imported("sweetspot/sweep/race.py") - BOOKKEEPING)
+    assert code_deps("machine") == imported("sweetspot/measure/machine.py") - BOOKKEEPING
+    assert code_deps("report") == imported("sweetspot/report/report.py") - BOOKKEEPING
+    assert code_deps("bench") == imported("sweetspot/measure/bench.py") - BOOKKEEPING
+    assert code_deps("steptime") == imported("sweetspot/measure/steptime.py") - BOOKKEEPING
     for stage in ("cores", "memory", "blocks"):
         assert code_deps(stage) == imported(f"sweetspot/advice/{stage}.py") - BOOKKEEPING
 

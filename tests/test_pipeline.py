@@ -13,7 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import commit, copy_project, sh, stale, write_params
-from sweetspot import estimate
+from sweetspot.answer import estimate
 
 
 def set_params(folder: Path, changes: dict) -> None:

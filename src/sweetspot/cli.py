@@ -7,7 +7,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from sweetspot import config, errors, outage, paths
+from sweetspot import config, errors, paths
+from sweetspot.track import outage
 
 STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
 # The commands that build train.network (checked before they start)
@@ -135,28 +136,28 @@ def run(argv: list[str] | None = None) -> int:
         _check_network(params)
         return run.main(params, out=args.out)
     if args.command == "bench":
-        from sweetspot import bench
+        from sweetspot.measure import bench
 
         return bench.main(config.load(args.params, bench=_overrides(args, config.BenchConfig)))
     if args.command == "question":
-        from sweetspot import question
+        from sweetspot.train import question
 
         if args.epochs < 1:
             raise errors.ConfigError("--epochs: must be >= 1")
         params = config.load(args.params, train={"train_examples": args.train_examples})
         return question.main(params, args.epochs)
     if args.command == "server":
-        from sweetspot import server
+        from sweetspot.track import server
 
         if not 1 <= args.port <= 65535 or args.workers < 1:
             raise errors.ConfigError("--port must be in 1..65535 and --workers >= 1")
         return server.main(args.action, args.dir or server.DEFAULT_DIR, args.port, args.workers)
     if args.command == "upload":
-        from sweetspot import delivery, tracking
+        from sweetspot.track import delivery, tracking
 
         return delivery.upload_main(tracking.project_root() / paths.OUTBOX, args.runs)
     if args.command == "forecast":
-        from sweetspot import forecast
+        from sweetspot.answer import forecast
 
         params = config.load(args.params, **_sets(args.sets))
         _check_network(params)
@@ -167,26 +168,27 @@ def run(argv: list[str] | None = None) -> int:
     if args.command in TRAINS:
         _check_network(params)
     if args.command == "machine":
-        from sweetspot import machine, steptime
+        from sweetspot.measure import machine, steptime
 
         return machine.main(params, steptime.probe)
     if args.command == "sweep":
         return _sweep(args, params)
     if args.command in ("plan", "refine", "seeds"):
-        from sweetspot import sweep
+        from sweetspot.sweep import sweep
 
         return {"plan": sweep.plan_main, "refine": sweep.refine_main,
                 "seeds": sweep.seeds_main}[args.command](params)
     if args.command in ("race", "heldout"):
-        from sweetspot import heldout, race
+        from sweetspot.answer import heldout
+        from sweetspot.sweep import race
 
         return race.main(params) if args.command == "race" else heldout.main(params, args.seeds)
     if args.command == "report":
-        from sweetspot import report
+        from sweetspot.report import report
 
         return report.main(params)
     if args.command == "steptime":
-        from sweetspot import steptime
+        from sweetspot.measure import steptime
 
         return steptime.main(params)
     if args.command in ADVICE:
@@ -194,7 +196,7 @@ def run(argv: list[str] | None = None) -> int:
 
         return {"cores": cores, "memory": memory, "blocks": blocks}[args.command].main(params)
     if args.command in ("predict", "validate"):
-        from sweetspot import predict, validate
+        from sweetspot.answer import predict, validate
 
         params = config.load(args.params, train={k: getattr(args, k) for k in STACK})
         return (predict if args.command == "predict" else validate).main(params, args.steps)
@@ -224,9 +226,9 @@ def _sets(texts: list[str]) -> dict:
 def _check_network(params: config.Params) -> None:
     """A bad train.network (no such module or function, not a 10-class nn.Module): one line,
     before any run starts."""
-    from sweetspot import model
+    from sweetspot.train import networks
 
-    model.check(params.train)
+    networks.check(params.train)
 
 
 def _sweep(args: argparse.Namespace, params: config.Params) -> int:
@@ -235,14 +237,14 @@ def _sweep(args: argparse.Namespace, params: config.Params) -> int:
     ray_args = {"--address": args.address, "--threads": args.threads,
                 "--force": args.force or None}
     if args.executor == "ray":
-        from sweetspot import cluster
+        from sweetspot.sweep import cluster
 
         given = [k for k, v in {**cell_args, "--out": args.out}.items() if v is not None]
         if given:
             raise errors.ConfigError(f"--executor ray runs every stale cell: drop {given[0]}")
         threads = params.train.threads or 1 if args.threads is None else args.threads
         return cluster.main(params, args.address, threads, args.retries, args.force)
-    from sweetspot import sweep
+    from sweetspot.sweep import sweep
 
     missing = [k for k, v in cell_args.items() if v is None]
     if missing:

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import tiny_params
-from sweetspot import sweep
 from sweetspot.data.load import load_data
+from sweetspot.sweep import sweep
 from sweetspot.train.loop import Tally, stop_reason, train_one, warmup_factor
 from sweetspot.train.run import summary_metrics
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sweetspot.model import MLP
+from sweetspot.train.networks import MLP
 from sweetspot.train.noise import NoiseTracker, b_simple, noise_scale_terms
 
 

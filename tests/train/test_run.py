@@ -33,7 +33,7 @@ def test_a_run_is_logged_and_read_back(workdir):
     p = run.data.params
     assert (p["batch_size"], p["lr"], p["optimizer"], p["loader"], p["dataset"]) == (
         "64", "1.0", "sgd", "tensor", "MNIST")
-    assert p["model"] == "Linear(784,256)-sigmoid-Linear(256,10)"
+    assert p["network_name"] == "Linear(784,256)-sigmoid-Linear(256,10)"
     for key in ("seed", "device", "momentum", "target_accuracy", "eval_every_examples"):
         assert key in p
     tags = run.data.tags

@@ -11,8 +11,8 @@ from torch import nn
 from torch._dynamo.utils import counters
 
 from sweetspot.data.load import shuffled_batches, tensor_batches
-from sweetspot.model import MLP
 from sweetspot.train import engine
+from sweetspot.train.networks import MLP
 from sweetspot.train.step import CompiledStep, EagerStep, ExactStep, Step, make_step
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")

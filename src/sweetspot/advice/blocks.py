@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from sweetspot import paths, steptime
+from sweetspot import paths
 from sweetspot.advice import rounds
 from sweetspot.config import Params
+from sweetspot.measure import steptime
 
 
 def centres(powers) -> list[tuple[str, int]]:

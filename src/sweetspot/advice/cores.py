@@ -24,9 +24,11 @@ import statistics
 
 import torch
 
-from sweetspot import paths, steptime, sweep
+from sweetspot import paths
 from sweetspot.advice import rounds
 from sweetspot.config import Params
+from sweetspot.measure import steptime
+from sweetspot.sweep import sweep
 
 QUESTION = (1, 0)  # the question's split: one thread (train.threads here), no loader workers
 BEYOND = 0.02  # a split beats the question's when faster by this in 3 rounds of 4 (its q1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sweetspot.figures import plt, sns
+from sweetspot.report.figures import plt, sns
 
 CAPTIONS = {
     "advice_memory": "Microseconds per example against batch size, the step's floors and caches",

@@ -22,10 +22,11 @@ import time
 
 import torch
 
-from sweetspot import model as networks
-from sweetspot import paths, steptime
+from sweetspot import paths
 from sweetspot.advice import rounds
 from sweetspot.config import Params
+from sweetspot.measure import steptime
+from sweetspot.train import networks
 
 COPY_MOVES = 64 << 20  # bytes each bandwidth reading copies at least (repeats of small copies)
 MATMUL = 1024  # n of the n x n x n matmul whose rate is the arithmetic floor's

@@ -8,9 +8,11 @@ import dataclasses
 import sys
 from collections.abc import Callable
 
-from sweetspot import machine, paths, tracking
+from sweetspot import paths
 from sweetspot.config import Params
 from sweetspot.errors import ConfigError
+from sweetspot.measure import machine
+from sweetspot.track import tracking
 
 
 def check(params: Params, key: str, largest: int) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
-from sweetspot import analysis, estimate, paths
+from sweetspot import paths
 from sweetspot.advice import claims, figures, floors
+from sweetspot.answer import analysis, estimate
 from sweetspot.config import Params
 
 NAMES = ("time_per_epoch", "batch_1", "procedure", "neighbours", "memory", "processors", "blocks")

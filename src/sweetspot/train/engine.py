@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sweetspot.model import MLP
+from sweetspot.train.networks import MLP
 
 aten = torch.ops.aten
 

@@ -18,9 +18,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from sweetspot import model as networks
 from sweetspot.config import TrainConfig
 from sweetspot.data.load import Data, epoch_batches
+from sweetspot.train import networks
 from sweetspot.train.noise import NoiseTracker
 from sweetspot.train.step import step_for
 

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import torch
 
-from sweetspot import config, paths, tracking
-from sweetspot import model as networks
+from sweetspot import config, paths
 from sweetspot.config import Params, TrainConfig
 from sweetspot.data.idx import MD5
 from sweetspot.data.load import load_data, resolve_device
+from sweetspot.track import tracking
+from sweetspot.train import networks
 from sweetspot.train.loop import train_one, use_threads
 
 
@@ -45,7 +46,7 @@ def predictions(model: torch.nn.Module, x: torch.Tensor) -> str:
 def run_params(params: Params, device: torch.device) -> dict:
     cfg = params.train
     return {**config.as_dict(cfg), "device": str(device), "dataset": params.data.dataset,
-            "model": networks.network_name(cfg),
+            "network_name": networks.network_name(cfg),
             "n_train": cfg.n_train, "n_test": 10_000}
 
 

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from sweetspot.config import OPTIMIZERS, TrainConfig
-from sweetspot.model import make_optimizer
 from sweetspot.train import engine
+from sweetspot.train.networks import make_optimizer
 
 KINDS = ("eager", "exact", "compiled")
 

@@ -1,0 +1,1 @@
+"""How the answer is computed and checked, from the cells and the seconds."""

@@ -1,0 +1,183 @@
+"""Beyond one network: each swept (network, dataset)'s answer in one small summary, and the main
+report's comparison of them. Pure: summaries in, a table, sentences and a figure out; report.py
+writes this problem's summary to reports/compare/<dataset>-<network>.json and reads them all.
+
+The cost model says where the sweet spot moves: B* = sqrt(B_noise t0 / c). Each problem's move is
+read against the reference, the question's MLP on MNIST: did B* move the way the sweet spot did,
+and by about as much?
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from sweetspot.fmt import sizes
+from sweetspot.report.figures import CAPTIONS
+
+REFERENCE = ("mlp", "MNIST")  # the question's network and dataset
+SAME = 1.25  # a move by less than this factor either way is no move
+CLOSE = 2.0  # a predicted move within this factor of the found one has "the size" right
+
+
+def summary(params, network: str, spot: dict, model: dict | None, noise: dict,
+            forecast: dict | None, machine: str, race: dict | None = None) -> dict:
+    """This problem's answer at the headline target: what the comparison needs, nothing else.
+    `machine`: where its seconds per step were measured (machine.describe); `race`:
+    race.summary's answer (the cells it added, their seconds, each batch size's seeds)."""
+    rows = spot["per_batch"]
+    hit = rows[rows["reached"]]
+    best = hit["estimate"].min() if len(hit) else math.nan
+    return {"network_key": params.train.network, "network": network,
+            "dataset": params.data.dataset, "target": params.sweep.targets[0],
+            "spot": spot.get("batch_size"), "estimate": spot.get("estimate"),
+            "region": [r["batch_size"] for r in spot.get("region", [])],
+            "tried": sorted(int(b) for b in rows["batch_size"]),
+            "b_noise": model["b_noise"] if model else None,
+            "t0": model["t0"] if model else None, "c": model["c"] if model else None,
+            "b_star": model["b_star"] if model else None,
+            "b_simple_early": noise.get("early"), "b_simple_averaged": noise.get("averaged"),
+            "sqrt_n": math.sqrt(params.train.n_train),
+            "relative_time": {int(b): e / best for b, e in zip(hit["batch_size"], hit["estimate"],
+                                                             strict=True)},
+            "forecast": _forecast_brief(forecast), "machine": machine,
+            "race": race and {"cells": race["cells"], "seconds": race["seconds"],
+                              "seeds": {b: v["seeds"] for b, v in race["batch"].items()}}}
+
+
+def _forecast_brief(forecast: dict | None) -> dict | None:
+    if not forecast or forecast["headline"] not in forecast["per_noise"]:
+        return None
+    head = forecast["per_noise"][forecast["headline"]]
+    return {"made_at": forecast["made_at"], "b_simple": head["b_simple"],
+            "b_star": head["b_star"], "spot": head["spot"], "t0": forecast["t0"],
+            "c": forecast["c"]}
+
+
+def ordered(summaries: list[dict]) -> list[dict]:
+    """The reference first, then by network and dataset."""
+    return sorted(summaries, key=lambda s: ((s["network_key"], s["dataset"]) != REFERENCE,
+                                            s["network_key"], s["dataset"]))
+
+
+def label(s: dict) -> str:
+    return f"{s['network_key']} on {s['dataset']}"
+
+
+def _num(value, spec: str = ".0f", scale: float = 1.0) -> str:
+    return "-" if value is None else format(value * scale, spec)
+
+
+def region(s: dict) -> str:
+    """The sweet region as the set it is (fmt.sizes), among the batch sizes the summary tried."""
+    return sizes(s["region"], s.get("tried") or s["relative_time"]) if s["region"] else "-"
+
+
+def raced(s: dict) -> str:
+    r = s.get("race")
+    return f"{r['cells']} ({r['seconds'] / 60:.1f} min)" if r else "-"
+
+
+def table(summaries: list[dict]) -> list[str]:
+    lines = ["| network | dataset | target | sweet region | spot | seconds | B_noise (fit) | "
+             "B_simple early / averaged | t0 (µs) | c (µs/example) | B* | √N | forecast | "
+             "cells raced |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for s in ordered(summaries):
+        f = s["forecast"]
+        told = f"{f['spot']} (B* {f['b_star']:.0f}, {f['made_at'][:16]})" if f else "-"
+        lines.append(
+            f"| {s['network']} | {s['dataset']} | {s['target']:g} | {region(s)} | "
+            f"{_num(s['spot'])} | {_num(s['estimate'], '.2f')} | {_num(s['b_noise'])} | "
+            f"{_num(s['b_simple_early'])} / {_num(s['b_simple_averaged'])} | "
+            f"{_num(s['t0'], '.0f', 1e6)} | {_num(s['c'], '.2f', 1e6)} | {_num(s['b_star'])} | "
+            f"{s['sqrt_n']:.0f} | {told} | {raced(s)} |")
+    return lines
+
+
+def direction(ratio: float) -> str:
+    if ratio >= SAME:
+        return "up"
+    return "down" if ratio <= 1 / SAME else "about the same"
+
+
+def verdict(s: dict, ref: dict) -> str:
+    """One sentence: did the cost model's B* move as the sweet spot did, from the reference?"""
+    if not (s["spot"] and ref["spot"] and s["b_star"] and ref["b_star"]):
+        return f"{label(s)}: no sweet spot or no cost model to compare."
+    told = s["b_star"] / ref["b_star"]
+    tie = ref["spot"] in s["region"] or s["spot"] in ref["region"]
+    found = 1.0 if tie else s["spot"] / ref["spot"]  # a spot inside the other's region: no move
+    moved = (f"the sweet spot moved {direction(found)} ({ref['spot']} -> {s['spot']}, "
+             f"x{found:.2f})") if not tie else (
+        f"the sweet spot made no move the data can tell ({ref['spot']} -> {s['spot']}, one "
+        "inside the other's sweet region)")
+    same_way = direction(found) == direction(told)
+    size = abs(math.log(found / told)) <= math.log(CLOSE)
+    return (f"{label(s)}: B* moved {direction(told)} ({ref['b_star']:.0f} -> {s['b_star']:.0f}, "
+            f"x{told:.2f}) and {moved}: the direction "
+            f"{'as predicted' if same_way else 'not as predicted'}, the size "
+            f"{'within' if size else 'not within'} a factor of {CLOSE:g}.")
+
+
+def elsewhere(summaries: list[dict], ref: dict) -> list[str]:
+    """A line naming the problems whose seconds were measured on another machine than the
+    reference's: their t0, c, seconds and B* are that machine's."""
+    other = [s for s in summaries if s is not ref and s.get("machine") != ref.get("machine")]
+    if not other:
+        return []
+    named = "; ".join(f"{label(s)} on {s.get('machine') or 'a machine its summary does not name'}"
+                      for s in other)
+    return [f"- Measured elsewhere: the seconds per step behind {label(ref)} are from "
+            f"{ref.get('machine') or 'a machine its summary does not name'}; those of {named}. "
+            "Their t0, c, seconds and B* are each machine's own, so a move of B* between them "
+            "mixes two machines' speeds with the problems' difference."]
+
+
+def forecast_line(s: dict) -> str | None:
+    """The forecast made before the sweep, beside what the sweep found."""
+    f = s["forecast"]
+    if not f:
+        return None
+    where = "inside" if f["spot"] in s["region"] else "outside"
+    return (f"{label(s)}: forecast at {f['made_at'][:16].replace('T', ' ')} UTC, before the "
+            f"sweep: B_simple {f['b_simple']:.0f}, B* = {f['b_star']:.0f}, batch size "
+            f"{f['spot']}; the sweep found {_num(s['spot'])} (region {region(s)}): the "
+            f"forecast is {where} the sweet region.")
+
+
+def root_n(s: dict) -> str | None:
+    """How much slower the question's rule of thumb (the grid's size nearest sqrt(N)) is."""
+    near = min(s["relative_time"], key=lambda b: abs(math.log(b / s["sqrt_n"])), default=None)
+    if near is None:
+        return None
+    return (f"{label(s)}: starting at the batch size nearest √N ({near}) takes "
+            f"x{s['relative_time'][near]:.2f} the sweet spot's time.")
+
+
+def section(summaries: list[dict]) -> list[str]:
+    """The report's comparison: the table, a sentence per problem, the figure."""
+    if len(summaries) < 2:
+        return []
+    ordered_ = ordered(summaries)
+    ref = next((s for s in ordered_ if (s["network_key"], s["dataset"]) == REFERENCE), None)
+    lines = ["## Beyond one network", "",
+             "Each swept problem's answer at its own headline target (reports/compare/), its cost "
+             "model fitted as above: B* = sqrt(B_noise t0 / c). The forecast column is the cost "
+             "model's answer from a few minutes of measurement, written before that sweep ran "
+             "(`sweetspot forecast`).", ""]
+    lines += table(summaries) + [""]
+    if ref:
+        lines += elsewhere(ordered_, ref)
+        lines += [f"- {verdict(s, ref)}" for s in ordered_ if s is not ref]
+    lines += [f"- {text}" for text in map(forecast_line, ordered_) if text]
+    lines += [f"- {text}" for text in map(root_n, ordered_) if text]
+    lines += ["", f"![{CAPTIONS['comparison']}](figures/comparison.png)", ""]
+    return lines
+
+
+def curves(summaries: list[dict]) -> pd.DataFrame:
+    """Each problem's seconds to target relative to its sweet spot, by batch size: the figure's
+    data (figures.comparison)."""
+    return pd.DataFrame([{"problem": label(s), "batch_size": b, "relative": t}
+                         for s in ordered(summaries) for b, t in s["relative_time"].items()])

@@ -1,0 +1,124 @@
+"""The held-out check: do fresh seeds agree with the answer's verdicts? `sweetspot heldout`.
+
+After a problem's `dvc repro` has written its answer (reports/compare/<dataset>-<network>.json),
+trains seeds no cell of the answer used (`--seeds`, by default 100, 101 and 102) at three batch
+sizes, each at its chosen rate: the spot, the sweet region's largest member, and the first batch
+size above it the region leaves out. Each one's held-out time is its fresh runs' median steps times
+the seconds per step the answer used (reports/steptime.json), so only the seeds are new. A member
+agrees when its time is within race.margin of the spot's; the excluded one when it is slower than
+the spot's. Writes reports/heldout/<dataset>-<network>.json, which the report reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sweetspot import paths
+from sweetspot.answer import analysis, estimate
+from sweetspot.config import Params
+from sweetspot.errors import ConfigError
+from sweetspot.fmt import fmt
+from sweetspot.sweep import race, sweep
+from sweetspot.train.networks import network_slug
+
+
+def picks(spot: int, region: list[int], tried: list[int]) -> dict[int, str]:
+    """{batch size: the answer's verdict} for the spot, the region's largest member and the first
+    batch size tried above it that the region leaves out (where there is one)."""
+    chosen = {spot: "spot"}
+    largest = max(region)
+    if largest != spot:
+        chosen[largest] = "in"
+    above = [b for b in sorted(tried) if b > largest and b not in region]
+    if above:
+        chosen[above[0]] = "out"
+    return chosen
+
+
+def agreement(rows: list[dict], margin: float) -> list[dict]:
+    """Each row ({batch_size, verdict, time}) with its time over the spot's and whether it agrees
+    with the verdict (None for the spot itself)."""
+    spot = next(r["time"] for r in rows if r["verdict"] == "spot")
+    out = []
+    for r in rows:
+        ratio = r["time"] / spot if math.isfinite(spot) else math.nan
+        agrees = {"spot": None, "in": ratio <= 1 + margin, "out": ratio > 1}[r["verdict"]]
+        out.append({**r, "ratio": ratio, "agrees": agrees})
+    return out
+
+
+def main(params: Params, seeds: list[int]) -> int:
+    target, loader = params.sweep.targets[0], params.sweep.loaders[0]
+    summary_file = paths.problem_file(paths.COMPARE, params.data.dataset,
+                                      network_slug(params.train))
+    if not summary_file.exists():
+        raise ConfigError(f"{summary_file} is missing: run `dvc repro` (the answer) first")
+    answer = json.loads(summary_file.read_text())
+    results = [r for r in sweep.read_cells(race.all_paths(params)) if r["loader"] == loader]
+    used = sorted({r["seed"] for r in results} & set(seeds))
+    if used:
+        raise ConfigError(f"--seeds: {used} trained cells of the answer; held-out seeds are new")
+    chosen = estimate.choose_by_steps(estimate.steps_table(results, [target], "", "", ""),
+                                      target).set_index("batch_size")
+    base = {(r["batch_size"], r["lr"]): r["base_lr"] for r in results}
+    per_step = {b: float(estimate.machine_seconds(v)) for b, v in
+                estimate.round_seconds(sweep.step_times(params)[loader]).items()}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for b, verdict in picks(answer["spot"], answer["region"], answer["tried"]).items():
+            lr = float(chosen.loc[b, "lr"])
+            runs = []
+            for seed in seeds:
+                cell = sweep.Cell(b, base[b, lr], seed, loader)
+                print(f"heldout: training {cell.name} ({verdict})", file=sys.stderr, flush=True)
+                out = Path(tmp) / f"{cell.name}.json"
+                if sweep.run_cell(params, cell, out, "heldout"):
+                    raise ConfigError(f"heldout: the run of {cell.name} failed (see above)")
+                runs += sweep.read_cells([out])
+            hits = [analysis.time_to_target(r["curve"], target) for r in runs]
+            steps = analysis.censored_median([h["step"] for h in hits],
+                                             [h["reached"] for h in hits])
+            rows.append({"batch_size": b, "lr": lr, "verdict": verdict, "seeds": list(seeds),
+                         "steps": [h["step"] for h in hits], "median_steps": steps,
+                         "seconds_per_step": per_step[b], "time": steps * per_step[b],
+                         "run_ids": [r["run_id"] for r in runs]})
+    doc = {"made_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "dataset": params.data.dataset, "network": params.train.network, "target": target,
+           "answer": {k: answer[k] for k in ("spot", "region", "tried")},
+           "margin": params.race.margin, "rows": agreement(rows, params.race.margin)}
+    path = paths.problem_file(paths.HELDOUT, params.data.dataset, network_slug(params.train))
+    paths.write_json(path, doc)
+    told = ", ".join(f"{r['batch_size']} ({r['verdict']}) x{r['ratio']:.2f}" for r in doc["rows"])
+    print(f"heldout: {told}; wrote {path}")
+    return 0
+
+
+def section(docs: list[dict]) -> list[str]:
+    """The report's held-out check: per problem, each pick's fresh time against the verdict."""
+    if not docs:
+        return []
+    lines = ["## Held out: fresh seeds against the verdicts", "",
+             "After each answer was written, seeds no cell of it used were trained at its spot, "
+             "its sweet region's largest member and the first batch size above the region "
+             "(`sweetspot heldout`); their median steps x the same seconds per step. A member "
+             "agrees when it is within the race's margin of the spot, an excluded one when it "
+             "is slower than the spot.", "",
+             "| problem | batch size | verdict | seeds | median steps | time / the spot's | "
+             "agrees |", "|---|---:|---|---|---:|---:|---|"]
+    for d in docs:
+        for r in d["rows"]:
+            agrees = {None: "-", True: "yes", False: "**no**"}[r["agrees"]]
+            lines.append(f"| {d['network']} on {d['dataset']} | {r['batch_size']} | "
+                         f"{r['verdict']} | {', '.join(map(str, r['seeds']))} | "
+                         f"{fmt(r['median_steps'], '.0f')} | {fmt(r['ratio'], '.2f', '-')} | "
+                         f"{agrees} |")
+    return [*lines, ""]
+
+
+def documents() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(paths.HELDOUT.glob("*.json"))]

@@ -1,0 +1,110 @@
+"""Check a prediction on a stack the sweep did not use: `sweetspot validate --threads 1`.
+
+Predicts the sweet spot for the stack asked for (as `sweetspot predict` does: the steps table and
+a step-time measurement taken now), then measures for real: a reduced sweep of the predicted spot
+and its neighbours among the table's batch sizes, each at the table's rate, with every seed of
+sweep.seeds and sweep.extra_seeds, every run a tracked training run, each run's time taken as
+its quiet time (analysis.quiet_time: as robust to load as the prediction's seconds). Writes
+reports/validation/validate-<dataset>-<network>-<stack>.json (the report draws this problem's)
+and prints the comparison.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sweetspot import paths
+from sweetspot.answer import analysis, predict
+from sweetspot.answer.estimate import ERROR_GOAL
+from sweetspot.config import Params
+from sweetspot.data.load import resolve_device
+from sweetspot.errors import ConfigError
+from sweetspot.sweep import sweep
+from sweetspot.train.networks import network_slug
+
+
+def neighbours(spot: int, tried: list[int]) -> list[int]:
+    """The spot and the batch sizes next to it in the sorted list of those tried."""
+    tried = sorted(tried)
+    i = tried.index(spot)
+    return tried[max(i - 1, 0): i + 2]
+
+
+def compare(predicted: list[dict], measured: dict[int, float], spot: int,
+            grid: list[int]) -> dict:
+    """Predicted against measured seconds by batch size (measured: the median over seeds, inf
+    when most runs were censored): the measured spot, the median absolute error of the
+    predictions, and whether the goal is met (measured spot = predicted or a grid neighbour,
+    error at most ERROR_GOAL). Pure."""
+    rows = [{**p, "measured": measured[p["batch_size"]]} for p in predicted]
+    finite = {b: t for b, t in measured.items() if math.isfinite(t)}
+    measured_spot = min(finite, key=lambda b: (finite[b], b)) if finite else None
+    errors = [abs(r["estimate"] - r["measured"]) / r["measured"] for r in rows
+              if math.isfinite(r["measured"]) and math.isfinite(r["estimate"])]
+    error = statistics.median(errors) if errors else math.inf
+    near = measured_spot in neighbours(spot, grid)
+    return {"per_batch": rows, "predicted_spot": spot, "measured_spot": measured_spot,
+            "median_abs_error": error, "spot_near": near,
+            "goal_met": bool(near and error <= ERROR_GOAL)}
+
+
+def train_runs(params: Params, plan: dict[int, float], seeds: list[int]) -> list[dict]:
+    """A real training run per (batch size, seed) at the planned rate, each as a sweep cell at a
+    fixed rate (the table's rate is the rate its runs ran), on params.train's stack."""
+    from sweetspot.train import run
+
+    fixed = dataclasses.replace(params, sweep=dataclasses.replace(params.sweep, lr_policy="fixed"))
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for b, lr in plan.items():
+            for seed in seeds:
+                out = Path(tmp) / f"b{b}-s{seed}.json"
+                cell = sweep.Cell(b, lr, seed, params.train.loader)
+                run.main(sweep.cell_params(fixed, cell), out=out,
+                         extra={"validate": "reduced sweep"})
+                results.append(json.loads(out.read_text()))
+    return results
+
+
+def main(params: Params, steps: str | None) -> int:
+    table = predict.load_steps(steps)
+    predict.check_problem(table, params)
+    resolve_device(params.train.device)
+    target = params.sweep.targets[0]
+    if not np.isclose(table["target"], target).any():
+        raise ConfigError(f"--steps: the table has no target {target:g} "
+                                  "(sweep.targets[0])")
+    result = predict.run(params, table)
+    found = result["prediction"][f"{target:g}"]
+    spot = found["spot"]["batch_size"]
+    if spot is None:
+        print(f"validate: nothing to validate: {found['spot']['reason']}")
+        return 1
+    grid = sorted(int(b) for b in table["batch_size"].unique())
+    rate = {r["batch_size"]: r["lr"] for r in found["per_batch"]}
+    plan = {b: rate[b] for b in neighbours(spot, grid)}
+    seeds = [*params.sweep.seeds, *params.sweep.extra_seeds]
+    runs = train_runs(params, plan, seeds)
+    measured_table = analysis.target_table(runs, [target])
+    times = {b: analysis.censored_median(g["quiet_time"], g["reached"])
+             for b, g in measured_table.groupby("batch_size")}
+    check = compare([r for r in found["per_batch"] if r["batch_size"] in plan], times, spot, grid)
+    doc = {"stack": result["stack"], "target": target, "batch_sizes": list(plan), "seeds": seeds,
+           "predict_run_id": result["run_id"], "steptime_seconds": result["steptime"]["seconds"],
+           **check, "runs": [{"batch_size": r["batch_size"], "seed": r["seed"], "lr": r["lr"],
+                              "time": quiet, "clock": clock, "run_id": r["run_id"]}
+                             for r, quiet, clock in zip(runs, measured_table["quiet_time"],
+                                                        measured_table["time"], strict=True)]}
+    out = paths.validate_file(params.data.dataset, network_slug(params.train), result["stack"])
+    paths.write_json(out, doc)
+    print(f"validate {result['stack']}: predicted spot {spot}, measured {check['measured_spot']}"
+          f"; median absolute error {check['median_abs_error']:.0%}; goal "
+          f"{'met' if check['goal_met'] else 'not met'}; wrote {out}")
+    return 0

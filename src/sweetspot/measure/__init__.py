@@ -1,0 +1,1 @@
+"""How the machine is measured: its fingerprint, seconds per step, the benchmark."""

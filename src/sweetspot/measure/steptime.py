@@ -1,0 +1,234 @@
+"""Seconds per training step on this machine, the factor of time to target that belongs to it.
+
+Reads data/<dataset>/raw and params.yaml (`train` for the stack: device, engine or compile,
+threads; `sweep` for the batch sizes; `steptime` for the rounds and the data paths); writes
+reports/steptime.json and one MLflow run. Run: `sweetspot steptime` or `dvc repro steptime`.
+
+Every batch size the sweep may train (its grid, the extremes, and every 3*2^n neighbour that
+refinement could add) is measured with the step and the batches a training run uses, in many
+short interleaved rounds (B1 ... Bn, then again). Steps are timed in blocks as training times
+them (device synchronised, then perf_counter); every block starts an epoch, whose start (the
+shuffle, or the DataLoader's new iterator) is timed apart and spread over an epoch's steps.
+
+The estimate is each batch size's fastest round (estimate.machine_seconds): load from other
+processes only adds time, so the minimum is the one estimator it cannot move while any round is
+quiet; the median of an earlier version flipped with whichever load state held most rounds. How
+busy the machine was is read from /proc/stat in every round (machine.busy_share) and kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import sys
+
+import torch
+
+from sweetspot import config, paths
+from sweetspot.answer import estimate
+from sweetspot.config import Params, SteptimeConfig, TrainConfig
+from sweetspot.data.load import Data, epoch_batches
+from sweetspot.measure import machine
+from sweetspot.sweep import sweep
+from sweetspot.track import tracking
+from sweetspot.train import networks
+from sweetspot.train.loop import clock, use_threads
+from sweetspot.train.step import kind_for, step_for
+
+
+def stack(cfg: TrainConfig) -> dict:
+    """What the seconds per step depend on, besides the batch size and the machine."""
+    return {"device": cfg.device, "loader": cfg.loader, "step": kind_for(cfg),
+            "threads": cfg.threads or torch.get_num_threads(), "loader_workers": cfg.loader_workers}
+
+
+def stack_name(cfg: TrainConfig) -> str:
+    """The stack in a file name: cpu-tensor-exact-2threads (cpu-torchvision-exact-1threads-2workers
+    with loader workers)."""
+    s = stack(cfg)
+    workers = f"-{s['loader_workers']}workers" if s["loader_workers"] else ""
+    return f"{s['device']}-{s['loader']}-{s['step']}-{s['threads']}threads{workers}"
+
+
+class Stepper:
+    """One batch size's training steps, drawn as a run draws them, ready to be timed in blocks."""
+
+    def __init__(self, cfg: TrainConfig, data: Data):
+        torch.manual_seed(cfg.seed)
+        self.step = step_for(cfg, networks.build(cfg).to(data.device))
+        n = len(data.x_train)
+        self.step.prepare({cfg.batch_size, n % cfg.batch_size})  # compiled: before any clock
+        self.epoch = epoch_batches(cfg.loader, data, cfg.batch_size,
+                                   torch.Generator().manual_seed(cfg.seed), cfg.loader_workers)
+        # Loader workers fetch ahead (2 batches each, DataLoader's prefetch_factor) while other
+        # batch sizes are timed: those batches are taken off the clock, with the epoch's start.
+        self.ahead = 2 * cfg.loader_workers
+        self.batches, self.device = iter(()), data.device
+        self.steps_per_epoch = math.ceil(n / cfg.batch_size)
+        self.loss_sum = torch.zeros((), device=data.device)
+
+    def block(self, n: int) -> tuple[float, list[float]]:
+        """Start an epoch, take n steps; return the seconds the steps took and the seconds of
+        each epoch start (the first, and any the block ran into)."""
+        starts, seconds = [], 0.0
+        self.batches = iter(())
+        t0 = clock(self.device)
+        for _ in range(n):
+            batch = next(self.batches, None)
+            if batch is None:  # a new epoch: its shuffle timed apart
+                now = clock(self.device)
+                seconds += now - t0
+                self.batches = iter(self.epoch())
+                batch = next(self.batches)
+                starts.append(clock(self.device) - now)
+                for _ in range(min(self.ahead, self.steps_per_epoch - 1 - n)):  # when they fit
+                    batch = next(self.batches)
+                t0 = clock(self.device)
+            self.loss_sum += self.step(*batch)
+        return seconds + clock(self.device) - t0, starts
+
+    def seconds_per_step(self, n: int) -> float:
+        """One block of n steps: seconds per step, its epoch starts spread over an epoch's steps
+        (as `summarise` counts them)."""
+        seconds, starts = self.block(n)
+        return seconds / n + (statistics.mean(starts) if starts else 0.0) / self.steps_per_epoch
+
+
+def measure(cfg: TrainConfig, data: Data, batch_sizes: list[int], st: SteptimeConfig,
+            progress=None) -> list[dict]:
+    """One row per (round, batch size) in the order measured: the block's steps and seconds, the
+    epoch starts it timed, and how busy the machine was in its round (machine.busy_share). Every
+    batch size is warmed up before the first round."""
+    use_threads(cfg)
+    steppers = {}
+    for b in batch_sizes:
+        steppers[b] = Stepper(dataclasses.replace(cfg, batch_size=b), data)
+        steppers[b].block(cfg.warmup_steps)
+    rows = []
+    for rnd in range(st.rounds):
+        before, mine = machine.usage(), []
+        for b in batch_sizes:
+            n = max(st.min_steps, math.ceil(st.min_examples / b))
+            seconds, starts = steppers[b].block(n)
+            mine.append({"round": rnd, "order": len(rows) + len(mine), "batch_size": b,
+                         "steps": n, "seconds": seconds, "epoch_starts": starts})
+        load = machine.busy_share(before, machine.usage())
+        rows += [{**row, "load": load} for row in mine]
+        if progress:
+            progress(rnd, st.rounds, load)
+    return rows
+
+
+def summarise(rows: list[dict], n_train: int) -> dict:
+    """Per batch size: seconds per step in each round (the block's, plus its epoch starts'
+    mean spread over an epoch's steps), the estimate (their minimum), median, quartiles and
+    range, the share of rounds at its best (within estimate.NEAR_FASTEST of the fastest: the
+    others were slowed by something, seen in /proc/stat or not), and the fastest epoch start.
+    Pure."""
+    out = {}
+    for b in sorted({r["batch_size"] for r in rows}):
+        mine = [r for r in rows if r["batch_size"] == b]
+        per_epoch = math.ceil(n_train / b)
+        per_round = [r["seconds"] / r["steps"]
+                     + (statistics.mean(r["epoch_starts"]) if r["epoch_starts"] else 0.0)
+                     / per_epoch for r in mine]
+        q1, median, q3 = statistics.quantiles(per_round, n=4, method="inclusive")
+        starts = [s for r in mine for s in r["epoch_starts"]]
+        fastest = float(estimate.machine_seconds(per_round))
+        out[str(b)] = {"seconds": fastest, "median": median, "q1": q1, "q3": q3,
+                       "min": min(per_round), "max": max(per_round),
+                       "at_best": statistics.mean(
+                           t <= estimate.NEAR_FASTEST * fastest for t in per_round),
+                       "epoch_start": min(starts, default=0.0), "rounds": per_round}
+    return out
+
+
+def load_summary(rows: list[dict]) -> dict | None:
+    """How busy the machine was over a measurement, from its rounds' readings (None: unknown)."""
+    rounds = {r["round"]: r["load"] for r in rows}
+    return machine.summary([v for _, v in sorted(rounds.items())])
+
+
+def _progress(rnd: int, rounds: int, load: dict | None) -> None:
+    """One line per round, on stderr: long measurements show progress."""
+    busy = "" if load is None else f", other processes {load['other']:.0%}"
+    print(f"steptime: round {rnd + 1}/{rounds}{busy}", file=sys.stderr, flush=True)
+
+
+def measure_doc(params: Params, data: Data, batch_sizes: list[int]) -> dict:
+    """Measure params.train's stack at these batch sizes: the document steptime.json holds per
+    loader (the stack, the machine, every round's rows, and per batch size the summary)."""
+    cfg = params.train
+    start = clock(data.device)
+    rows = measure(cfg, data, batch_sizes, params.steptime, _progress)
+    return {"stack": stack(cfg), "stack_name": stack_name(cfg), "dataset": params.data.dataset,
+            "network": networks.network_name(cfg), "optimizer": cfg.optimizer,
+            "steptime": config.as_dict(params.steptime), "batch_sizes": batch_sizes,
+            "seconds": clock(data.device) - start, "machine": machine.fingerprint(),
+            "host": tracking.host(),
+            "load": load_summary(rows), "per_batch": summarise(rows, len(data.x_train)),
+            "rows": rows}
+
+
+# The machine stage's probe, per data path: a small and a large step (t0 and c) on the tensor
+# path; the question's DataLoader, whose cost is its images' conversion, at a small one.
+PROBE_BATCHES = {"tensor": [32, 256], "torchvision": [32]}
+
+
+def probe(params: Params) -> tuple[str, dict, dict | None]:
+    """This machine's speed in a few seconds, for the machine stage: which step it timed (in
+    words: a speed recorded for another says nothing of this one's); seconds per step of the
+    stack steptime measures, at PROBE_BATCHES of each of its data paths, each the fastest of
+    `machine.probe_rounds` interleaved rounds, as {loader: {batch size: seconds}}; and how busy
+    the machine was meanwhile (machine.summary)."""
+    from sweetspot.data.load import load_data, resolve_device
+
+    data = load_data(params.data.dataset, resolve_device(params.train.device),
+                     params.train.train_examples)
+    rounds = dataclasses.replace(params.steptime, rounds=params.machine.probe_rounds)
+    speed, loads, threads = {}, [], torch.get_num_threads()
+    for loader in params.steptime.loaders:
+        cfg = dataclasses.replace(params.train, loader=loader)
+        rows = measure(cfg, data, PROBE_BATCHES[loader], rounds)
+        speed[loader] = {b: v["seconds"] for b, v in summarise(rows, len(data.x_train)).items()}
+        loads += [load for _, load in sorted({r["round"]: r["load"] for r in rows}.items())]
+    torch.set_num_threads(threads)  # as found: the fingerprint reads torch's default
+    cfg, s = params.train, stack(params.train)
+    what = (f"{networks.network_name(cfg)}, {cfg.optimizer}, {s['device']}, {s['step']} step, "
+            f"{s['threads']} threads")
+    return what, speed, machine.summary(loads)
+
+
+def log(active, doc: dict) -> None:
+    """A measurement into a run (tracking.run's): the stack as params, seconds per step by
+    batch size as step-indexed metrics, the whole document as an artifact."""
+    active.log_params({**doc["stack"], **doc["steptime"], "dataset": doc["dataset"],
+                       "batch_sizes": doc["batch_sizes"]})
+    for b, v in doc["per_batch"].items():
+        active.log_metrics({"seconds_per_step": v["seconds"],
+                            "seconds_per_step_median": v["median"],
+                            "seconds_per_step_max": v["max"]}, step=int(b))
+    active.log_metrics({"measure_seconds": doc["seconds"],
+                        **{f"load/{k}": float(v) for k, v in (doc["load"] or {}).items()}})
+    active.log_dict(doc, "steptime.json")
+
+
+def main(params: Params) -> int:
+    from sweetspot.data.load import load_data, resolve_device
+
+    data = load_data(params.data.dataset, resolve_device(params.train.device),
+                     params.train.train_examples)
+    per_loader = {}
+    for loader in params.steptime.loaders:  # each data path the report answers for
+        on = dataclasses.replace(params, train=dataclasses.replace(params.train, loader=loader))
+        per_loader[loader] = measure_doc(on, data, sweep.candidate_batches(params))
+        with tracking.run(params.train.experiment, f"steptime {stack_name(on.train)}",
+                          {**tracking.provenance(str(data.device)), "kind": "steptime"}) as active:
+            log(active, per_loader[loader])
+        print(f"steptime: {len(per_loader[loader]['batch_sizes'])} batch sizes x "
+              f"{params.steptime.rounds} rounds in {per_loader[loader]['seconds']:.1f} s on "
+              f"{stack_name(on.train)}; {machine.load_text(per_loader[loader]['load'])}")
+    paths.write_json(paths.STEPTIME, {"per_loader": per_loader})
+    print(f"wrote {paths.STEPTIME}")
+    return 0

@@ -1,0 +1,1 @@
+"""How the answer is written: report.md, its figures, the MLflow sweep run."""

@@ -1,0 +1,282 @@
+"""The text of reports/report.md: the answer, what made the comparison fair, the two factors beside
+the direct measurement, why the spot sits there, and the validation on other stacks. Pure: the
+report's numbers in, Markdown out."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from sweetspot.answer.estimate import NEAR_FASTEST, REGION_RULE
+from sweetspot.config import Params
+from sweetspot.fmt import fmt, sizes
+from sweetspot.measure.machine import load_text
+from sweetspot.report.checks import reproduced, self_check_alarm, validation
+from sweetspot.report.figures import CAPTIONS
+from sweetspot.sweep.sweep import REFINE_WINDOW
+from sweetspot.train.networks import network_name
+
+
+def interval(low, high) -> str:
+    if low is None or not math.isfinite(low):
+        return "-"
+    return f"{low:.2f}-{fmt(high, '.2f', 'inf')}"
+
+
+def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None, machine: dict,
+             drawn: list[str], model: dict | None, noise: dict | None, loaders: dict,
+             checks: list[dict], timing: dict, final: dict | None = None,
+             comparison: list[str] | None = None, here: dict | None = None) -> str:
+    """`loaders`: per data path steptime measured, {"spots": {target: its answer}, "model": its
+    cost model}, the headline's first; `timing`: the headline path's steptime document (its
+    rounds, load and machine); `final`: report.final_model's answer; `here`:
+    report.reproduced_here's answer."""
+    target = params.sweep.targets[0]
+    lines = [f"# Which batch size reaches the target fastest here? {machine['dataset']}, "
+             f"{network_name(params.train)}", ""]
+    check = (here or {}).get("self_check")
+    if check and check["departs"]:
+        lines += [f"**{self_check_alarm(check)}**", ""]
+    if timing.get("load") and timing["load"]["busy"]:
+        lines += [f"**Measured on a busy machine.** While the seconds per step were measured, "
+                  f"{load_text(timing['load'])}.", ""]
+    lines += headline(spots, cells, params.sweep.targets)
+    lines += paths_headline(loaders, target)
+    if plan:
+        around = ", ".join(f"{near} ({loader})" for loader, near in
+                           plan["coarse_near_best"].items())
+        lines += [f"Refinement (automatic, as the answer prescribes): the coarse batch sizes "
+                  f"estimated within {REFINE_WINDOW:.0%} of the best were {around}, so their "
+                  f"3x2^n neighbours {plan['batch_sizes'] or 'none'} were added.", ""]
+    lines += fairness(params, spots[target]["per_batch"], cells, target)
+    lines += two_factors(spots[target]["per_batch"], cells, target)
+    lines += machine_factor(timing)
+    lines += why(model, noise, spots[target])
+    lines += data_paths(loaders, params.sweep.targets)
+    lines += final_model(final)
+    lines += reproduced(here, timing)
+    lines += validation(checks)
+    lines += [f"![{CAPTIONS[name]}](figures/{name}.png)" for name in drawn]
+    lines += ["", *(comparison or []), "## Measured on", ""]
+    lines += [f"- {k}: {v}" for k, v in machine.items()]
+    lines += ["", "Timings: training clock only (device synchronised, evaluation and warm-up "
+              "off the clock). Re-measure with `dvc repro -f`.", ""]
+    return "\n".join(lines)
+
+
+def headline(spots: dict, cells: pd.DataFrame, targets) -> list[str]:
+    spot = spots[targets[0]]
+    if spot["batch_size"] is None:
+        return [f"No batch size reached {targets[0]:g} test accuracy: {spot['reason']}.", ""]
+    rows = spot["per_batch"]
+    here = rows[rows["batch_size"] == spot["batch_size"]].iloc[0]
+    fastest_epoch = cells.groupby("batch_size")["seconds_per_epoch"].median().idxmin()
+    lines = [
+        f"**Sweet region: {region_text(spot)}.** {region_members(spot)}",
+        f"Its spot, **batch size {spot['batch_size']}** (learning rate {spot['lr']:g}), wins "
+        f"{spot['share']:.0%} of the resamples of seeds and timing rounds and reaches "
+        f"{targets[0]:g} test accuracy in **{spot['estimate']:.2f} s** of training, "
+        f"estimated as {spot['median_steps']:.0f} steps (median over seeds) x "
+        f"{spot['seconds_per_step'] * 1e6:.0f} µs per step (the fastest timing round), 95% "
+        f"interval {spot['low']:.2f}-{spot['high']:.2f} s. Measured directly, its runs took "
+        f"{fmt(here['measured'])} s (median of their quiet times), "
+        f"{fmt(here['ratio'], '.2f', '-')}x the estimate; by measured time alone the fastest "
+        f"was batch {spot['direct']}.",
+        f"The cheapest epoch belongs to batch {fastest_epoch}, which is why per-epoch time "
+        "misleads: large batches make cheap epochs but need many more of them.", ""]
+    if len(targets) > 1:
+        lines += ["| target | sweet spot | seconds (estimate) | 95% interval | wins |",
+                  "|---|---:|---:|---|---:|"]
+        lines += [f"| {t:g} | {spots[t]['batch_size']} | {fmt(spots[t].get('estimate'))} | "
+                  f"{interval(spots[t].get('low'), spots[t].get('high'))} | "
+                  f"{fmt(spots[t].get('share'), '.0%', '-')} |" for t in targets]
+        lines.append("")
+    return lines
+
+
+def region_text(spot: dict) -> str:
+    """"batch sizes 32-64, a tie within 4%" for a region of several (a set where it is not
+    contiguous: fmt.sizes), "batch size 32 alone" for one."""
+    region = spot["region"]
+    if len(region) == 1:
+        return f"batch size {region[0]['batch_size']} alone"
+    spread = max(max(r["distance"] for r in region), 0.01)  # "within 1%" for closer ones too
+    members = sizes([r["batch_size"] for r in region], spot["per_batch"]["batch_size"])
+    return f"batch sizes {members}, a tie within {spread:.0%}"
+
+
+def region_members(spot: dict) -> str:
+    """Each region member's distance from the spot, and the rule that put it there."""
+    if len(spot["region"]) == 1:
+        return (f"No other batch size is {REGION_RULE}: batch {spot['batch_size']} is fastest "
+                "beyond what seeds and timing rounds can move.")
+    members = ", ".join(f"{r['batch_size']} ({r['distance']:+.0%}, as fast in "
+                        f"{r['as_fast']:.0%} of resamples)" for r in spot["region"]
+                        if r["batch_size"] != spot["batch_size"])
+    return (f"Beside its spot {spot['batch_size']}, each of {members} is {REGION_RULE}. "
+            "As the question's answer expects, the batch sizes next to the sweet spot differ "
+            "very little.")
+
+
+def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
+             target: float) -> list[str]:
+    """How each batch size's rate was chosen, and what the budget cut off."""
+    s = params.sweep
+    rule = {"tuned": f"every rate of the grid {list(s.lrs)} at every batch size, each batch "
+                     "size taking the rate with the smallest median steps to the target",
+            "fixed": f"the one rate {s.lrs[0]:g} at every batch size",
+            "linear": f"{s.lrs[0]:g} at batch {s.ref_batch}, scaled linearly with the batch size",
+            "sqrt": f"{s.lrs[0]:g} at batch {s.ref_batch}, scaled with the square root of the "
+                    "batch size"}[s.lr_policy]
+    censored = cells[cells["outcome"] != "reached"]
+    cut = ", ".join(f"{int(r.batch_size)} at lr {r.lr:g}, seed {r.seed} ({r.outcome}, "
+                    f"{r.epochs:.1f} epochs)"
+                    for r in censored.sort_values(["batch_size", "lr", "seed"]).itertuples())
+    return ["## What makes the comparison fair", "",
+            f"Rates: {rule} (`sweep.lr_policy: {s.lr_policy}`). The rate is chosen by steps, not "
+            "seconds: at a fixed batch size the seconds per step do not depend on it, and steps "
+            "do not depend on the machine, so no burst of load can pick it. Seeds: "
+            f"{list(s.seeds)} everywhere, then {list(s.extra_seeds)} at each batch size's rate.",
+            f"Budget: each run stops at {s.max_epochs} epochs, never by the clock, so its steps "
+            "are the same on any machine and under any load; and at the highest target. A run "
+            "cut off there is censored: it counts as never reaching the target (infinitely "
+            f"slow), never dropped. Cut off at {target:g}: {cut or 'nothing'}.", ""]
+
+
+def two_factors(per_batch: pd.DataFrame, cells: pd.DataFrame, target: float) -> list[str]:
+    lines = ["## The two factors, and the direct measurement beside them", "",
+             f"| batch size | lr | steps to {target:g} | reached | µs per step | "
+             "estimate (s) | 95% interval | wins | measured (s) | measured / estimate | "
+             "clock (s) |",
+             "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|"]
+    for r in per_batch.itertuples():
+        lines.append(f"| {r.batch_size} | {r.lr:g} | {fmt(r.median_steps, '.0f')} | "
+                     f"{r.n_reached}/{r.n_runs} | {r.seconds_per_step * 1e6:.0f} | "
+                     f"{fmt(r.estimate)} | {interval(r.low, r.high)} | {r.share:.0%} | "
+                     f"{fmt(r.measured)} | {fmt(r.ratio, '.2f', '-')} | {fmt(r.clock)} |")
+    ratios = per_batch["ratio"].replace([math.inf], math.nan).dropna()
+    lines += ["", "Measured: each run's quiet time, its steps to the target x its own fastest "
+              "seconds per step between two evaluations, plus its fastest epoch start per epoch "
+              "begun, so load from other processes moves it as little as the estimate; the "
+              "median over the batch size's runs. Clock: the median of the runs' training "
+              "clocks as they read, load and all."]
+    if len(ratios):
+        lines[-1] += (f" Measured over estimated: median {ratios.median():.2f} "
+                      f"(range {ratios.min():.2f}-{ratios.max():.2f}).")
+    return [*lines, ""]
+
+
+def machine_factor(timing: dict) -> list[str]:
+    """How the seconds per step were measured, why the fastest round, and how busy it was."""
+    st = timing["steptime"]
+    at_best = [v["at_best"] for v in timing.get("per_batch", {}).values() if "at_best" in v]
+    best = (f" {sum(at_best) / len(at_best):.0%} of the rounds ran within "
+            f"{NEAR_FASTEST - 1:.0%} of their batch size's fastest; the rest were slowed by "
+            "something, seen in /proc/stat or not (on a virtual machine, a neighbour on the "
+            "host)." if at_best else "")
+    return ["## The machine's factor", "",
+            f"Seconds per step: every batch size in {st['rounds']} short interleaved rounds "
+            f"(blocks of at least {st['min_examples']} examples and {st['min_steps']} steps, "
+            "each starting an epoch), and each batch size's fastest round. Load from other "
+            "processes only ever adds time, so the fastest round is the one it touched least, "
+            "and no share of loaded rounds moves it while one round is quiet (Chen & Revels "
+            "2016; timeit and BenchmarkTools report the minimum too). The interval and the "
+            "shares resample the rounds and take their fastest in the same way. While "
+            f"measuring, {load_text(timing.get('load'))}.{best}", ""]
+
+
+def why(model: dict | None, noise: dict | None, spot: dict) -> list[str]:
+    """The cost model's explanation, in words."""
+    if not model:
+        return ["Too few batch sizes reached the target to fit the cost model.", ""]
+    lines = [
+        "## Why there",
+        "",
+        f"Steps to the target follow S(B) = S_min (1 + B_noise/B) with S_min = "
+        f"{model['s_min']:.0f} and B_noise = {model['b_noise']:.0f}: below B_noise a bigger "
+        "batch saves steps, above it mostly not. A step costs t(B) = t0 + c B with t0 = "
+        f"{model['t0'] * 1e6:.0f} µs (fixed per-step overhead) and c = {model['c'] * 1e6:.3f} µs "
+        f"per example. Their product is smallest at B* = sqrt(B_noise t0 / c) = "
+        f"{model['b_star']:.0f}, beside the estimated sweet spot {spot['batch_size']}. Faster "
+        "arithmetic (smaller c) moves B* up as 1/sqrt(c); less per-step overhead moves it down.",
+    ]
+    if noise and noise.get("averaged") is not None:
+        lines.append(
+            f"The gradient noise scale measured during training (B_simple, McCandlish et al. "
+            f"2018) was {fmt(noise['early'], '.0f')} at the first evaluation and "
+            f"{fmt(noise['averaged'], '.0f')} averaged over training (they report about 50 and "
+            "900 for MNIST), against the fitted B_noise above.")
+    return [*lines, ""]
+
+
+def paths_headline(loaders: dict, target: float) -> list[str]:
+    """One sentence per other data path: its region and spot, and how much slower it is."""
+    (first, base), *others = loaders.items()
+    lines = []
+    for name, path in others:
+        spot, here = path["spots"][target], base["spots"][target]
+        if spot["batch_size"] is None or here["batch_size"] is None:
+            continue
+        lines.append(f"With the {LOADER_NAMES.get(name, name)}, the sweet region is "
+                     f"{region_text(spot)} (spot {spot['batch_size']}, "
+                     f"{spot['estimate']:.2f} s to {target:g}): "
+                     f"{spot['estimate'] / here['estimate']:.1f}x the time on the "
+                     f"{first} path, from the same steps.")
+    return [" ".join(lines), ""] if lines else []
+
+
+LOADER_NAMES = {"tensor": "tensor path (device-resident tensors)",
+                "torchvision": "question's own pipeline (torchvision MNIST, ToTensor, "
+                               "DataLoader(shuffle=True))"}  # as a sentence names them
+
+
+def data_paths(loaders: dict, targets) -> list[str]:
+    """The answer for each data path steptime measured: the same steps x each path's seconds,
+    and the cost model of each."""
+    if len(loaders) < 2:
+        return []
+    lines = ["## The question's own data pipeline", "",
+             "The steps to a target do not depend on the data path, so each path's answer is "
+             "the sweep's steps x that path's seconds per step, measured by steptime in the "
+             "same interleaved rounds.", "",
+             "| data path | target | sweet region | spot | seconds (estimate) | 95% interval |",
+             "|---|---:|---|---:|---:|---|"]
+    for name, path in loaders.items():
+        for t in targets:
+            spot = path["spots"][t]
+            region = region_text(spot) if spot["batch_size"] is not None else "-"
+            lines.append(f"| {name} | {t:g} | {region} | {spot['batch_size']} | "
+                         f"{fmt(spot.get('estimate'))} | "
+                         f"{interval(spot.get('low'), spot.get('high'))} |")
+    lines += ["", "| data path | t0 (µs per step) | c (µs per example) | B_noise | "
+              "B* = sqrt(B_noise t0 / c) | spot |", "|---|---:|---:|---:|---:|---:|"]
+    for name, path in loaders.items():
+        m, spot = path["model"], path["spots"][targets[0]]
+        if m:
+            lines.append(f"| {name} | {m['t0'] * 1e6:.0f} | {m['c'] * 1e6:.2f} | "
+                         f"{m['b_noise']:.0f} | {m['b_star']:.0f} | {spot['batch_size']} |")
+    (first, base), *others = loaders.items()
+    dearer = [f"the {name} path's t0 is {m['t0'] / base['model']['t0']:.1f}x and its c "
+              f"{m['c'] / base['model']['c']:.1f}x the {first} path's"
+              for name, m in ((n, p["model"]) for n, p in others) if m and base["model"]]
+    return [*lines, "", f"Per step, {'; '.join(dearer) or 'no cost model to compare'}: the "
+            "question's DataLoader converts every image in Python, and B* moves with "
+            "sqrt(t0 / c).", ""]
+
+
+def final_model(final: dict | None) -> list[str]:
+    """The sweet spot's final model on the test set: its accuracy per class."""
+    if not final:
+        return []
+    per_class = final["per_class"]
+    worst = min(per_class, key=per_class.get)
+    return ["## The final model", "",
+            f"Batch {final['batch_size']}'s run at its rate, first seed (MLflow run "
+            f"`{final['run_id']}`, whose model `mlflow.pytorch.load_model` loads), stopped at "
+            f"the first evaluation at or above the highest target, with {final['accuracy']:.2%} "
+            f"of the 10000 test images right. Its weakest class is {worst} "
+            f"({per_class[worst]:.1%}); the confusion matrix (scikit-learn) is drawn below.", "",
+            "| class | " + " | ".join(str(c) for c in per_class) + " |",
+            "|---" * (len(per_class) + 1) + "|",
+            "| accuracy | " + " | ".join(f"{a:.1%}" for a in per_class.values()) + " |", ""]

@@ -1,0 +1,297 @@
+"""A run's records on their way to MLflow: off the caller's thread, in order, through outages.
+
+Every write of a run (params, tags, metrics, its dataset, files, the model, its end) is an op on one
+queue, delivered in order: at once from the caller's thread while the store answers, else by a
+worker thread, so training never waits on an unavailable store. A write that fails for a reason
+that passes is retried for up to SWEETSPOT_TRACKING_WAIT seconds (outage.py), with one line when
+an outage begins and one when it ends. What is still undelivered
+then is kept in .outbox/<run id>/ (ops.json and the files the ops name), and `sweetspot upload`
+delivers it later, in the same order.
+
+MLflow's own asynchronous logging is not used: its queue drops a batch whose HTTP retries ran out
+(it logs an error and goes on), and it carries metrics, params and tags only, not files or models.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+from sweetspot.errors import ConfigError
+from sweetspot.track.outage import Undelivered, bound_http, retry, wait_s
+
+OPS_FILE = "ops.json"
+BATCH = 900  # metrics per request (MLflow takes at most 1000)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _take(ops: list[dict], i: int) -> tuple[dict, int]:
+    """The op at i, with the metrics ops right after it merged into one request; and how many."""
+    op = ops[i]
+    if op["kind"] != "metrics":
+        return op, 1
+    metrics, n = list(op["metrics"]), 1
+    while i + n < len(ops) and ops[i + n]["kind"] == "metrics" and len(metrics) < BATCH:
+        metrics += ops[i + n]["metrics"]
+        n += 1
+    return {"kind": "metrics", "metrics": metrics}, n
+
+
+def deliver(client, run_id: str, experiment_id: str, op: dict, base: Path) -> None:
+    """One op to the store; the files it names are under `base` (or absolute)."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    kind = op["kind"]
+    if kind == "params":  # skip those the run has: `mlflow run` logs -P values as typed ("0")
+        have = client.get_run(run_id).data.params
+        new = [Param(k, v) for k, v in op["params"].items() if k not in have]
+        if new:
+            client.log_batch(run_id, params=new)
+    elif kind == "tags":
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in op["tags"].items()])
+    elif kind == "metrics":
+        client.log_batch(run_id, metrics=[Metric(k, v, t, s) for k, v, t, s in op["metrics"]])
+    elif kind == "dataset":
+        _log_dataset(client, run_id, op)
+    elif kind == "file":
+        path = base / op["path"]
+        log = client.log_artifacts if path.is_dir() else client.log_artifact
+        log(run_id, str(path), op.get("under"))
+    elif kind == "dict":
+        client.log_dict(run_id, op["doc"], op["name"])
+    elif kind == "model":
+        _log_model(client, run_id, experiment_id, op, base)
+    elif kind == "end":
+        client.set_terminated(run_id, op["status"], op["end_time"])
+    else:
+        raise AssertionError(kind)
+
+
+def _log_dataset(client, run_id: str, op: dict) -> None:
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    with warnings.catch_warnings():  # the folder matches two equivalent local source types
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(op["source"])
+    dataset = MetaDataset(source, name=op["name"], digest=op["digest"])._to_mlflow_entity()
+    context = InputTag(MLFLOW_DATASET_CONTEXT, op["context"])
+    client.log_inputs(run_id, [DatasetInput(dataset, [context])])
+
+
+def _log_model(client, run_id: str, experiment_id: str, op: dict, base: Path) -> None:
+    """The final model as an MLflow model ("model": the Models tab, `load_model("runs:/…/model")`)
+    with its signature and an input example, pickled (torch.export would add seconds to every
+    run) and given its pip requirements (inferring them is slow); then how long that took, as the
+    run's `log_model_seconds`."""
+    from importlib.metadata import version
+
+    import mlflow
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    model, example = op["model"], op["example"]
+    if isinstance(model, str):  # kept in the outbox
+        model = torch.load(base / model, weights_only=False)
+        example = torch.load(base / example)
+    mlflow.set_experiment(experiment_id=experiment_id)  # where MLflow files the logged model
+    start = time.perf_counter()
+    x = example.numpy()
+    with torch.no_grad():
+        signature = infer_signature(x, model(example).numpy())
+    mlflow.pytorch.log_model(model, name="model", signature=signature, input_example=x,
+                             serialization_format="pickle", run_id=run_id,
+                             pip_requirements=[f"torch=={version('torch')}"])
+    client.log_metric(run_id, "log_model_seconds", time.perf_counter() - start)
+
+
+class Outbox:
+    """One run's writes, in order (see the module's doc). While the store answers, a write is
+    sent at once from the caller's thread, as a synchronous log call would be: the training calls
+    them while its clock is paused, so no other thread shares the cores with a timed stretch. The
+    first that fails, and everything after it until the queue is empty again, goes to the worker
+    thread, which retries and says so while the caller goes on. close() ends the run and waits."""
+
+    def __init__(self, uri: str, run_id: str, experiment_id: str):
+        from mlflow.tracking import MlflowClient
+
+        self.uri, self.run_id, self.experiment_id = uri, run_id, experiment_id
+        self.files = Path(tempfile.mkdtemp(prefix="sweetspot-run-"))  # what file ops name
+        self.ops: list[dict] = []
+        self.sent = 0
+        self.error: Exception | None = None
+        self.result: Path | None = None  # where the caller wrote the run's result, if it did
+        self._client = MlflowClient(uri)
+        self._changed = threading.Condition()
+        self._busy = False  # a delivery under way, from either thread
+        self._healthy = True  # the last delivery landed: the next may go from the caller's thread
+        self._worker = threading.Thread(target=self._work, name="mlflow-outbox", daemon=True)
+        self._worker.start()
+
+    def _put(self, kind: str, **op) -> None:
+        with self._changed:
+            self.ops.append({"kind": kind, **op})
+            inline = self._healthy and not self._busy and self.sent == len(self.ops) - 1
+            self._busy = inline
+            self._changed.notify_all()
+        if not inline:
+            return
+        try:  # one try here; a failure is the worker's to retry and report
+            deliver(self._client, self.run_id, self.experiment_id, self.ops[-1], Path("/"))
+            landed = True
+        except Exception:  # noqa: BLE001
+            landed = False
+        with self._changed:
+            self.sent += landed
+            self._busy, self._healthy = False, landed
+            self._changed.notify_all()
+
+    def log_params(self, params: dict) -> None:
+        self._put("params", params={k: str(v) for k, v in params.items()})
+
+    def set_tags(self, tags: dict) -> None:
+        self._put("tags", tags={k: str(v) for k, v in tags.items()})
+
+    def log_metrics(self, metrics: dict, step: int = 0) -> None:
+        t = now_ms()
+        self._put("metrics", metrics=[[k, float(v), t, int(step)] for k, v in metrics.items()])
+
+    def log_dataset(self, name: str, digest: str, folder: Path, context: str = "training"):
+        self._put("dataset", name=name, digest=digest, source=str(folder), context=context)
+
+    def log_file(self, path: Path, under: str | None = None) -> None:
+        """A file or folder as artifacts; it must stay as it is until close()."""
+        self._put("file", path=str(Path(path).resolve()), under=under)
+
+    def log_dict(self, doc: dict, name: str) -> None:
+        self._put("dict", doc=json.loads(json.dumps(doc)), name=name)
+
+    def log_model(self, model, example) -> None:
+        self._put("model", model=model, example=example.detach().cpu())
+
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._ended() or self.sent < len(self.ops)
+                                       and not self._busy)
+                if self._ended():
+                    return
+                op, n = _take(self.ops, self.sent)
+                self._busy = True
+            try:
+                retry(deliver, self._client, self.run_id, self.experiment_id, op, Path("/"),
+                      doing=f"run {self.run_id} goes on, its logging retries")
+            except Exception as e:  # noqa: BLE001 - kept, and raised by close()
+                with self._changed:
+                    self.error, self._busy = e, False
+                    self._changed.notify_all()
+                return
+            with self._changed:
+                self.sent += n
+                self._busy, self._healthy = False, True
+                self._changed.notify_all()
+
+    def _ended(self) -> bool:
+        return self.sent == len(self.ops) > 0 and self.ops[-1]["kind"] == "end"
+
+    def close(self, status: str, keep_in: Path) -> None:
+        """End the run with `status` and wait until every write has landed. If the store stayed
+        away, keep the rest in keep_in/<run id>/ and raise Undelivered; if it refused a write (a
+        4xx: nothing to keep for later), end the run FAILED and raise that."""
+        self._put("end", status=status, end_time=now_ms())
+        with self._changed:
+            self._changed.wait_for(lambda: self.sent == len(self.ops) or self.error)
+        self._worker.join(timeout=30)  # gone before the process exits: a live daemon thread
+        try:                           # at interpreter shutdown can abort it
+            if isinstance(self.error, Undelivered):
+                folder = self.keep(keep_in)
+                result = f"; its result is in {self.result}" if self.result else ""
+                raise Undelivered(f"{self.error}: run {self.run_id} is not complete there{result};"
+                                  f" its records are kept in {folder}: `sweetspot upload` sends"
+                                  " them")
+            if self.error is not None:
+                retry(self._client.set_terminated, self.run_id, "FAILED")
+                raise self.error
+        finally:
+            shutil.rmtree(self.files, ignore_errors=True)
+
+    def keep(self, keep_in: Path) -> Path:
+        """The undelivered ops as keep_in/<run id>/ops.json, with copies of the files they name."""
+        import torch
+
+        folder = Path(keep_in) / self.run_id
+        (folder / "files").mkdir(parents=True, exist_ok=True)
+        kept = []
+        for i, op in enumerate(self.ops[self.sent:]):
+            op = dict(op)
+            if op["kind"] == "file":
+                source = Path(op["path"])
+                copy = f"files/{i}-{source.name}"
+                (shutil.copytree if source.is_dir() else shutil.copy2)(source, folder / copy)
+                op["path"] = copy
+            elif op["kind"] == "model":
+                torch.save(op["model"], folder / f"files/{i}-model.pt")
+                torch.save(op["example"], folder / f"files/{i}-example.pt")
+                op.update(model=f"files/{i}-model.pt", example=f"files/{i}-example.pt")
+            kept.append(op)
+        save(folder, {"uri": self.uri, "run_id": self.run_id,
+                      "experiment_id": self.experiment_id, "ops": kept})
+        return folder
+
+
+def save(folder: Path, doc: dict) -> None:
+    """folder/ops.json, whole or not at all (a temporary file, then a rename). Not
+    paths.write_json: a diverged run's NaN losses are records to keep, not nulls."""
+    tmp = folder / (OPS_FILE + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    tmp.replace(folder / OPS_FILE)
+
+
+def upload(folder: Path) -> int:
+    """Deliver one kept run's ops in order, dropping each from ops.json once it has landed (so
+    an upload cut short goes on where it stopped); the folder is removed at the end. Returns
+    how many ops it sent."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    doc = json.loads((folder / OPS_FILE).read_text())
+    mlflow.set_tracking_uri(doc["uri"])
+    client, sent = MlflowClient(doc["uri"]), 0
+    while doc["ops"]:
+        op, n = _take(doc["ops"], 0)
+        retry(deliver, client, doc["run_id"], doc["experiment_id"], op, folder)
+        doc["ops"] = doc["ops"][n:]
+        save(folder, doc)
+        sent += n
+    shutil.rmtree(folder)
+    return sent
+
+
+def upload_main(outbox: Path, runs: list[str]) -> int:
+    """`sweetspot upload [RUN ...]`: every kept run (or those named), oldest first."""
+    kept = sorted((p.parent for p in Path(outbox).glob(f"*/{OPS_FILE}")),
+                  key=lambda p: p.stat().st_mtime)
+    unknown = sorted(set(runs) - {p.name for p in kept})
+    if unknown:
+        raise ConfigError(f"no run {unknown[0]} is kept in {outbox}")
+    kept = [p for p in kept if not runs or p.name in runs]
+    if not kept:
+        print(f"upload: nothing is kept in {outbox}")
+        return 0
+    wait_s()
+    bound_http()
+    for folder in kept:
+        uri = json.loads((folder / OPS_FILE).read_text())["uri"]
+        print(f"upload: run {folder.name}: {upload(folder)} records sent to {uri}", flush=True)
+    return 0

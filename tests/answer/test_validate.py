@@ -1,0 +1,74 @@
+"""`sweetspot validate`: the comparison of predicted and measured on hand-made numbers, and one
+real tiny validation (predict, then a reduced sweep that really trains)."""
+
+import json
+import math
+
+import pytest
+from mlflow.tracking import MlflowClient
+from test_predict import steps_rows, write_table
+
+from sweetspot import cli, paths
+from sweetspot.answer.validate import compare, neighbours
+
+GRID = [16, 32, 64, 128, 256]
+
+
+def predicted(times: dict[int, float]) -> list[dict]:
+    return [{"batch_size": b, "estimate": t, "low": t * 0.9, "high": t * 1.1}
+            for b, t in times.items()]
+
+
+def test_neighbours_are_the_spot_and_the_sizes_beside_it():
+    assert neighbours(64, GRID) == [32, 64, 128]
+    assert neighbours(16, GRID) == [16, 32] and neighbours(256, GRID) == [128, 256]
+
+
+def test_a_prediction_within_15_percent_and_a_neighbouring_spot_meets_the_goal():
+    check = compare(predicted({32: 1.0, 64: 0.8, 128: 1.2}), {32: 1.1, 64: 0.9, 128: 0.85},
+                    64, GRID)
+    assert check["measured_spot"] == 128 and check["spot_near"]  # a grid neighbour of 64
+    # errors 0.1/1.1, 0.1/0.9, 0.35/0.85: the median is 0.111
+    assert check["median_abs_error"] == pytest.approx(0.1 / 0.9)
+    assert check["goal_met"]
+    assert [r["measured"] for r in check["per_batch"]] == [1.1, 0.9, 0.85]
+
+
+def test_a_far_spot_or_a_large_error_misses_the_goal():
+    far = compare(predicted({32: 1.0, 64: 0.8, 128: 1.2}), {32: 0.5, 64: 0.9, 128: 1.2}, 128,
+                  GRID)
+    assert far["measured_spot"] == 32 and not far["spot_near"] and not far["goal_met"]
+    off = compare(predicted({32: 1.0, 64: 0.5}), {32: 2.0, 64: 1.0}, 64, GRID)
+    assert off["measured_spot"] == 64 and off["median_abs_error"] == pytest.approx(0.5)
+    assert not off["goal_met"]
+
+
+def test_a_censored_batch_size_is_never_the_measured_spot_nor_an_error():
+    check = compare(predicted({32: 1.0, 64: 0.8}), {32: 1.0, 64: math.inf}, 64, GRID)
+    assert check["measured_spot"] == 32 and check["median_abs_error"] == 0.0
+    assert compare(predicted({32: 1.0}), {32: math.inf}, 32, GRID)["measured_spot"] is None
+
+
+@pytest.mark.slow
+def test_validate_for_real_on_the_tiny_config(workdir, capsys):
+    folder, env = workdir
+    table = write_table(folder, steps_rows({32: [141, 141], 64: [110, 125], 128: [77, 80]}))
+    with pytest.raises(SystemExit) as done:
+        cli.main(["validate", "--steps", str(table), "--threads", "1"])
+    assert done.value.code == 0
+    out = folder / paths.validate_file("MNIST", "mlp", "cpu-tensor-exact-1threads")
+    doc = json.loads(out.read_text())
+    assert doc["stack"] == "cpu-tensor-exact-1threads" and doc["target"] == 0.8
+    assert doc["batch_sizes"] == neighbours(doc["predicted_spot"], [32, 64, 128])
+    assert doc["seeds"] == [0, 1]  # sweep.seeds then sweep.extra_seeds
+    assert len(doc["runs"]) == 2 * len(doc["batch_sizes"])
+    assert doc["measured_spot"] in doc["batch_sizes"]
+    assert 0 <= doc["median_abs_error"] < math.inf
+    assert doc["goal_met"] == (doc["spot_near"] and doc["median_abs_error"] <= 0.15)
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    for r in doc["runs"]:
+        run = client.get_run(r["run_id"])
+        assert run.info.status == "FINISHED" and run.data.params["threads"] == "1"
+        # it ran to the highest target, 0.85: 0.8 came first
+        assert 0 < r["time"] <= run.data.metrics["time_to_target"]
+    assert "validate cpu-tensor-exact-1threads: predicted spot" in capsys.readouterr().out

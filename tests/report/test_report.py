@@ -1,0 +1,282 @@
+"""The report's pure parts on hand-made runs that follow a known cost model: the answer (steps x
+seconds per step beside the direct measurement), the cost model, the metrics and the text."""
+
+import math
+
+import pytest
+
+from conftest import B_NOISE, S_MIN, T0, C, fake_run, tiny_params
+from sweetspot import paths
+from sweetspot.answer import analysis, costmodel, estimate
+from sweetspot.report import checks, report, writeup
+from sweetspot.track import tracking
+
+# A validation as `sweetspot validate` writes it (validate.main): one stack, three batch sizes,
+# two seeds each, one run censored (its time written as null).
+CHECK = {
+    "stack": "cpu-1thread-tensor", "target": 0.97, "batch_sizes": [16, 32, 64], "seeds": [0, 1],
+    "predicted_spot": 32, "measured_spot": 64, "median_abs_error": 0.08, "spot_near": True,
+    "goal_met": True,
+    "runs": [{"batch_size": b, "seed": s, "lr": 1.0, "time": t, "run_id": f"run{b}s{s}"}
+             for b, times in ((16, [2.0, 2.1]), (32, [1.6, 1.5]), (64, [1.4, None]))
+             for s, t in enumerate(times)],
+    "per_batch": [{"batch_size": 16, "estimate": 1.9, "low": 1.8, "high": 2.0, "measured": 2.05},
+                  {"batch_size": 32, "estimate": 1.4, "low": 1.3, "high": 1.5, "measured": 1.55},
+                  {"batch_size": 64, "estimate": 1.5, "low": 1.4, "high": 1.6, "measured": 1.4}],
+}
+
+
+# The headline loader's steptime document, as far as the text reads it: a quiet measurement.
+TIMING = {"steptime": {"rounds": 25, "min_examples": 3000, "min_steps": 5},
+          "load": {"rounds": 25, "quiet_rounds": 24, "other": 0.02, "steal": 0.0, "busy": False}}
+
+
+def text(spots, cells, checks=(), timing=TIMING, loaders=None, final=None, here=None):
+    params = tiny_params(sweep={"targets": [0.97], "lrs": [0.3, 1.0], "lr_policy": "tuned"})
+    model = report.cost_model(spots[0.97]["per_batch"])
+    loaders = loaders or {"tensor": {"spots": spots, "model": model}}
+    return writeup.markdown(params, spots, cells, None, {"dataset": "MNIST"}, ["cost_model"],
+                            model, report.noise_scale(cells), loaders, list(checks), timing,
+                            final, None, here)
+
+
+def test_answer_recovers_the_generating_model(answer):
+    results, cells, seconds, spots = answer
+    spot = spots[0.97]
+    best = min((16, 32, 64, 128, 256),
+               key=lambda b: costmodel.predicted_time(b, S_MIN, B_NOISE, T0, C))
+    assert spot["batch_size"] == best and spot["lr"] == 1.0 and spot["direct"] == best
+    assert spot["estimate"] == pytest.approx(costmodel.predicted_time(best, S_MIN, B_NOISE, T0, C))
+    assert spot["median_steps"] == pytest.approx(S_MIN * (1 + B_NOISE / best))
+    assert spot["seconds_per_step"] == pytest.approx(T0 + C * best)
+    assert spot["share"] == 1.0  # no noise: every resample agrees
+    # 64's true time is 0.4% above 32's (B* = 45 sits between them): a tie, however certain
+    region = {r["batch_size"]: r for r in spot["region"]}
+    assert set(region) == {32, 64} and best == 32
+    assert region[64]["distance"] == pytest.approx(costmodel.predicted_time(
+        64, S_MIN, B_NOISE, T0, C) / costmodel.predicted_time(32, S_MIN, B_NOISE, T0, C) - 1)
+    assert spot["censored"] == [1024]
+
+
+def test_answer_sets_the_estimate_beside_the_measured_time(answer):
+    results, cells, seconds, spots = answer
+    rows = spots[0.97]["per_batch"].set_index("batch_size")
+    assert list(rows.index) == [16, 32, 64, 128, 256, 1024]
+    hit = rows.drop(index=1024)
+    # fake_run's clock is steps x step time exactly, so the model's check reads 1
+    assert hit["measured"].to_numpy() == pytest.approx(hit["estimate"].to_numpy())
+    assert hit["ratio"].to_numpy() == pytest.approx(1.0)
+    assert not rows.loc[1024, "reached"] and rows.loc[1024, "measured"] == math.inf
+
+
+def test_cost_model_recovers_b_noise_and_b_star(answer):
+    results, cells, seconds, spots = answer
+    model = report.cost_model(spots[0.97]["per_batch"])
+    assert model["s_min"] == pytest.approx(S_MIN, rel=0.02)
+    assert model["b_noise"] == pytest.approx(B_NOISE, rel=0.02)
+    assert (model["t0"], model["c"]) == (pytest.approx(T0, rel=0.02), pytest.approx(C, rel=0.02))
+    assert model["b_star"] == pytest.approx(math.sqrt(B_NOISE * T0 / C), rel=0.02)
+    assert report.noise_scale(cells) == {"early": 80.0, "averaged": 400.0}
+
+
+def test_cost_model_needs_two_batch_sizes_that_reached(answer):
+    results, cells, seconds, spots = answer
+    rows = spots[0.97]["per_batch"]
+    assert report.cost_model(rows[rows["batch_size"].isin([32, 1024])]) is None
+
+
+def test_metrics_name_the_sweet_spot_and_the_censored(answer):
+    results, cells, seconds, spots = answer
+    spot = spots[0.97]
+    doc = report.metrics_doc(spots, [0.97])
+    assert (doc["target"], doc["batch_size"], doc["lr"]) == (0.97, spot["batch_size"], 1.0)
+    assert doc["time_to_target"] == spot["estimate"] and doc["share"] == 1.0
+    assert doc["region"] == [32, 64] and "as fast as the spot" in doc["region_rule"]
+    one = doc["per_target"]["0.97"]
+    assert one["censored"] == [1024] and one["direct"] == spot["batch_size"]
+    assert one["measured"] == pytest.approx(spot["estimate"])
+    assert "per_batch" not in one  # a DataFrame has no place in a metrics file
+
+
+def test_text_names_the_sweet_spot_and_keeps_the_censored(answer):
+    results, cells, seconds, spots = answer
+    md = text(spots, cells)
+    b = spots[0.97]["batch_size"]
+    assert md.startswith("# Which batch size reaches the target fastest here? MNIST")
+    assert "**Sweet region: batch sizes 32-64, a tie within 1%.**" in md
+    assert f"**batch size {b}**" in md and "wins 100% of the resamples" in md
+    assert "Measured on a busy machine" not in md and "24 of 25 rounds quiet" in md
+    assert "B_noise = 40" in md
+    row = next(line for line in md.splitlines() if line.startswith("| 1024 |"))
+    assert "not reached" in row and "0/2" in row  # censored, never dropped
+
+
+def test_text_explains_what_makes_the_comparison_fair(answer):
+    results, cells, seconds, spots = answer
+    md = text(spots, cells)
+    assert "## What makes the comparison fair" in md
+    assert "chosen by steps, not seconds" in md
+    assert "1024 at lr 1, seed 0 (not_reached, 1.0 epochs)" in md  # what the budget cut off
+    assert "never by the clock" in md
+
+
+def test_text_sets_the_two_factors_beside_the_measurement(answer):
+    results, cells, seconds, spots = answer
+    md = text(spots, cells)
+    assert "## The two factors, and the direct measurement beside them" in md
+    assert "| measured (s) | measured / estimate | clock (s) |" in md
+    b = spots[0.97]["batch_size"]
+    row = next(line for line in md.splitlines() if line.startswith(f"| {b} | 1 |"))
+    assert row.split("|")[-3].strip() == "1.00" and f"| {T0 * 1e6 + C * b * 1e6:.0f} |" in row
+    assert "Measured over estimated: median 1.00" in md
+    assert "## The machine's factor" in md and "fastest round" in md
+
+
+def test_text_says_plainly_when_the_machine_was_busy(answer):
+    results, cells, seconds, spots = answer
+    busy = {**TIMING, "load": {"rounds": 25, "quiet_rounds": 1, "other": 0.48, "steal": 0.01,
+                               "busy": True}}
+    md = text(spots, cells, timing=busy)
+    first = md.split("**Sweet region")[0]  # before the answer
+    assert "**Measured on a busy machine.**" in first and "other processes took 48%" in first
+    assert "the answer, are for a busy machine" in first
+
+
+def test_text_has_a_validation_section_only_when_there_are_checks(answer):
+    results, cells, seconds, spots = answer
+    assert "Validation" not in text(spots, cells)
+    md = text(spots, cells, [CHECK])
+    assert "## Validation on stacks the sweep did not use" in md
+    assert "| cpu-1thread-tensor | 32 | 64 | [16, 32, 64] | 6 | 8% |" in md
+    assert "met on 1 of 1: cpu-1thread-tensor" in md
+    missed = {**CHECK, "stack": "cuda-tensor", "goal_met": False, "median_abs_error": None}
+    md = text(spots, cells, [CHECK, missed])
+    assert "| cuda-tensor | 32 | 64 | [16, 32, 64] | 6 | - |" in md  # no error: measured none
+    assert "met on 1 of 2: cpu-1thread-tensor" in md
+
+
+def test_no_step_times_is_no_answer_not_a_crash():
+    spots = estimate.answers([fake_run(32, 1.0, 0)], {4096: [0.01] * 3}, [0.97], resamples=200)
+    spot = spots[0.97]
+    assert spot["batch_size"] is None and "no batch size with steps" in spot["reason"]
+    assert spots[0.97]["per_batch"].empty
+
+
+def test_each_data_path_is_answered_from_the_same_steps(answer):
+    """A slower path (the question's DataLoader: 3x the fixed cost, 4x the cost per example)
+    gets its own region, spot and cost model from the same runs' steps, with nothing measured
+    beside it (no run trained on it)."""
+    results, cells, seconds, spots = answer
+    slow = {b: [3 * T0 + 4 * C * b] * 7 for b in seconds}
+    loader = estimate.answers(results, slow, [0.97], resamples=200, runs=[])
+    rows = loader[0.97]["per_batch"]
+    assert rows["median_steps"].tolist() == spots[0.97]["per_batch"]["median_steps"].tolist()
+    assert rows["measured"].isna().all() and loader[0.97]["direct"] is None
+    model = report.cost_model(rows)
+    assert (model["t0"], model["c"]) == (pytest.approx(3 * T0, rel=0.02),
+                                         pytest.approx(4 * C, rel=0.02))
+    both = {"tensor": {"spots": spots, "model": report.cost_model(spots[0.97]["per_batch"])},
+            "torchvision": {"spots": loader, "model": model}}
+    md = text(spots, cells, loaders=both)
+    assert "## The question's own data pipeline" in md
+    ratio = loader[0.97]["estimate"] / spots[0.97]["estimate"]
+    assert f"the sweet region is {writeup.region_text(loader[0.97])}" in md
+    assert f"{ratio:.1f}x the time on the tensor path, from the same steps" in md
+    row = next(line for line in md.splitlines()
+               if line.startswith(f"| torchvision | {model['t0'] * 1e6:.0f} |"))
+    assert f"| {model['b_star']:.0f} | {loader[0.97]['batch_size']} |" in row
+
+
+def test_the_final_model_is_scored_on_the_test_labels(answer):
+    results, cells, seconds, spots = answer
+    labels = [i % 10 for i in range(1000)]
+    wrong = {5: 3, 7: 1}  # every 5 read as 3, every 7 as 1
+    guesses = "".join(str(wrong.get(y, y)) for y in labels)
+    runs = [{**r, "test_predictions": guesses, "run_id": "abc"} for r in results]
+    final = report.final_model(runs, spots[0.97]["per_batch"], spots[0.97], labels)
+    assert final["batch_size"] == spots[0.97]["batch_size"] and final["accuracy"] == 0.8
+    assert final["per_class"][5] == 0.0 and final["per_class"][0] == 1.0
+    assert final["matrix"].loc[5, 3] == 100 and final["matrix"].to_numpy().sum() == 1000
+    md = text(spots, cells, final=final)
+    assert "## The final model" in md and "Its weakest class is 5 (0.0%)" in md
+    assert "| accuracy | 100.0% |" in md
+    assert report.final_model(results, spots[0.97]["per_batch"], spots[0.97], labels) is None
+
+
+def test_a_report_draws_only_its_own_problems_validations(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("MNIST-mlp-cpu-a", "MNIST-cnn-cpu-a", "FashionMNIST-mlp-cpu-b"):
+        paths.write_json(paths.VALIDATION / f"validate-{name}.json", {"stack": name})
+    mlp = tiny_params(data={"dataset": "MNIST"}, train={"network": "mlp"})
+    assert [d["stack"] for d in report.validations(mlp)] == ["MNIST-mlp-cpu-a"]
+    cnn = tiny_params(data={"dataset": "MNIST"}, train={"network": "cnn"})
+    assert [d["stack"] for d in report.validations(cnn)] == ["MNIST-cnn-cpu-a"]
+
+
+def timed_here(results, factor):
+    """reproduced_here's answer for runs all timed here, whose step time is `factor` x the one
+    steptime measured; the steps table identical to the checkout's."""
+    seconds = {b: [(T0 + C * b) / factor] * 7 for b in (16, 32, 64, 128, 256, 1024)}
+    spots = estimate.answers(results, seconds, [0.97], resamples=50)
+    table = analysis.target_table(results, [0.97])
+    return spots, {"host": "here", "runs_here": len(results), "runs": len(results),
+                   "self_check": estimate.self_check(estimate.beside_measured(
+                       spots[0.97]["per_batch"], table, 0.97)),
+                   "steps": {"rows": 24, "identical": 24, "differ": [], "new": 0, "gone": 0},
+                   "commit": "abc1234"}
+
+
+def test_a_quarter_off_opens_the_report_with_the_finding_and_the_fix(answer):
+    results, cells, _, _ = answer
+    spots, here = timed_here(results, 1.25)  # the runs read 1.25x the estimate
+    md = text(spots, cells, here=here)
+    first = md.split("**Sweet region")[0]
+    assert "These seconds per step are not this machine's now" in first
+    assert "took 1.25x the estimate" in first and "`dvc repro -f -s steptime && dvc repro`" in first
+    assert "this is beyond it" in md
+
+
+def test_five_percent_off_is_within_the_goal_and_said_only_in_its_section(answer):
+    results, cells, _, _ = answer
+    spots, here = timed_here(results, 1.05)
+    md = text(spots, cells, here=here)
+    assert "not this machine's now" not in md
+    assert "## Reproduced here" in md and "took 1.05x the estimate" in md
+    assert "within it: the seconds per step are this machine's" in md
+
+
+def test_no_run_timed_here_leaves_the_estimate_unchecked(answer):
+    results, cells, _, spots = answer
+    here = {"host": "here", "runs_here": 0, "runs": 24, "self_check": None,
+            "steps": {"rows": 0, "identical": 0, "differ": [], "new": 24, "gone": 0},
+            "commit": ""}
+    md = text(spots, cells, here=here)
+    assert "cannot check the estimate here" in md and "not this machine's" not in md
+    assert "No steps table of this problem came with the checkout" in md
+
+
+def test_the_steps_sentence_on_an_identical_and_on_a_changed_table():
+    same = {"rows": 92, "identical": 92, "differ": [], "new": 0, "gone": 0}
+    assert checks.steps_sentence(same, "e01db47") == (
+        "The steps, reproduced: 92 of 92 rows of reports/steps_to_target.csv are identical to "
+        "the checkout's (git e01db47).")
+    changed = {"rows": 92, "identical": 91, "new": 2, "gone": 0, "differ": [
+        {"batch_size": 32, "lr": 1.0, "seed": 0, "target": 0.97, "steps": 4900.0,
+         "steps_old": 4875.0}]}
+    said = checks.steps_sentence(changed, "e01db47")
+    assert "91 of 92 rows" in said
+    assert "1 differ (batch 32, lr 1, seed 0, 0.97: 4875 -> 4900 steps)" in said
+    assert "(2 rows new)" in said
+
+
+def test_reproduced_here_checks_only_the_runs_timed_on_this_host(answer, root):
+    results, _, seconds, spots = answer
+    mine = [{**r, "provenance": {"host": tracking.host()}} for r in results[:12]]
+    theirs = [{**r, "provenance": {"host": "elsewhere"}} for r in results[12:]]
+    paths.STEPS_TABLE.parent.mkdir(parents=True)
+    table = estimate.steps_table(results, [0.97], "MNIST", "mlp", "sgd")
+    table.to_csv(paths.STEPS_TABLE, index=False)
+    here = report.reproduced_here(mine + theirs, spots[0.97]["per_batch"], [0.97])
+    assert (here["runs_here"], here["runs"]) == (12, 24)
+    assert here["self_check"]["median"] == pytest.approx(1.0)
+    assert here["steps"]["rows"] == 0 and here["commit"] == ""  # no git here: nothing to compare
