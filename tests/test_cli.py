@@ -278,3 +278,21 @@ def test_as_a_user_types_it_stderr_is_one_line(workdir, command):
     assert_one_error_line(done.returncode, done.stderr.splitlines(), says)
     assert done.stdout == ""
     assert contents(folder) == {"data", "params.yaml"}
+
+
+@pytest.mark.parametrize(("code", "says"), [
+    ("import torch\n\nSCALE = 1 / 0\n", "importing 'brokennet' raised ZeroDivisionError: "
+                                         "division by zero at brokennet.py:3"),
+    ("def net(:\n", "importing 'brokennet' raised SyntaxError: invalid syntax "),
+    ("def net():\n    raise RuntimeError('no weights')\n",
+     "brokennet:net() raised RuntimeError: no weights at brokennet.py:2"),
+])
+def test_a_user_network_that_raises_is_one_line_naming_its_line(workdir, code, says):
+    """The user's module raising on import (or its function on call) is the user's fault: one
+    line with the exception and the user's file:line, exit 2, no run, as a user types it."""
+    folder, env = workdir
+    (folder / "brokennet.py").write_text(code)
+    done = sweetspot("train", "--network", "brokennet:net", cwd=folder, env=env, timeout=120)
+    assert_one_error_line(done.returncode, done.stderr.splitlines(), f"train.network: {says}")
+    written = {n for n in contents(folder) if not n.startswith("__pycache__")}
+    assert written == {"data", "params.yaml", "brokennet.py"}  # no mlflow.db: no run

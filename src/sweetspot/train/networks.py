@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 
 import torch
 from torch import nn
@@ -65,11 +66,28 @@ def _user_function(spec: str):
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ImportError as e:
+    except ModuleNotFoundError as e:
         raise ConfigError(f"train.network: cannot import {module_name!r} ({e})") from None
+    except Exception as e:  # noqa: BLE001 - whatever the user's module raises is the user's
+        raise ConfigError(f"train.network: importing {module_name!r} raised "
+                          f"{_where(e)}") from None
     if not callable(getattr(module, attr, None)):
         raise ConfigError(f"train.network: {module_name!r} has no function {attr!r}")
     return getattr(module, attr)
+
+
+def _where(e: Exception) -> str:
+    """The exception and the user's file:line it came from ("ZeroDivisionError: division by zero
+    at mynets.py:3"): the innermost frame in the working directory, or the innermost of all."""
+    if isinstance(e, SyntaxError) and e.filename:
+        frames = [(e.filename, e.lineno)]
+    else:
+        frames = [(f.filename, f.lineno) for f in traceback.extract_tb(e.__traceback__)]
+    cwd = os.getcwd() + os.sep
+    mine = [f for f in frames if f[0].startswith(cwd)] or frames
+    text = str(e).splitlines()[0] if str(e) else ""
+    where = f" at {os.path.relpath(mine[-1][0])}:{mine[-1][1]}" if mine else ""
+    return f"{type(e).__name__}{': ' + text if text else ''}{where}"
 
 
 def _checked(spec: str, net) -> nn.Module:
@@ -97,7 +115,12 @@ def build(cfg) -> nn.Module:
         return MLP(cfg.width, cfg.activation)
     if cfg.network == "cnn":
         return Images(lenet5())
-    return Images(_checked(cfg.network, _user_function(cfg.network)()))
+    make = _user_function(cfg.network)
+    try:
+        net = make()
+    except Exception as e:  # noqa: BLE001 - the user's function
+        raise ConfigError(f"train.network: {cfg.network}() raised {_where(e)}") from None
+    return Images(_checked(cfg.network, net))
 
 
 def check(cfg) -> None:
