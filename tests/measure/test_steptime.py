@@ -90,6 +90,8 @@ def test_the_stage_writes_its_json_and_one_mlflow_run(workdir, capsys):
     assert set(by_loader) == {"tensor", "torchvision"}  # one MLflow run per data path
     run = by_loader["tensor"]
     assert run.info.status == "FINISHED" and run.data.tags["kind"] == "steptime"
+    # the run spans the measurement it records, though it is opened after it
+    assert run.info.end_time - run.info.start_time >= 1000 * doc["seconds"]
     history = client.get_metric_history(run.info.run_id, "seconds_per_step")
     assert sorted(h.step for h in history) == sizes
     assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"steptime.json"}

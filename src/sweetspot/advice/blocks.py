@@ -10,6 +10,7 @@ re-measures nothing.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from sweetspot import paths
 from sweetspot.advice import rounds
@@ -30,6 +31,7 @@ def block_sizes(powers) -> list[int]:
 def main(params: Params) -> int:
     from sweetspot.data.load import load_data, resolve_device
 
+    started = time.time()
     rounds.check(params, "block_powers", max(block_sizes(params.advice.block_powers)))
     cfg = dataclasses.replace(params.train, loader="tensor", loader_workers=0)
     data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
@@ -39,5 +41,5 @@ def main(params: Params) -> int:
     per_example = {b: 1e6 * v["seconds"] / int(b) for b, v in doc["per_batch"].items()}
     rounds.write(params, paths.BLOCKS, {"centres": centres(params.advice.block_powers),
                                         "load": doc["load"], "steptime": doc},
-                 {f"us_per_example/{b}": v for b, v in per_example.items()}, "blocks")
+                 {f"us_per_example/{b}": v for b, v in per_example.items()}, "blocks", started)
     return 0

@@ -21,6 +21,7 @@ import dataclasses
 import math
 import os
 import statistics
+import time
 
 import torch
 
@@ -69,6 +70,7 @@ def speedups(per_round: dict[str, list[float]], split: tuple[int, int],
 def main(params: Params) -> int:
     from sweetspot.data.load import load_data, resolve_device
 
+    started = time.time()
     rounds.check(params, "split_batch_sizes", max(params.advice.split_batch_sizes))
     a, cfg = params.advice, params.train
     data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
@@ -110,7 +112,7 @@ def main(params: Params) -> int:
               "best_split": doc}
     geo = statistics.geometric_mean([v["speedup"] for v in speed.values()])
     rounds.write(params, paths.CORES, result, {"best_threads": threads, "best_workers": workers,
-                                              "best_speedup": geo}, "cores")
+                                              "best_speedup": geo}, "cores", started)
     print(f"cores: the question's pipeline is fastest with {workers} loader worker(s) and "
           f"{threads} thread(s), {geo:.2f}x its num_workers=0 speed"
           + ("" if beyond else ", not beyond the rounds' spread: its answer is num_workers=0's"))

@@ -27,6 +27,7 @@ from sweetspot.advice import rounds
 from sweetspot.config import Params
 from sweetspot.measure import steptime
 from sweetspot.train import networks
+from sweetspot.train.loop import use_threads
 
 COPY_MOVES = 64 << 20  # bytes each bandwidth reading copies at least (repeats of small copies)
 MATMUL = 1024  # n of the n x n x n matmul whose rate is the arithmetic floor's
@@ -102,13 +103,13 @@ def counted(cfg, x: torch.Tensor, y: torch.Tensor) -> dict:
 def main(params: Params) -> int:
     from sweetspot.data.load import load_data, resolve_device
 
+    started = time.time()
     rounds.check(params, "memory_batch_sizes", max(params.advice.memory_batch_sizes))
     a, cfg = params.advice, dataclasses.replace(params.train, loader="tensor", loader_workers=0)
     data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
     levels = cache_bytes(json.loads(paths.MACHINE.read_text()).get("caches", {}))
     torch.manual_seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    use_threads(cfg)
     timers, counts = {}, {}
     for b in a.memory_batch_sizes:
         stepper = steptime.Stepper(dataclasses.replace(cfg, batch_size=b), data)
@@ -127,5 +128,6 @@ def main(params: Params) -> int:
            "flops_per_second": 1 / fastest["matmul"], "counted": counts}
     rounds.write(params, paths.MEMORY, doc, {
         "matmul_gflops": doc["flops_per_second"] / 1e9,
-        **{f"bandwidth_gbs/{s}": v / 1e9 for s, v in doc["bandwidth"].items()}}, "memory")
+        **{f"bandwidth_gbs/{s}": v / 1e9 for s, v in doc["bandwidth"].items()}},
+        "memory", started)
     return 0

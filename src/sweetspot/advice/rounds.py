@@ -61,12 +61,12 @@ def with_rounds(params: Params) -> Params:
         params.steptime, rounds=params.advice.rounds))
 
 
-def write(params: Params, path, doc: dict, metrics: dict, label: str) -> None:
+def write(params: Params, path, doc: dict, metrics: dict, label: str, started: float) -> None:
     """The stage's document (with the machine and how busy it was) to `path` and one MLflow run
-    (its metrics; the document as an artifact)."""
+    (its metrics; the document as an artifact), spanning the work from `started`."""
     doc = {**doc, "machine": machine.fingerprint(), "host": tracking.host()}
     with tracking.run(params.train.experiment, label,
-                      {**tracking.provenance("cpu"), "kind": label}) as active:
+                      {**tracking.provenance("cpu"), "kind": label}, started) as active:
         active.log_params({"rounds": params.advice.rounds})
         active.log_metrics(metrics)
         active.log_dict(doc, path.name)

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def short_run(params: Params, epochs: int) -> dict:
 
 
 def main(params: Params, epochs: int) -> int:
-    cfg = params.train
+    cfg, started = params.train, time.time()
     data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
     doc = steptime.measure_doc(params, data, sweep.candidate_batches(params))
     seconds = {int(b): v["seconds"] for b, v in doc["per_batch"].items()}
@@ -87,7 +88,7 @@ def main(params: Params, epochs: int) -> int:
               "git_commit": tags["git_commit"],
               "stack": doc["stack_name"], "load": doc["load"], "seconds_per_step": seconds,
               "short_run": trained, **found}
-    with tracking.run(cfg.experiment, f"forecast {network_name(cfg)}", tags) as active:
+    with tracking.run(cfg.experiment, f"forecast {network_name(cfg)}", tags, started) as active:
         steptime.log(active, doc)
         active.log_metrics({"t0": found["t0"], "c": found["c"],
                             **{f"b_star/{k}": v["b_star"] for k, v in found["per_noise"].items()}})

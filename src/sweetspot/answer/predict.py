@@ -9,6 +9,7 @@ MLflow run. Trains nothing. Run: `sweetspot predict --threads 1`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -115,6 +116,7 @@ def table_text(prediction: dict, name: str, load: dict | None) -> str:
 
 def run(params: Params, table: pd.DataFrame) -> dict:
     """Measure here, predict, log one MLflow run; returns the prediction document."""
+    started = time.time()
     data = load_data(params.data.dataset, resolve_device(params.train.device),
                      params.train.train_examples)
     doc = steptime.measure_doc(params, data, sorted(int(b) for b in table["batch_size"].unique()))
@@ -123,7 +125,8 @@ def run(params: Params, table: pd.DataFrame) -> dict:
     result = {"stack": name, "steptime": {k: v for k, v in doc.items() if k != "rows"},
               "prediction": prediction}
     with tracking.run(params.train.experiment, f"predict {name}",
-                      {**tracking.provenance(str(data.device)), "kind": "predict"}) as active:
+                      {**tracking.provenance(str(data.device)), "kind": "predict"},
+                      started) as active:
         steptime.log(active, doc)
         for target, found in prediction.items():
             for r in found["per_batch"]:

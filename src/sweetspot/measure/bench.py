@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import sys
+import time
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -244,7 +245,7 @@ def main(params: Params) -> int:
     device = resolve_device(bench.device)
     use_threads(cfg)  # the stack the cells run
     data = load_data(params.data.dataset, device)  # ConfigError if missing
-    tags, before = tracking.provenance(str(device)), machine.usage()
+    tags, before, started = tracking.provenance(str(device)), machine.usage(), time.time()
     rows = measure(params, data, _progress(len(LOOPS) * len(bench.batch_sizes)))
     load = machine.busy_share(before, machine.usage())  # how busy, while the loops were timed
     matmul = None
@@ -270,7 +271,7 @@ def main(params: Params) -> int:
     fig.savefig(paths.BENCH_PNG, dpi=110)
     plt.close(fig)
 
-    with tracking.run(cfg.experiment, "bench", tags) as active:
+    with tracking.run(cfg.experiment, "bench", tags, started) as active:
         run_params = {**config.as_dict(bench), "width": cfg.width, "activation": cfg.activation,
                       "optimizer": cfg.optimizer, "lr": cfg.lr, "momentum": cfg.momentum,
                       "dataset": params.data.dataset}

@@ -22,6 +22,7 @@ import dataclasses
 import math
 import statistics
 import sys
+import time
 
 import torch
 
@@ -222,9 +223,11 @@ def main(params: Params) -> int:
     per_loader = {}
     for loader in params.steptime.loaders:  # each data path the report answers for
         on = dataclasses.replace(params, train=dataclasses.replace(params.train, loader=loader))
+        started = time.time()
         per_loader[loader] = measure_doc(on, data, sweep.candidate_batches(params))
         with tracking.run(params.train.experiment, f"steptime {stack_name(on.train)}",
-                          {**tracking.provenance(str(data.device)), "kind": "steptime"}) as active:
+                          {**tracking.provenance(str(data.device)), "kind": "steptime"},
+                          started) as active:
             log(active, per_loader[loader])
         print(f"steptime: {len(per_loader[loader]['batch_sizes'])} batch sizes x "
               f"{params.steptime.rounds} rounds in {per_loader[loader]['seconds']:.1f} s on "

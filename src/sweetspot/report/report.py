@@ -35,6 +35,10 @@ from sweetspot.sweep import race, sweep
 from sweetspot.track import tracking
 from sweetspot.train.networks import network_name, network_slug
 
+# MLflow's warning about pickled models, said once here instead of at every cell (delivery.py)
+PICKLED = ("each run's model is pickled, so `mlflow.pytorch.load_model` runs code from the store: "
+           "load only runs you trust")
+
 # --- pure: tables in, numbers out --------------------------------------------------------------
 
 def cost_model(per_batch: pd.DataFrame) -> dict | None:
@@ -207,12 +211,13 @@ def main(params: Params) -> int:
         timing[loader], final, compare.section(problems), here) + "\n"
         + "\n".join(race.section(raced) + heldout.section(heldout.documents())) + "\n"
         + advice["markdown"])
-    file_sweep(params, results, doc)
     if here["self_check"] and here["self_check"]["departs"]:
         print(f"report: {self_check_alarm(here['self_check'])}", flush=True)
     print(f"report: sweet region {doc['region']} at {target:g}, spot {doc['batch_size']} "
           f"({fmt(doc['time_to_target'])} s estimated, wins "
           f"{fmt(doc['share'], '.0%')} of resamples); wrote {paths.REPORT_MD}")
+    print(f"report: {PICKLED}")
+    file_sweep(params, results, doc)  # its last line: the link to the sweep's runs
     return 0
 
 

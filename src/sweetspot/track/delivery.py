@@ -15,6 +15,7 @@ MLflow's own asynchronous logging is not used: its queue drops a batch whose HTT
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 import threading
@@ -26,6 +27,9 @@ from sweetspot.errors import ConfigError
 from sweetspot.track.outage import Undelivered, bound_http, retry, wait_s
 
 OPS_FILE = "ops.json"
+# MLflow warns, at every pickled model, that unpickling runs code; the project pickles on purpose
+# (torch.export adds seconds to every run) and the report says so once (report.PICKLED).
+PICKLE_WARNING = "Saving pytorch model by Pickle"
 BATCH = 900  # metrics per request (MLflow takes at most 1000)
 
 
@@ -106,6 +110,7 @@ def _log_model(client, run_id: str, experiment_id: str, op: dict, base: Path) ->
         model = torch.load(base / model, weights_only=False)
         example = torch.load(base / example)
     mlflow.set_experiment(experiment_id=experiment_id)  # where MLflow files the logged model
+    _said_once(logging.getLogger("mlflow.pytorch"))
     start = time.perf_counter()
     x = example.numpy()
     with torch.no_grad():
@@ -114,6 +119,18 @@ def _log_model(client, run_id: str, experiment_id: str, op: dict, base: Path) ->
                              serialization_format="pickle", run_id=run_id,
                              pip_requirements=[f"torch=={version('torch')}"])
     client.log_metric(run_id, "log_model_seconds", time.perf_counter() - start)
+
+
+class _Pickled(logging.Filter):
+    """Drops MLflow's pickle warning (the report says it once, not every cell)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(PICKLE_WARNING)
+
+
+def _said_once(logger: logging.Logger) -> None:
+    if not any(isinstance(f, _Pickled) for f in logger.filters):
+        logger.addFilter(_Pickled())
 
 
 class Outbox:

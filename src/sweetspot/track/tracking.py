@@ -101,11 +101,13 @@ def experiment_id(name: str) -> str:
 
 
 @contextlib.contextmanager
-def run(experiment: str, run_name: str, tags: dict | None = None):
+def run(experiment: str, run_name: str, tags: dict | None = None, started: float | None = None):
     """One MLflow run that always ends: FINISHED, FAILED on an exception, KILLED on Ctrl-C. It
     yields the run's Outbox (delivery.py): its writes return at once and reach the store in
     order, through an outage of up to SWEETSPOT_TRACKING_WAIT seconds; what has not landed by
-    then is kept in .outbox/ and the run ends with Undelivered (one line)."""
+    then is kept in .outbox/ and the run ends with Undelivered (one line). A run opened after
+    the work it records gives `started` (time.time() when the work began), so that its duration
+    spans the work."""
     outage.wait_s()  # a bad setting: one line, before anything starts
     uri = tracking_uri()
     store = client()
@@ -117,7 +119,8 @@ def run(experiment: str, run_name: str, tags: dict | None = None):
         run_id = given
     else:  # created with its tags: no one sees it RUNNING without them (cluster.mark_orphans)
         experiment = experiment_id(experiment)
-        run_id = retry(store.create_run, experiment, run_name=run_name,
+        start = int(started * 1000) if started is not None else None
+        run_id = retry(store.create_run, experiment, start_time=start, run_name=run_name,
                        tags=resolve_tags(tags or {})).info.run_id
     outbox = delivery.Outbox(uri, run_id, experiment)
     if given and tags:
