@@ -59,7 +59,8 @@ def test_dvc_outs_are_the_paths_the_code_writes():
     assert STAGES["race"]["outs"][0][str(paths.RACE)] == {"persist": True}
     assert str(paths.STEPTIME) in STAGES["race"]["deps"]
     assert set(stage_outs(STAGES["report"])) == {
-        str(paths.METRICS), str(paths.FIGURES), str(paths.REPORT_MD), str(paths.CURVES),
+        str(paths.ANSWER_METRICS), str(paths.SWEET_SPOT), str(paths.FIGURES), str(paths.REPORT_MD),
+        str(paths.CURVES),
         str(paths.TIME_TO_TARGET), str(paths.STEPS_TABLE), str(paths.COMPARE)}
     assert STAGES["report"]["deps"][:4] == [str(paths.CELLS), str(paths.STEPTIME),
                                             str(paths.VALIDATION), str(paths.FORECAST)]
@@ -74,7 +75,11 @@ def test_dvc_outs_are_the_paths_the_code_writes():
     assert str(paths.REFINE_PLAN) in STAGES["refine"]["deps"]  # ... and refine only the plan
     assert str(paths.STEPTIME) not in STAGES["refine"]["deps"]
     assert (REPO / paths.VALIDATION).is_dir()  # a dep of the report: present in every clone
-    assert set(stage_outs(STAGES["bench"])) == {str(paths.BENCH_JSON), str(paths.BENCH_PNG)}
+    assert set(stage_outs(STAGES["bench"])) == {str(paths.BENCH_METRICS), str(paths.BENCH_JSON),
+                                                str(paths.BENCH_PNG)}
+    # `dvc metrics show` prints the headline files only
+    assert [next(iter(m)) for s in STAGES.values() for m in s.get("metrics", [])] == [
+        str(paths.ANSWER_METRICS), str(paths.BENCH_METRICS)]
 
 
 def test_the_machines_factor_depends_on_the_machine_and_nothing_else_does():

@@ -1,6 +1,6 @@
-"""Every path a stage reads or writes and the tracking server's port, named once
-(tests/test_paths.py holds dvc.yaml to them), and the one way a stage writes a result file: whole
-or not at all."""
+"""Every path the project reads or writes (a stage's files, the MLflow store, the server's
+folder) and the tracking server's port, named once (tests/test_paths.py holds dvc.yaml to them),
+and the one way a stage writes a result file: whole or not at all."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ SEEDS = CELLS / "seeds"
 RACE = CELLS / "race"  # seeds where the sweet region is undecided (race.py)
 PLAN = "plan.json"  # what refine/seeds/race decided to train, beside their cells
 
-METRICS = REPORTS / "sweet_spot.json"
+SWEET_SPOT = REPORTS / "sweet_spot.json"  # the answer, whole
+METRICS = REPORTS / "metrics"  # what `dvc metrics show` prints: the headline numbers
+ANSWER_METRICS = METRICS / "answer.json"
+BENCH_METRICS = METRICS / "bench.json"
 REPORT_MD = REPORTS / "report.md"
 FIGURES = REPORTS / "figures"
 PLOTS = REPORTS / "plots"
@@ -43,6 +46,9 @@ BLOCKS = ADVICE / "blocks.json"
 BENCH_JSON = REPORTS / "bench.json"
 BENCH_PNG = REPORTS / "bench.png"
 
+MLFLOW_DB = Path("mlflow.db")  # the default tracking store, in the project root (tracking.py)
+MLRUNS = Path("mlruns")  # its artifacts, beside it
+SERVER_DIR = Path(".server")  # `sweetspot server`'s database, artifacts and logs (server.py)
 OUTBOX = Path(".outbox")  # a run's records the tracking store did not take in time (delivery.py)
 
 MLFLOW_PORT = 5000  # MLflow's own default, for `sweetspot server` and `mlflow ui` alike

@@ -86,6 +86,11 @@ def test_a_tiny_benchmark_writes_its_json_figure_and_mlflow_run(workdir, capsys)
     for key in ("train_time_rare", "train_time_often", "eval_time_often", "clock_ratio"):
         assert off[key] > 0, key
     assert (tmp_path / paths.BENCH_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    headline = json.loads((tmp_path / paths.BENCH_METRICS).read_text())  # dvc metrics show
+    assert set(headline) == {"question_over_engine_b1", "question_over_engine_b256",
+                             "question_over_engine_b4096", "eval_over_train", "clock_ratio"}
+    assert headline["question_over_engine_b1"] == float(
+        f"{result['b1']['question_over_engine']:.3g}")
 
     client = MlflowClient(uri)
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])

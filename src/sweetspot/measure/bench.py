@@ -1,7 +1,8 @@
 """Speed: seconds per epoch of the question's loop, the eager loop and the engine, by batch size.
 
 Reads data/<dataset>/raw and params.yaml's `bench` (`train` for network, optimizer, lr); writes
-reports/bench.json (DVC metrics), reports/bench.png and one MLflow run. Run: `sweetspot bench`
+reports/bench.json, its headline reports/metrics/bench.json (DVC metrics), reports/bench.png and
+one MLflow run. Run: `sweetspot bench`
 (`--device cuda` on a GPU). Seconds/epoch = seconds per example x 60000, the fastest of `repeats`
 timed stretches of >= min_examples steady-state examples (estimate.machine_seconds, as steptime:
 load cannot move it while one stretch is quiet). The results: reports/bench.json and
@@ -237,6 +238,16 @@ def _progress(total: int):
     return line
 
 
+def headline(result: dict) -> dict:
+    """What `dvc metrics show` prints of the benchmark (reports/metrics/bench.json): the question's
+    loop over the engine per batch size, and what evaluating on the clock would cost."""
+    ratios = {f"question_over_engine_{k}": float(f"{v['question_over_engine']:.3g}")
+              for k, v in result.items() if isinstance(v, dict) and "question_over_engine" in v}
+    off = result["eval_off_clock"]
+    return {**ratios, "eval_over_train": float(f"{off['eval_over_train']:.3g}"),
+            "clock_ratio": float(f"{off['clock_ratio']:.3g}")}
+
+
 def main(params: Params) -> int:
     """Measure, write reports/bench.json and bench.png, and log both in one MLflow run."""
     # The engine's paths are the MLP's: bench times them whatever network train.network names.
@@ -268,6 +279,7 @@ def main(params: Params) -> int:
              f"fastest of {bench.repeats} repeats, band to the slowest")
     fig = figure(rows, title)
     paths.write_json(paths.BENCH_JSON, result)
+    paths.write_json(paths.BENCH_METRICS, headline(result))
     fig.savefig(paths.BENCH_PNG, dpi=110)
     plt.close(fig)
 

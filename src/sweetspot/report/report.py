@@ -2,10 +2,10 @@
 
 Reads the cells' JSON files (reports/cells/*/, never the MLflow store, so DVC tracks its inputs),
 reports/steptime.json, any reports/validation/*.json and the test labels; writes
-reports/steps_to_target.csv (the table a machine does not change), reports/sweet_spot.json (DVC
-metrics), reports/figures/*.png, reports/plots/ (DVC plots data) and reports/report.md (text:
-writeup.py), and files the sweep in MLflow as a parent run over its cells. Run: `dvc repro
-report` or `sweetspot report`.
+reports/steps_to_target.csv (the table a machine does not change), reports/sweet_spot.json (the
+whole answer), reports/metrics/answer.json (its headline: DVC metrics), reports/figures/*.png,
+reports/plots/ (DVC plots data) and reports/report.md (text: writeup.py), and files the sweep in
+MLflow as a parent run over its cells. Run: `dvc repro report` or `sweetspot report`.
 
 The answer is the estimate, steps to target x seconds per step (estimate.py), for each data path
 steptime measured: the steps are the sweep's, whatever path trained them. Every run's directly
@@ -106,6 +106,21 @@ def metrics_doc(spots: dict, targets: list[float]) -> dict:
             "per_target": {f"{t:g}": one(spots[t]) for t in targets}}
 
 
+def headline(doc: dict) -> dict:
+    """What `dvc metrics show` prints (reports/metrics/answer.json): the numbers a reader compares
+    across commits and experiments, flat; sweet_spot.json keeps the rest."""
+    cost, region = doc["cost_model"] or {}, doc["region"]
+
+    def rounded(value, scale=1.0):
+        return None if value is None else float(f"{value * scale:.4g}")
+
+    return {"target": doc["target"], "batch_size": doc["batch_size"],
+            "seconds": rounded(doc["time_to_target"]), "share": rounded(doc["share"]),
+            "region_low": min(region, default=None), "region_high": max(region, default=None),
+            "t0_us": rounded(cost.get("t0"), 1e6), "c_us": rounded(cost.get("c"), 1e6),
+            "b_star": rounded(cost.get("b_star"))}
+
+
 # --- main: the only part that touches disk and MLflow ----------------------------------------
 
 def sweep_key(params: Params) -> str:
@@ -199,7 +214,8 @@ def main(params: Params) -> int:
                race={k: raced[k] for k in ("cells", "seconds", "batch", "rates")},
                per_loader={k: {**metrics_doc(v, targets), "cost_model": models[k]}
                            for k, v in per_loader.items()})
-    paths.write_json(paths.METRICS, doc)
+    paths.write_json(paths.SWEET_SPOT, doc)
+    paths.write_json(paths.ANSWER_METRICS, headline(doc))
     # A cell's torch_threads tag is torch's default, read before the run sets train.threads.
     tags = {k: v for k, v in results[0].get("provenance", {}).items()
             if k not in ("dvc_stage", "torch_threads")}
@@ -266,7 +282,7 @@ def file_sweep(params: Params, results: list[dict], doc: dict) -> str:
     them), every cell its child."""
     summary = {"sweet_spot_batch_size": doc["batch_size"], "time_to_target": doc["time_to_target"],
                "sweet_spot_share": doc.get("share"), "cells": len(results)}
-    files = [paths.FIGURES, paths.REPORT_MD, paths.METRICS, paths.STEPS_TABLE, paths.STEPTIME]
+    files = [paths.FIGURES, paths.REPORT_MD, paths.SWEET_SPOT, paths.STEPS_TABLE, paths.STEPTIME]
     name = tracking.sweep_name(params.data.dataset, params.train.network, params.train.optimizer)
     return tracking.file_sweep(params.train.experiment, sweep_key(params), name, summary,
                                {"targets": list(params.sweep.targets)},

@@ -25,9 +25,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from sweetspot import paths
 from sweetspot.errors import ConfigError, ToolError
 
-DEFAULT_DIR = Path(".server")
+DEFAULT_DIR = paths.SERVER_DIR
 USER, DATABASE = "sweetspot", "mlflow"  # the database role and the database MLflow uses
 UP_WITHIN_S = 90
 

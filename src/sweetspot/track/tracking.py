@@ -37,7 +37,7 @@ def project_root() -> Path:
 
 
 def default_uri() -> str:
-    return f"sqlite:///{project_root() / 'mlflow.db'}"
+    return f"sqlite:///{project_root() / paths.MLFLOW_DB}"
 
 
 def tracking_uri() -> str:
@@ -93,7 +93,7 @@ def experiment_id(name: str) -> str:
         return found.experiment_id
     location = None  # artifacts beside the default store; a server or other store decides its own
     if tracking_uri() == default_uri():  # (mlflow.set_tracking_uri also sets the variable)
-        location = (project_root() / "mlruns").as_uri()
+        location = (project_root() / paths.MLRUNS).as_uri()
     try:
         return retry(mlflow_client.create_experiment, name, artifact_location=location, tags=KIND)
     except Exception:  # created meanwhile by a parallel process
