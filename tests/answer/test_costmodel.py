@@ -53,3 +53,9 @@ def test_optimal_batch_is_the_argmin_of_predicted_time():
         b_star, rel=0.01)
     assert predicted_time(200, S_MIN, B_NOISE, T0, C) == pytest.approx(500 * 2 * 4e-3)
     assert optimal_batch(B_NOISE, T0, 0.0) == INF
+
+
+def test_nearest_is_in_log_scale():
+    assert costmodel.nearest([16, 32, 64], 23) == 32  # log2: 4.52 is nearer 5 than 4
+    assert costmodel.nearest([16, 32, 64], 22) == 16
+    assert costmodel.nearest([], 22) is None

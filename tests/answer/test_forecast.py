@@ -32,11 +32,6 @@ def test_an_unusable_noise_scale_is_left_out_not_a_crash():
     assert found["per_noise"] == {}
 
 
-def test_nearest_is_in_log_scale():
-    assert forecast.nearest([16, 32, 64], 23) == 32  # log2: 4.52 is nearer 5 than 4
-    assert forecast.nearest([16, 32, 64], 22) == 16
-
-
 @pytest.mark.slow
 def test_a_forecast_of_lenet5_is_written_with_its_time(workdir):
     """As the README runs it before the CNN sweep: the tiny profile's grid (32 and 128 and their

@@ -4,19 +4,22 @@ real tiny validation (predict, then a reduced sweep that really trains)."""
 import json
 import math
 
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from test_predict import steps_rows, write_table
 
 from sweetspot import cli, paths
-from sweetspot.answer.validate import compare, neighbours
+from sweetspot.answer.validate import goal, neighbours
 
 GRID = [16, 32, 64, 128, 256]
 
 
-def predicted(times: dict[int, float]) -> list[dict]:
-    return [{"batch_size": b, "estimate": t, "low": t * 0.9, "high": t * 1.1}
-            for b, t in times.items()]
+def held(predicted: dict[int, float], measured: dict[int, float], spot: int, grid) -> dict:
+    """goal() on a beside_measured-shaped table: predicted and measured seconds by batch size."""
+    return goal(pd.DataFrame([{"batch_size": b, "lr": 0.1, "estimate": t, "low": t * 0.9,
+                               "high": t * 1.1, "measured": measured[b]}
+                              for b, t in predicted.items()]), spot, grid)
 
 
 def test_neighbours_are_the_spot_and_the_sizes_beside_it():
@@ -25,8 +28,7 @@ def test_neighbours_are_the_spot_and_the_sizes_beside_it():
 
 
 def test_a_prediction_within_15_percent_and_a_neighbouring_spot_meets_the_goal():
-    check = compare(predicted({32: 1.0, 64: 0.8, 128: 1.2}), {32: 1.1, 64: 0.9, 128: 0.85},
-                    64, GRID)
+    check = held({32: 1.0, 64: 0.8, 128: 1.2}, {32: 1.1, 64: 0.9, 128: 0.85}, 64, GRID)
     assert check["measured_spot"] == 128 and check["spot_near"]  # a grid neighbour of 64
     # errors 0.1/1.1, 0.1/0.9, 0.35/0.85: the median is 0.111
     assert check["median_abs_error"] == pytest.approx(0.1 / 0.9)
@@ -35,18 +37,17 @@ def test_a_prediction_within_15_percent_and_a_neighbouring_spot_meets_the_goal()
 
 
 def test_a_far_spot_or_a_large_error_misses_the_goal():
-    far = compare(predicted({32: 1.0, 64: 0.8, 128: 1.2}), {32: 0.5, 64: 0.9, 128: 1.2}, 128,
-                  GRID)
+    far = held({32: 1.0, 64: 0.8, 128: 1.2}, {32: 0.5, 64: 0.9, 128: 1.2}, 128, GRID)
     assert far["measured_spot"] == 32 and not far["spot_near"] and not far["goal_met"]
-    off = compare(predicted({32: 1.0, 64: 0.5}), {32: 2.0, 64: 1.0}, 64, GRID)
+    off = held({32: 1.0, 64: 0.5}, {32: 2.0, 64: 1.0}, 64, GRID)
     assert off["measured_spot"] == 64 and off["median_abs_error"] == pytest.approx(0.5)
     assert not off["goal_met"]
 
 
 def test_a_censored_batch_size_is_never_the_measured_spot_nor_an_error():
-    check = compare(predicted({32: 1.0, 64: 0.8}), {32: 1.0, 64: math.inf}, 64, GRID)
+    check = held({32: 1.0, 64: 0.8}, {32: 1.0, 64: math.inf}, 64, GRID)
     assert check["measured_spot"] == 32 and check["median_abs_error"] == 0.0
-    assert compare(predicted({32: 1.0}), {32: math.inf}, 32, GRID)["measured_spot"] is None
+    assert held({32: 1.0}, {32: math.inf}, 32, GRID)["measured_spot"] is None
 
 
 @pytest.mark.slow

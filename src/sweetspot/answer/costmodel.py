@@ -38,6 +38,11 @@ def fit_step_time(batch, seconds) -> tuple[float, float]:
     return _nonneg_line(np.asarray(batch, float), np.asarray(seconds, float))
 
 
+def nearest(batch_sizes, b: float) -> int | None:
+    """The batch size closest to `b` in log scale (the grids are geometric); None if none."""
+    return min(batch_sizes, key=lambda size: abs(math.log(size / b)), default=None)
+
+
 def optimal_batch(b_noise: float, t0: float, c: float) -> float:
     """The B minimising S(B)*t(B): d/dB [S_min(1 + Bn/B)(t0 + cB)] = 0 at B = sqrt(Bn*t0/c)."""
     if c <= 0:

@@ -32,11 +32,6 @@ from sweetspot.train.networks import network_name, network_slug
 HEADLINE = "early"  # the MLP's sweep: B_noise fitted 43, B_simple early 83, averaged 342
 
 
-def nearest(batch_sizes: list[int], b_star: float) -> int:
-    """The batch size closest to B* in log scale (the grid is geometric)."""
-    return min(batch_sizes, key=lambda b: abs(math.log(b / b_star)))
-
-
 def relative_times(seconds: dict[int, float], b_noise: float) -> dict[int, float]:
     """T(B) / min T the cost model gives from measured seconds per step and B_noise: S(B) t(B)
     with S_min cancelled, so no steps are needed."""
@@ -53,10 +48,9 @@ def cost_model_forecast(seconds: dict[int, float], noise: dict[str, float | None
         if b_noise is None or not math.isfinite(b_noise) or b_noise <= 0:
             continue
         b_star = costmodel.optimal_batch(b_noise, t0, c)
-        out["per_noise"][name] = {
-            "b_simple": b_noise, "b_star": b_star,
-            "spot": nearest(list(seconds), b_star) if math.isfinite(b_star) else max(seconds),
-            "relative_time": relative_times(seconds, b_noise)}
+        spot = costmodel.nearest(seconds, b_star) if math.isfinite(b_star) else max(seconds)
+        out["per_noise"][name] = {"b_simple": b_noise, "b_star": b_star, "spot": spot,
+                                  "relative_time": relative_times(seconds, b_noise)}
     return out
 
 

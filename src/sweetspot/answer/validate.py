@@ -19,10 +19,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sweetspot import paths
 from sweetspot.answer import analysis, predict
-from sweetspot.answer.estimate import ERROR_GOAL
+from sweetspot.answer.estimate import ERROR_GOAL, beside_measured, direct_spot
 from sweetspot.config import Params
 from sweetspot.data.load import resolve_device
 from sweetspot.errors import ConfigError
@@ -37,15 +38,14 @@ def neighbours(spot: int, tried: list[int]) -> list[int]:
     return tried[max(i - 1, 0): i + 2]
 
 
-def compare(predicted: list[dict], measured: dict[int, float], spot: int,
-            grid: list[int]) -> dict:
-    """Predicted against measured seconds by batch size (measured: the median over seeds, inf
-    when most runs were censored): the measured spot, the median absolute error of the
+def goal(beside: pd.DataFrame, spot: int, grid: list[int]) -> dict:
+    """The prediction held to its goal: `beside` is estimate.beside_measured's table (each batch
+    size's predicted "estimate" and "measured" median over its seeds, inf when most were
+    censored). The measured spot (estimate.direct_spot), the median absolute error of the
     predictions, and whether the goal is met (measured spot = predicted or a grid neighbour,
     error at most ERROR_GOAL). Pure."""
-    rows = [{**p, "measured": measured[p["batch_size"]]} for p in predicted]
-    finite = {b: t for b, t in measured.items() if math.isfinite(t)}
-    measured_spot = min(finite, key=lambda b: (finite[b], b)) if finite else None
+    rows = beside.drop(columns=["clock", "ratio"], errors="ignore").to_dict("records")
+    measured_spot = direct_spot(beside)
     errors = [abs(r["estimate"] - r["measured"]) / r["measured"] for r in rows
               if math.isfinite(r["measured"]) and math.isfinite(r["estimate"])]
     error = statistics.median(errors) if errors else math.inf
@@ -93,9 +93,8 @@ def main(params: Params, steps: str | None) -> int:
     seeds = [*params.sweep.seeds, *params.sweep.extra_seeds]
     runs = train_runs(params, plan, seeds)
     measured_table = analysis.target_table(runs, [target])
-    times = {b: analysis.censored_median(g["quiet_time"], g["reached"])
-             for b, g in measured_table.groupby("batch_size")}
-    check = compare([r for r in found["per_batch"] if r["batch_size"] in plan], times, spot, grid)
+    predicted = pd.DataFrame([r for r in found["per_batch"] if r["batch_size"] in plan])
+    check = goal(beside_measured(predicted, measured_table, target), spot, grid)
     doc = {"stack": result["stack"], "target": target, "batch_sizes": list(plan), "seeds": seeds,
            "predict_run_id": result["run_id"], "steptime_seconds": result["steptime"]["seconds"],
            **check, "runs": [{"batch_size": r["batch_size"], "seed": r["seed"], "lr": r["lr"],

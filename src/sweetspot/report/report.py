@@ -24,12 +24,12 @@ import pandas as pd
 
 from sweetspot import config, paths
 from sweetspot.advice import tested
-from sweetspot.answer import analysis, compare, costmodel, estimate, heldout
+from sweetspot.answer import analysis, costmodel, estimate, heldout
 from sweetspot.config import Params
 from sweetspot.data import idx
 from sweetspot.fmt import fmt
 from sweetspot.measure import machine
-from sweetspot.report import figures, writeup
+from sweetspot.report import compare, figures, writeup
 from sweetspot.report.checks import self_check_alarm
 from sweetspot.sweep import race, sweep
 from sweetspot.track import tracking

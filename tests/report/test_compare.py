@@ -5,8 +5,7 @@ import math
 import pytest
 
 from conftest import tiny_params
-from sweetspot.answer import compare
-from sweetspot.report import figures, report
+from sweetspot.report import compare, figures, report
 
 
 def problem(network, dataset, spot, b_star, relative=None, forecast=None, region=None,

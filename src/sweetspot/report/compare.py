@@ -13,6 +13,7 @@ import math
 
 import pandas as pd
 
+from sweetspot.answer import costmodel
 from sweetspot.fmt import sizes
 from sweetspot.report.figures import CAPTIONS
 
@@ -148,7 +149,7 @@ def forecast_line(s: dict) -> str | None:
 
 def root_n(s: dict) -> str | None:
     """How much slower the question's rule of thumb (the grid's size nearest sqrt(N)) is."""
-    near = min(s["relative_time"], key=lambda b: abs(math.log(b / s["sqrt_n"])), default=None)
+    near = costmodel.nearest(s["relative_time"], s["sqrt_n"])
     if near is None:
         return None
     return (f"{label(s)}: starting at the batch size nearest √N ({near}) takes "
