@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from sweetspot.answer import costmodel
 from sweetspot.answer.costmodel import fit_step_time, fit_steps, optimal_batch, predicted_time
 
 INF = math.inf
