@@ -51,9 +51,10 @@ def test_the_sweeps_stopping_rule_reads_no_clock():
     clock, from nothing to a day, gives the same decision, so its steps are the problem's."""
     cell = sweep.cell_params(tiny_params(train={"max_seconds": 5}),
                              sweep.Cell(64, 1.0, 0, "tensor")).train
-    for hit, diverged, why in ((None, False, None), ({"step": 9}, False, "target"),
-                               (None, True, "diverged")):
-        reasons = {stop_reason(cell, Tally(train_time=t, hit=hit, diverged=diverged))
+    below, at = ({"step": 9, "test_acc": a, "train_loss": 0.1, "test_loss": 0.1} for a in (0, 1))
+    for curve, diverged, why in (([below], False, None), ([below, at], False, "target"),
+                                 ([below], True, "diverged")):
+        reasons = {stop_reason(cell, Tally(train_time=t, curve=curve, diverged=diverged))
                    for t in (0.0, 4.9, 5.0, 86_400.0)}
         assert reasons == {why}
     single = tiny_cfg(max_seconds=5)  # a single run may still have a clock budget

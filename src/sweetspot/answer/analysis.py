@@ -61,19 +61,28 @@ def _seconds_per_epoch(row: dict) -> float:
         return math.nan
 
 
-def time_to_target(curve: list[dict] | pd.DataFrame, target: float) -> dict:
-    """The first curve point with test_acc >= target (not the best point): its time (s, training
-    clock), step, examples, epoch, and reached=True. Unreached or diverged first: inf and False.
-    """
-    points = curve.to_dict("records") if isinstance(curve, pd.DataFrame) else curve
+def first_hit(points: list[dict], target: float) -> dict | None:
+    """The first curve point with test_acc >= target (not the best point); None if the run never
+    got there, or diverged first (nothing after a nan loss counts). The one rule: the training
+    loop stops by it (stop_at_target), and every time to target is read by it."""
     for p in points:
         losses = [p.get("train_loss", 0.0), p.get("test_loss", 0.0), p.get("test_acc", 0.0)]
         if not all(np.isfinite(float(x)) for x in losses):
-            break  # diverged before reaching: nothing after a nan loss counts
+            return None
         if p["test_acc"] >= target:
-            return {"time": float(p["time"]), "step": float(p["step"]),
-                    "examples": float(p["examples"]), "epoch": float(p["epoch"]), "reached": True}
-    return {"time": INF, "step": INF, "examples": INF, "epoch": INF, "reached": False}
+            return p
+    return None
+
+
+def time_to_target(curve: list[dict] | pd.DataFrame, target: float) -> dict:
+    """first_hit's time (s, training clock), step, examples, epoch, and reached=True; inf and
+    False when there is none."""
+    points = curve.to_dict("records") if isinstance(curve, pd.DataFrame) else curve
+    p = first_hit(points, target)
+    if p is None:
+        return {"time": INF, "step": INF, "examples": INF, "epoch": INF, "reached": False}
+    return {"time": float(p["time"]), "step": float(p["step"]), "examples": float(p["examples"]),
+            "epoch": float(p["epoch"]), "reached": True}
 
 
 def quiet_time(curve: list[dict], hit: dict) -> float:

@@ -92,8 +92,20 @@ def machine_seconds(rounds, axis: int = -1):
     return np.min(np.asarray(rounds, float), axis=axis)
 
 
+def point_estimate(table: pd.DataFrame, seconds: dict[int, list[float]],
+                   target: float) -> pd.DataFrame:
+    """choose_by_steps' table for the batch sizes with a step time, with seconds_per_step (the
+    fastest round) and estimate (median steps x seconds per step): the point estimate, without
+    resampling."""
+    chosen = choose_by_steps(table, target)
+    chosen = chosen[chosen["batch_size"].isin(list(seconds))].reset_index(drop=True)
+    per_second = [machine_seconds(seconds[b]) for b in chosen["batch_size"]]
+    return chosen.assign(seconds_per_step=np.asarray(per_second, float),
+                         estimate=chosen["median_steps"].to_numpy(float) * per_second)
+
+
 def estimate(table: pd.DataFrame, seconds: dict[int, list[float]], target: float,
-             resamples: int = 2000, seed: int = 0) -> dict:
+             resamples: int, seed: int = 0) -> dict:
     """Seconds to target per batch size = median steps x the machine's seconds per step (the
     minimum over timing rounds), with a 95% interval and the share of resamples each batch size
     wins. A resample draws each batch size's runs (at its chosen rate) with replacement, and the
@@ -104,11 +116,11 @@ def estimate(table: pd.DataFrame, seconds: dict[int, list[float]], target: float
     step time are left out. Returns {"per_batch": DataFrame, "spot": dict}; per_batch has
     choose_by_steps' columns (its steps as steps_runs), seconds_per_step, estimate, low, high
     and share."""
-    chosen = choose_by_steps(table, target)
-    chosen = chosen[chosen["batch_size"].isin(list(seconds))].reset_index(drop=True)
+    chosen = point_estimate(table, seconds, target)
     if chosen.empty:
         empty = chosen.rename(columns={"steps": "steps_runs"}).reindex(columns=[
-            *chosen.columns.drop("steps"), "steps_runs", *ESTIMATE_COLUMNS])
+            *chosen.columns.drop(["steps", "seconds_per_step", "estimate"]), "steps_runs",
+            *ESTIMATE_COLUMNS])
         return {"per_batch": empty, "spot": {"batch_size": None, "target": target, "censored": [],
                                              "region": [],
                                              "reason": "no batch size with steps and a time"}}
@@ -122,10 +134,7 @@ def estimate(table: pd.DataFrame, seconds: dict[int, list[float]], target: float
         boot = boot_steps * boot_seconds
     boot[~chosen["reached"].to_numpy(bool)] = INF  # mostly censored: never a winner
     winners = np.where(np.isfinite(boot).any(axis=0), np.argmin(boot, axis=0), -1)
-    per_second = machine_seconds(rounds, axis=1)
     per_batch = chosen.rename(columns={"steps": "steps_runs"}).assign(
-        seconds_per_step=per_second,
-        estimate=chosen["median_steps"].to_numpy(float) * per_second,
         low=np.quantile(boot, 0.025, axis=1, method="inverted_cdf"),
         high=np.quantile(boot, 0.975, axis=1, method="inverted_cdf"),
         share=[float(np.mean(winners == i)) for i in range(len(chosen))])

@@ -117,8 +117,7 @@ def refine_plan(params: Params, results: list[dict],
     target = s.targets[0]  # the headline target, as in the report
     cells, around = [], {}
     for loader in s.loaders:
-        rows = estimate.estimate(_steps(results, loader, target), seconds[loader], target,
-                                 s.resamples)["per_batch"]
+        rows = estimate.point_estimate(_steps(results, loader, target), seconds[loader], target)
         best = rows["estimate"].min() if len(rows) else math.inf
         around[loader] = [int(r.batch_size) for r in rows.itertuples()
                           if math.isfinite(r.estimate) and r.estimate <= (1 + REFINE_WINDOW) * best]

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from sweetspot.answer import analysis
 from sweetspot.config import TrainConfig
 from sweetspot.data.load import Data, epoch_batches
 from sweetspot.train import networks
@@ -89,7 +90,6 @@ class Tally:
     eval_time: float = 0.0  # s, off the clock
     curve: list = field(default_factory=list)  # one point per evaluation
     epochs: list = field(default_factory=list)  # one row per epoch (the last may be partial)
-    hit: dict | None = None  # the first point at or above the target
     diverged: bool = False
 
 
@@ -114,55 +114,55 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
     warm_up(cfg, model, data)
     model.train()
     noise = NoiseTracker(model, data, cfg.seed + 2) if cfg.noise_scale else None
-    run = Tally()
+    tally = Tally()
     loss_sum = torch.zeros((), device=device)  # sum of batch losses, read only while paused
     at_eval = at_epoch = Mark(0.0, 0, 0.0)  # at the last evaluation, and the last epoch's end
     next_eval = cfg.eval_every_examples
     t0 = clock(device)
     for xb, yb in (batch for _ in range(cfg.max_epochs) for batch in epoch()):
-        if run.steps <= cfg.lr_warmup_steps and cfg.lr_warmup_steps:  # ramp the rate
-            step.set_lr(cfg.lr * warmup_factor(run.steps, cfg.lr_warmup_steps))
+        if tally.steps <= cfg.lr_warmup_steps and cfg.lr_warmup_steps:  # ramp the rate
+            step.set_lr(cfg.lr * warmup_factor(tally.steps, cfg.lr_warmup_steps))
         loss_sum += step(xb, yb)
-        run.steps += 1
-        run.seen += len(yb)
-        epoch_end = run.seen % n_train == 0
-        if run.seen < next_eval and not epoch_end:
+        tally.steps += 1
+        tally.seen += len(yb)
+        epoch_end = tally.seen % n_train == 0
+        if tally.seen < next_eval and not epoch_end:
             continue
-        run.train_time += clock(device) - t0  # the clock pauses here ...
+        tally.train_time += clock(device) - t0  # the clock pauses here ...
         paused = time.perf_counter()
-        next_eval = (run.seen // cfg.eval_every_examples + 1) * cfg.eval_every_examples
-        now = Mark(loss_sum.item(), run.steps, run.train_time)
-        point = record_evaluation(cfg, model, data, run, _mean_loss(now, at_eval), noise)
+        next_eval = (tally.seen // cfg.eval_every_examples + 1) * cfg.eval_every_examples
+        now = Mark(loss_sum.item(), tally.steps, tally.train_time)
+        point = record_evaluation(cfg, model, data, tally, _mean_loss(now, at_eval), noise)
         at_eval = now
         if on_eval:
             on_eval(point)
-        run.eval_time += time.perf_counter() - paused
-        stop = stop_reason(cfg, run)
+        tally.eval_time += time.perf_counter() - paused
+        stop = stop_reason(cfg, tally)
         if epoch_end or stop:
-            run.epochs.append({"epoch": -(-run.seen // n_train), "complete": epoch_end,
+            tally.epochs.append({"epoch": -(-tally.seen // n_train), "complete": epoch_end,
                                "epoch_time": now.clock - at_epoch.clock,
                                "steps": now.steps - at_epoch.steps,
                                "train_loss": _mean_loss(now, at_epoch),
                                "test_loss": point["test_loss"], "test_acc": point["test_acc"]})
             at_epoch = now
             if on_epoch:
-                on_epoch(run.epochs[-1])
+                on_epoch(tally.epochs[-1])
         if stop:
             break
         t0 = clock(device)  # ... and resumes here
-    return result(cfg, run, n_train, compile_time, noise) | {"model": model}
+    return result(cfg, tally, n_train, compile_time, noise) | {"model": model}
 
 
-def stop_reason(cfg: TrainConfig, run: Tally) -> str | None:
+def stop_reason(cfg: TrainConfig, tally: Tally) -> str | None:
     """Why a run stops at this evaluation (the epoch budget ends the loop itself): "diverged",
     "target" (reached, with stop_at_target), "seconds" (train.max_seconds > 0 and the training
     clock past it), else None. Only the last reads a clock, and the sweep's cells run with
     max_seconds 0, so their steps are the problem's alone."""
-    if run.diverged:
+    if tally.diverged:
         return "diverged"
-    if run.hit is not None and cfg.stop_at_target:
+    if cfg.stop_at_target and analysis.first_hit(tally.curve, cfg.target_accuracy):
         return "target"
-    if cfg.max_seconds > 0 and run.train_time >= cfg.max_seconds:
+    if cfg.max_seconds > 0 and tally.train_time >= cfg.max_seconds:
         return "seconds"
     return None
 
@@ -172,30 +172,28 @@ def _mean_loss(now: Mark, then: Mark) -> float:
     return (now.loss_sum - then.loss_sum) / max(now.steps - then.steps, 1)
 
 
-def record_evaluation(cfg: TrainConfig, model: nn.Module, data: Data, run: Tally,
+def record_evaluation(cfg: TrainConfig, model: nn.Module, data: Data, tally: Tally,
                       train_loss: float, noise: NoiseTracker | None) -> dict:
-    """Evaluate, record the curve point, and note a divergence or the first hit of the target."""
+    """Evaluate, record the curve point, and note a divergence."""
     test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
-    point = {"step": run.steps, "examples": run.seen, "epoch": run.seen / len(data.x_train),
-             "time": run.train_time, "train_loss": train_loss, "test_loss": test_loss,
+    point = {"step": tally.steps, "examples": tally.seen, "epoch": tally.seen / len(data.x_train),
+             "time": tally.train_time, "train_loss": train_loss, "test_loss": test_loss,
              "test_acc": test_acc}
-    run.curve.append(point)
+    tally.curve.append(point)
     if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
-        run.diverged = True
+        tally.diverged = True
         return point
-    if noise and (len(run.curve) - 1) % cfg.noise_every == 0:  # the first, then every k-th
+    if noise and (len(tally.curve) - 1) % cfg.noise_every == 0:  # the first, then every k-th
         point["b_simple"] = noise.estimate()
-    if run.hit is None and test_acc >= cfg.target_accuracy:
-        run.hit = point
     return point
 
 
-def result(cfg: TrainConfig, run: Tally, n_train: int, compile_time: float,
+def result(cfg: TrainConfig, tally: Tally, n_train: int, compile_time: float,
            noise: NoiseTracker | None) -> dict:
     """The run's result: its outcome, what it took to reach the target (None if it did not),
     its totals, and its per-epoch rows and curve."""
-    hit, final = run.hit, run.curve[-1]
-    outcome = "diverged" if run.diverged else "reached" if hit else "not_reached"
+    hit, final = analysis.first_hit(tally.curve, cfg.target_accuracy), tally.curve[-1]
+    outcome = "diverged" if tally.diverged else "reached" if hit else "not_reached"
     return {
         "outcome": outcome, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
         "target_accuracy": cfg.target_accuracy,
@@ -203,12 +201,12 @@ def result(cfg: TrainConfig, run: Tally, n_train: int, compile_time: float,
         "steps_to_target": hit["step"] if hit else None,
         "examples_to_target": hit["examples"] if hit else None,
         "epochs_to_target": hit["epoch"] if hit else None,
-        "train_time": run.train_time, "eval_time": run.eval_time, "compile_time": compile_time,
-        "steps": run.steps, "examples": run.seen, "epochs": run.seen / n_train,
-        "mean_step_time": run.train_time / max(run.steps, 1),
+        "train_time": tally.train_time, "eval_time": tally.eval_time, "compile_time": compile_time,
+        "steps": tally.steps, "examples": tally.seen, "epochs": tally.seen / n_train,
+        "mean_step_time": tally.train_time / max(tally.steps, 1),
         "final_test_acc": final["test_acc"], "final_test_loss": final["test_loss"],
-        "best_test_acc": max(p["test_acc"] for p in run.curve),
-        "b_simple_first": run.curve[0].get("b_simple"),
+        "best_test_acc": max(p["test_acc"] for p in tally.curve),
+        "b_simple_first": tally.curve[0].get("b_simple"),
         "b_simple_mean": noise.averaged() if noise else None,
-        "epoch_rows": run.epochs, "curve": run.curve,
+        "epoch_rows": tally.epochs, "curve": tally.curve,
     }
