@@ -1,10 +1,10 @@
 """What a user sees: `mlflow ui`, opened in a real headless browser, lists the sweep and its runs,
 each with its dataset in the Dataset column.
 
-A real sqlite store is built the way the project builds it (cell runs through `tracking.run`, the
-parent through `report.file_sweep`), served by `mlflow ui` on a free loopback port and loaded in
-Debian's Chromium (`apt-get install chromium`) driven by Playwright from the package index. The
-system browser is used as is: `playwright install` (a browser download) is never needed.
+A real sqlite store is built the way the project builds it (cell runs through
+`tracking.open_run`, the parent through `tracking.file_sweep`), served by `mlflow ui` on a free
+loopback port and loaded in Debian's Chromium (`apt-get install chromium`) driven by Playwright
+from the package index. The system browser is used as is: `playwright install` (a browser download) is never needed.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def sweep_store(tmp_path, monkeypatch):
     results = []
     try:
         for run_name, (batch_size, seconds) in CELLS.items():
-            with tracking.run(name, run_name, {"outcome": "reached"}) as active:
+            with tracking.open_run(name, run_name, {"outcome": "reached"}) as active:
                 active.log_dataset("MNIST", tracking.dataset_digest(MD5["MNIST"]),
                                    Path("data/MNIST/raw").resolve())
                 active.log_params({"batch_size": batch_size, "lr": 1.0, "seed": 0})

@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(argv: list[str] | None = None) -> int:
+def dispatch(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command not in ("download", "server"):  # the commands that write to MLflow
         outage.wait_s()  # a bad SWEETSPOT_TRACKING_WAIT: one line, before any work
@@ -258,7 +258,7 @@ def _sweep(args: argparse.Namespace, params: config.Params) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        code = run(argv)
+        code = dispatch(argv)
     except errors.ConfigError as e:
         print(f"sweetspot: error: {e}", file=sys.stderr)
         code = 2

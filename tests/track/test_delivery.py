@@ -24,7 +24,7 @@ def test_metric_writes_merge_up_to_a_batch_and_stop_at_another_kind():
 
 
 def test_a_runs_writes_land_whole_and_in_order(root):
-    with tracking.run("sweetspot", "b64-lr1-s0-tensor", {"outcome": "reached"}) as active:
+    with tracking.open_run("sweetspot", "b64-lr1-s0-tensor", {"outcome": "reached"}) as active:
         for step in range(2000):
             active.log_metrics({"train/loss": float(step)}, step=step)
         active.log_metrics({"test/loss": math.nan}, step=2000)  # a diverged run's loss
@@ -45,7 +45,7 @@ def test_a_runs_writes_land_whole_and_in_order(root):
 
 def test_a_write_the_store_refuses_ends_the_run_failed(root, capsys):
     with pytest.raises(MlflowException, match='Invalid value "no/../such"'):  # a 400
-        with tracking.run("sweetspot", "b64-lr1-s0-tensor") as active:
+        with tracking.open_run("sweetspot", "b64-lr1-s0-tensor") as active:
             active.log_metrics({"no/../such": 1.0})
     assert "unavailable" not in capsys.readouterr().err  # refused, not an outage to wait out
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")

@@ -41,7 +41,7 @@ def test_the_store_is_mlflow_db_in_the_project_root(root, monkeypatch, tmp_path_
 
 def test_run_creates_the_store_the_experiment_and_one_finished_run(root):
     assert not (root / "mlflow.db").exists()
-    with tracking.run("sweetspot", "b64-lr1-s0-tensor", {"outcome": "reached"}) as active:
+    with tracking.open_run("sweetspot", "b64-lr1-s0-tensor", {"outcome": "reached"}) as active:
         active.log_metrics({"time_to_target": 1.5})
     assert (root / "mlflow.db").exists()
     client = client_for(root)
@@ -61,7 +61,7 @@ def test_a_new_experiment_keeps_its_artifacts_in_the_project_root_under_dvc(root
     copy = tmp_path_factory.mktemp("dvc_temporary_copy")  # as `dvc exp run --temp` runs a stage
     monkeypatch.chdir(copy)
     monkeypatch.setenv("DVC_ROOT", str(root))
-    with tracking.run("sweetspot", "b64-lr1-s0-tensor"):
+    with tracking.open_run("sweetspot", "b64-lr1-s0-tensor"):
         pass
     location = client_for(root).get_experiment_by_name("sweetspot").artifact_location
     assert Path(location.removeprefix("file://")).is_relative_to(root / "mlruns")
@@ -72,14 +72,14 @@ def test_a_new_experiment_keeps_its_artifacts_in_the_project_root_under_dvc(root
 
 def test_an_exception_inside_marks_the_run_failed(root):
     with pytest.raises(RuntimeError, match="boom"):
-        with tracking.run("sweetspot", "b64-lr1-s0-tensor"):
+        with tracking.open_run("sweetspot", "b64-lr1-s0-tensor"):
             raise RuntimeError("boom")
     assert only_run(client_for(root), "sweetspot").info.status == "FAILED"
 
 
 def test_ctrl_c_marks_the_run_killed_and_goes_on_up(root):
     with pytest.raises(KeyboardInterrupt):
-        with tracking.run("sweetspot", "b64-lr1-s0-tensor"):
+        with tracking.open_run("sweetspot", "b64-lr1-s0-tensor"):
             raise KeyboardInterrupt
     assert only_run(client_for(root), "sweetspot").info.status == "KILLED"
 
@@ -93,7 +93,7 @@ def test_under_mlflow_run_the_given_run_is_resumed(root, monkeypatch):
                                         artifact_location=(root / "mlruns").as_uri())
     given = client.create_run(launched, run_name="mlflow-run-name").info.run_id
     monkeypatch.setenv("MLFLOW_RUN_ID", given)
-    with tracking.run("sweetspot", "b64-lr1-s0-tensor", {"outcome": "reached"}) as active:
+    with tracking.open_run("sweetspot", "b64-lr1-s0-tensor", {"outcome": "reached"}) as active:
         assert active.run_id == given
     run = client.get_run(given)
     assert run.info.status == "FINISHED"
@@ -112,7 +112,7 @@ def test_log_params_keeps_what_the_run_already_has(root, monkeypatch):
     monkeypatch.setenv("MLFLOW_RUN_ID", given)
     with pytest.raises(MlflowException):  # why: MLflow refuses to change a param
         client.log_param(given, "x", "0.0")
-    with tracking.run("sweetspot", "b64-lr1-s0-tensor") as active:
+    with tracking.open_run("sweetspot", "b64-lr1-s0-tensor") as active:
         active.log_params({"x": 0.0, "y": 1})
     assert client.get_run(given).data.params == {"x": "0", "y": "1"}
 
@@ -158,7 +158,7 @@ def test_provenance_outside_git_says_unknown(root):
 def test_file_sweep_parents_the_cells_under_one_run_per_key(root, capsys):
     cells = {}
     for name in ("b64-lr1-s0-tensor", "b256-lr1-s0-tensor"):
-        with tracking.run("sweetspot", name) as active:
+        with tracking.open_run("sweetspot", name) as active:
             cells[name] = active.run_id
     (root / "figures").mkdir()
     (root / "figures" / "epoch_vs_target.png").write_bytes(b"png")

@@ -11,7 +11,7 @@ import torch
 
 from conftest import REPO, sweetspot, tiny_params, write_params
 from sweetspot.train import networks
-from sweetspot.train.step import EagerStep, ExactStep, make_step
+from sweetspot.train.step import EagerStep, ExactStep, make_step, step_for
 
 
 def readme_example() -> tuple[str, str]:
@@ -53,10 +53,10 @@ def test_names_come_from_one_place():
 
 def test_only_the_mlp_takes_the_engine_others_the_eager_step():
     cfg = tiny_params().train
-    assert isinstance(make_step("exact", networks.build(cfg)), ExactStep)
+    assert isinstance(step_for(cfg, networks.build(cfg)), ExactStep)
     cnn = networks.build(dataclasses.replace(cfg, network="cnn"))
     for kind in ("exact", "compiled"):
-        assert isinstance(make_step(kind, cnn), EagerStep)
+        assert isinstance(make_step(kind, cnn, "sgd", 0.1, 0.9), EagerStep)
 
 
 def test_a_users_network_is_checked_before_use(tmp_path, monkeypatch):

@@ -39,7 +39,7 @@ def test_b_simple_edge_cases():
 
 def test_the_tracker_estimates_without_touching_the_model(tiny_data):
     torch.manual_seed(0)
-    model = MLP()
+    model = MLP(256, "sigmoid")
     before = [p.detach().clone() for p in model.parameters()]
     tracker = NoiseTracker(model, tiny_data, seed=2)
     assert tracker.averaged() is None

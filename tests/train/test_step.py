@@ -98,7 +98,7 @@ def test_the_engine_trains_as_eager_does(data, optimizer, activation, batch):
 def test_bitwise_where_rounding_would_show(data):
     """lr 1 at batch 1 (params.yaml's rate): two runs one rounding apart part within a few hundred
     steps, so allclose alone would not hold there; the engine runs autograd's own kernels."""
-    assert isinstance(exact(MLP(), "sgd", 1.0), ExactStep)
+    assert isinstance(exact(MLP(256, "sigmoid"), "sgd", 1.0, 0.9), ExactStep)
     assert_bitwise(trajectories(data, "sgd", "sigmoid", batch_size=1, steps=500, lr=1.0))
 
 
@@ -134,14 +134,14 @@ def test_anything_else_falls_back_to_the_eager_step():
     step.set_lr(0.05)
     assert torch.isfinite(step(x, y)) and step.prepare([8]) == 0.0
     with pytest.raises(ValueError, match="unknown optimizer"):
-        exact(MLP(), "lbfgs", 0.1, 0.9)
+        exact(MLP(256, "sigmoid"), "lbfgs", 0.1, 0.9)
     with pytest.raises(ValueError, match="unknown step kind"):
-        make_step("jit", MLP())
+        make_step("jit", MLP(256, "sigmoid"), "sgd", 0.1, 0.9)
 
 
 @pytest.mark.parametrize("kind", ["eager", "exact", "compiled"])
 def test_every_kind_is_a_step_with_one_interface(kind):
-    step = make_step(kind, MLP(), "momentum", 0.1, 0.9)
+    step = make_step(kind, MLP(256, "sigmoid"), "momentum", 0.1, 0.9)
     assert isinstance(step, Step)
     assert type(step).__name__ == {"eager": "EagerStep", "exact": "ExactStep",
                                    "compiled": "CompiledStep"}[kind]
@@ -197,8 +197,8 @@ def test_compiling_ahead_leaves_the_model_alone_and_adam_runs_the_exact_engine(d
     adam = trajectories(data, "adam", "sigmoid", batch_size=1, steps=200, lr=0.01,
                         make=compiled)
     assert torch.equal(adam[0], adam[1])  # bitwise: make_step, not a compiled graph
-    assert isinstance(compiled(MLP(), "adam"), ExactStep)
-    assert isinstance(compiled(MLP(), "sgd"), CompiledStep)
+    assert isinstance(compiled(MLP(256, "sigmoid"), "adam", 0.1, 0.9), ExactStep)
+    assert isinstance(compiled(MLP(256, "sigmoid"), "sgd", 0.1, 0.9), CompiledStep)
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ def write(params: Params, path, doc: dict, metrics: dict, label: str, started: f
     """The stage's document (with the machine and how busy it was) to `path` and one MLflow run
     (its metrics; the document as an artifact), spanning the work from `started`."""
     doc = {**doc, "machine": machine.fingerprint(), "host": tracking.host()}
-    with tracking.run(params.train.experiment, label,
+    with tracking.open_run(params.train.experiment, label,
                       {**tracking.provenance("cpu"), "kind": label}, started) as active:
         active.log_params({"rounds": params.advice.rounds})
         active.log_metrics(metrics)

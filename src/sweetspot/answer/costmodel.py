@@ -10,8 +10,6 @@ import math
 import numpy as np
 from scipy.optimize import nnls
 
-INF = math.inf
-
 
 def _nonneg_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """y ~ a + b*x with a, b >= 0, least squares on relative error (measurements scatter by a
@@ -30,7 +28,7 @@ def fit_steps(batch, steps) -> tuple[float, float]:
     linear in 1/B (S = S_min + S_min*B_noise/B); censored (inf) points are ignored."""
     batch, steps = np.asarray(batch, float), np.asarray(steps, float)
     s_min, slope = _nonneg_line(1.0 / batch, steps)
-    return s_min, (slope / s_min if s_min > 0 else INF)
+    return s_min, (slope / s_min if s_min > 0 else math.inf)
 
 
 def fit_step_time(batch, seconds) -> tuple[float, float]:
@@ -46,7 +44,7 @@ def nearest(batch_sizes, b: float) -> int | None:
 def optimal_batch(b_noise: float, t0: float, c: float) -> float:
     """The B minimising S(B)*t(B): d/dB [S_min(1 + Bn/B)(t0 + cB)] = 0 at B = sqrt(Bn*t0/c)."""
     if c <= 0:
-        return INF  # steps cost nothing extra per example: bigger is always faster
+        return math.inf  # steps cost nothing extra per example: bigger is always faster
     return math.sqrt(b_noise * t0 / c)
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from sweetspot.answer import analysis
+from sweetspot.answer.analysis import INF
 
-INF = math.inf
 STEPS_COLUMNS = ["dataset", "network", "optimizer", "loader", "batch_size", "lr", "target", "seed",
                  "steps", "examples", "epochs", "censored", "outcome"]
 REGION_ALPHA = 0.05  # in the sweet region: at least as fast as the spot in >= 5% of resamples

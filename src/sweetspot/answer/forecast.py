@@ -82,7 +82,8 @@ def main(params: Params, epochs: int) -> int:
               "git_commit": tags["git_commit"],
               "stack": doc["stack_name"], "load": doc["load"], "seconds_per_step": seconds,
               "short_run": trained, **found}
-    with tracking.run(cfg.experiment, f"forecast {network_name(cfg)}", tags, started) as active:
+    name = f"forecast {network_name(cfg)}"
+    with tracking.open_run(cfg.experiment, name, tags, started) as active:
         steptime.log(active, doc)
         active.log_metrics({"t0": found["t0"], "c": found["c"],
                             **{f"b_star/{k}": v["b_star"] for k, v in found["per_noise"].items()}})

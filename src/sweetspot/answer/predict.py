@@ -20,7 +20,7 @@ from sweetspot.config import Params
 from sweetspot.data.load import load_data, resolve_device
 from sweetspot.errors import ConfigError
 from sweetspot.measure import machine, steptime
-from sweetspot.track import tracking
+from sweetspot.track import outage, tracking
 from sweetspot.train import networks
 
 
@@ -62,7 +62,7 @@ def _from_run(run_id: str) -> Path:
 
     client = MlflowClient(tracking.tracking_uri())
     try:
-        return Path(tracking.retry(client.download_artifacts, run_id, paths.STEPS_TABLE.name,
+        return Path(outage.retry(client.download_artifacts, run_id, paths.STEPS_TABLE.name,
                                    tempfile.mkdtemp()))
     except Exception as e:  # noqa: BLE001 - MLflow raises several kinds for a missing run/file
         raise ConfigError(f"--steps: MLflow run {run_id} has no {paths.STEPS_TABLE.name} "
@@ -124,7 +124,7 @@ def run(params: Params, table: pd.DataFrame) -> dict:
     name = doc["stack_name"]
     result = {"stack": name, "steptime": {k: v for k, v in doc.items() if k != "rows"},
               "prediction": prediction}
-    with tracking.run(params.train.experiment, f"predict {name}",
+    with tracking.open_run(params.train.experiment, f"predict {name}",
                       {**tracking.provenance(str(data.device)), "kind": "predict"},
                       started) as active:
         steptime.log(active, doc)

@@ -202,7 +202,7 @@ def probe(params: Params) -> tuple[str, dict, dict | None]:
 
 
 def log(active, doc: dict) -> None:
-    """A measurement into a run (tracking.run's): the stack as params, seconds per step by
+    """A measurement into a run (tracking.open_run's): the stack as params, seconds per step by
     batch size as step-indexed metrics, the whole document as an artifact."""
     active.log_params({**doc["stack"], **doc["steptime"], "dataset": doc["dataset"],
                        "batch_sizes": doc["batch_sizes"]})
@@ -225,7 +225,7 @@ def main(params: Params) -> int:
         on = dataclasses.replace(params, train=dataclasses.replace(params.train, loader=loader))
         started = time.time()
         per_loader[loader] = measure_doc(on, data, sweep.candidate_batches(params))
-        with tracking.run(params.train.experiment, f"steptime {stack_name(on.train)}",
+        with tracking.open_run(params.train.experiment, f"steptime {stack_name(on.train)}",
                           {**tracking.provenance(str(data.device)), "kind": "steptime"},
                           started) as active:
             log(active, per_loader[loader])

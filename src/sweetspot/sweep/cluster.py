@@ -24,7 +24,7 @@ from sweetspot import paths
 from sweetspot.config import Params
 from sweetspot.errors import ConfigError, ToolError
 from sweetspot.sweep import sweep
-from sweetspot.track import tracking
+from sweetspot.track import outage, tracking
 
 PHASES = {"refine": paths.REFINE, "seeds": paths.SEEDS}  # planned stages: their cell folders
 
@@ -114,12 +114,12 @@ def run_jobs(ray, task, params: Params, jobs: list[Job], retries: int) -> dict:
 def mark_orphans(stages: set[str], since_ms: int) -> int:
     """Runs of these stages left RUNNING by a killed worker or a cancelled task: KILLED."""
     client = tracking.client()
-    experiments = [e.experiment_id for e in tracking.retry(client.search_experiments)]
-    running = tracking.retry(client.search_runs, experiments, "attributes.status = 'RUNNING'")
+    experiments = [e.experiment_id for e in outage.retry(client.search_experiments)]
+    running = outage.retry(client.search_runs, experiments, "attributes.status = 'RUNNING'")
     orphans = [r for r in running
                if r.info.start_time >= since_ms and r.data.tags.get("dvc_stage") in stages]
     for r in orphans:
-        tracking.retry(client.set_terminated, r.info.run_id, "KILLED")
+        outage.retry(client.set_terminated, r.info.run_id, "KILLED")
     return len(orphans)
 
 

@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 
 from sweetspot.errors import ConfigError
-from sweetspot.track.outage import Undelivered, bound_http, retry, wait_s
+from sweetspot.track.outage import Undelivered, bound_http, retry
 
 OPS_FILE = "ops.json"
 # MLflow warns, at every pickled model, that unpickling runs code; the project pickles on purpose
@@ -306,7 +306,6 @@ def upload_main(outbox: Path, runs: list[str]) -> int:
     if not kept:
         print(f"upload: nothing is kept in {outbox}")
         return 0
-    wait_s()
     bound_http()
     for folder in kept:
         uri = json.loads((folder / OPS_FILE).read_text())["uri"]

@@ -27,7 +27,6 @@ from mlflow.tracking.context.registry import resolve_tags
 from sweetspot import paths
 from sweetspot.paths import MLFLOW_PORT
 from sweetspot.track import delivery, outage
-from sweetspot.track.outage import retry
 
 
 def project_root() -> Path:
@@ -51,7 +50,7 @@ def ensure_store(uri: str | None = None) -> None:
     """Create or upgrade a sqlite store once, under a file lock, before any run opens: processes
     that find no store and create it together race MLflow's schema migration (one dies with
     "duplicate column name"). A server's database is the server's business."""
-    outage.bound_http()  # before any request: each is tried once, retry() does the waiting
+    outage.bound_http()  # before any request: each is tried once, outage.retry() does the waiting
     uri = uri or tracking_uri()
     if not uri.startswith("sqlite:///") or uri in _READY:
         return
@@ -85,42 +84,43 @@ def experiment_id(name: str) -> str:
     """The experiment's id, creating it (artifacts under <root>/mlruns) when it is new. It is
     tagged as model training, so the MLflow UI opens it in that view, not the GenAI one."""
     mlflow_client = client()
-    found = retry(mlflow_client.get_experiment_by_name, name)
+    found = outage.retry(mlflow_client.get_experiment_by_name, name)
     if found is not None:
         for tag, value in KIND.items():
             if tag not in found.tags:  # a store from before the tag
-                retry(mlflow_client.set_experiment_tag, found.experiment_id, tag, value)
+                outage.retry(mlflow_client.set_experiment_tag, found.experiment_id, tag, value)
         return found.experiment_id
     location = None  # artifacts beside the default store; a server or other store decides its own
     if tracking_uri() == default_uri():  # (mlflow.set_tracking_uri also sets the variable)
         location = (project_root() / paths.MLRUNS).as_uri()
     try:
-        return retry(mlflow_client.create_experiment, name, artifact_location=location, tags=KIND)
+        return outage.retry(mlflow_client.create_experiment, name, artifact_location=location,
+                            tags=KIND)
     except Exception:  # created meanwhile by a parallel process
-        return retry(mlflow_client.get_experiment_by_name, name).experiment_id
+        return outage.retry(mlflow_client.get_experiment_by_name, name).experiment_id
 
 
 @contextlib.contextmanager
-def run(experiment: str, run_name: str, tags: dict | None = None, started: float | None = None):
+def open_run(experiment: str, run_name: str, tags: dict | None = None,
+             started: float | None = None):
     """One MLflow run that always ends: FINISHED, FAILED on an exception, KILLED on Ctrl-C. It
     yields the run's Outbox (delivery.py): its writes return at once and reach the store in
     order, through an outage of up to SWEETSPOT_TRACKING_WAIT seconds; what has not landed by
     then is kept in .outbox/ and the run ends with Undelivered (one line). A run opened after
     the work it records gives `started` (time.time() when the work began), so that its duration
     spans the work."""
-    outage.wait_s()  # a bad setting: one line, before anything starts
     uri = tracking_uri()
     store = client()
     mlflow.set_tracking_uri(uri)  # where mlflow.pytorch.log_model writes, from any thread
     given = os.environ.get("MLFLOW_RUN_ID")
     if given:  # launched by `mlflow run`: resume its run, in its experiment
-        retry(store.update_run, given, status="RUNNING", name=run_name)
-        experiment = retry(store.get_run, given).info.experiment_id
+        outage.retry(store.update_run, given, status="RUNNING", name=run_name)
+        experiment = outage.retry(store.get_run, given).info.experiment_id
         run_id = given
     else:  # created with its tags: no one sees it RUNNING without them (cluster.mark_orphans)
         experiment = experiment_id(experiment)
         start = int(started * 1000) if started is not None else None
-        run_id = retry(store.create_run, experiment, start_time=start, run_name=run_name,
+        run_id = outage.retry(store.create_run, experiment, start_time=start, run_name=run_name,
                        tags=resolve_tags(tags or {})).info.run_id
     outbox = delivery.Outbox(uri, run_id, experiment)
     if given and tags:
@@ -221,30 +221,30 @@ def file_sweep(experiment: str, key: str, name: str, summary: dict, params: dict
     children = {}
     for cell, run_id in cells.items():
         try:
-            children[run_id] = retry(store.get_run, run_id).info
+            children[run_id] = outage.retry(store.get_run, run_id).info
         except Exception:  # noqa: BLE001 - a cell restored from DVC's cache, run in another store
             print(f"report: cell {cell} has no run in this MLflow store (restored by DVC)")
     now = int(time.time() * 1000)
     start = min((c.start_time for c in children.values()), default=now)
     end = max((c.end_time or now for c in children.values()), default=now)
     sweeps = f"tags.sweep_key = '{key}' and tags.kind = 'sweep'"
-    for old in retry(store.search_runs, [experiment], sweeps):
-        retry(store.delete_run, old.info.run_id)
-    parent = retry(store.create_run, experiment, start_time=start, run_name=name,
+    for old in outage.retry(store.search_runs, [experiment], sweeps):
+        outage.retry(store.delete_run, old.info.run_id)
+    parent = outage.retry(store.create_run, experiment, start_time=start, run_name=name,
                    tags={"sweep_key": key, "kind": "sweep"}).info.run_id
     for metric, value in summary.items():
         if value is not None:
-            retry(store.log_metric, parent, metric, float(value))
+            outage.retry(store.log_metric, parent, metric, float(value))
     for param, value in params.items():
-        retry(store.log_param, parent, param, str(value))
+        outage.retry(store.log_param, parent, param, str(value))
     for path in artifacts:
         if Path(path).is_dir():
-            retry(store.log_artifacts, parent, str(path), Path(path).name)
+            outage.retry(store.log_artifacts, parent, str(path), Path(path).name)
         else:
-            retry(store.log_artifact, parent, str(path))
+            outage.retry(store.log_artifact, parent, str(path))
     for run_id in children:
-        retry(store.set_tag, run_id, "mlflow.parentRunId", parent)
-        retry(store.set_tag, run_id, "sweep_key", key)
-    retry(store.set_terminated, parent, end_time=end)
+        outage.retry(store.set_tag, run_id, "mlflow.parentRunId", parent)
+        outage.retry(store.set_tag, run_id, "sweep_key", key)
+    outage.retry(store.set_terminated, parent, end_time=end)
     print(f"mlflow ui: {ui_url(experiment)} (the sweep: {name})")
     return parent

@@ -29,7 +29,7 @@ def _relu_backward(grad, out, into):  # autograd's relu saves its result and thr
     return aten.threshold_backward.grad_input(grad, out, 0, grad_input=into)
 
 
-ACTIVATIONS = {
+KERNELS = {  # an activation layer's type: its in-place kernel and its backward
     nn.Sigmoid: (torch.Tensor.sigmoid_, _sigmoid_backward),
     nn.Tanh: (torch.Tensor.tanh_, _tanh_backward),
     nn.ReLU: (torch.Tensor.relu_, _relu_backward),
@@ -39,7 +39,7 @@ ACTIVATIONS = {
 def supports(model: nn.Module) -> bool:
     """The fast path covers the question's MLP in float32, all parameters on one CPU or CUDA
     device."""
-    if not isinstance(model, MLP) or type(model.act) not in ACTIVATIONS:
+    if not isinstance(model, MLP) or type(model.act) not in KERNELS:
         return False
     params = list(model.parameters())
     return len(params) == 4 and params[0].device.type in ("cpu", "cuda") and all(
@@ -59,7 +59,7 @@ def make_forward_backward(params: list[torch.Tensor], grads: list[torch.Tensor],
     w1, b1, w2, b2 = params
     gw1, gb1, gw2, gb2 = grads
     w1t, w2t = w1.t(), w2.t()  # views: addmm(b, x, w.t()) is what nn.Linear runs
-    act_, act_backward = ACTIVATIONS[act]
+    act_, act_backward = KERNELS[act]
     one = torch.ones((), device=w1.device)  # d loss / d loss, the seed autograd starts from
     width, classes = w1.shape[0], w2.shape[0]
     buffers = {}  # batch size -> its buffers: a full and a partial batch in an epoch
@@ -151,7 +151,7 @@ def compiled_train_step(config, x, y, params, buffers, lr, m):
     question's MLP, then torch.optim's update arithmetic in place. Shapes are static, so `one`
     picks the batch-1 form at trace time."""
     act, optimizer, momentum = config
-    act_, act_backward = ACTIVATIONS[act]  # the exact engine's kernels; Inductor fuses them
+    act_, act_backward = KERNELS[act]  # the exact engine's kernels; Inductor fuses them
     w1, b1, w2, b2 = params
     n = x.shape[0]
     x = x.reshape(n, -1)

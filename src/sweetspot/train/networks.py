@@ -13,19 +13,18 @@ import traceback
 import torch
 from torch import nn
 
-from sweetspot.config import NETWORKS
+from sweetspot.config import ACTIVATIONS, NETWORKS
 from sweetspot.errors import ConfigError
 
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
+LAYERS = dict(zip(ACTIVATIONS, (nn.Sigmoid, nn.ReLU, nn.Tanh), strict=True))  # by config's name
 CNN_NAME = "LeNet-5(conv6-conv16-120-84)"
 
 
 class MLP(nn.Module):
-    def __init__(self, width: int = 256, activation: str = "sigmoid", n_in: int = 784,
-                 n_out: int = 10):
+    def __init__(self, width: int, activation: str, n_in: int = 784, n_out: int = 10):
         super().__init__()
         self.linear_1 = nn.Linear(n_in, width)  # names as in the question's Model
-        self.act = ACTIVATIONS[activation]()
+        self.act = LAYERS[activation]()
         self.linear_2 = nn.Linear(width, n_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -143,12 +142,8 @@ def network_slug(cfg) -> str:
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float) -> torch.optim.Optimizer:
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)
-    if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum)
-    if name == "nesterov":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    raise ValueError(f"unknown optimizer {name!r}")
+    """torch's optimizer for train.optimizer (config.OPTIMIZERS, which config checks)."""
+    return {"sgd": lambda: torch.optim.SGD(params, lr=lr),
+            "momentum": lambda: torch.optim.SGD(params, lr=lr, momentum=momentum),
+            "nesterov": lambda: torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True),
+            "adam": lambda: torch.optim.Adam(params, lr=lr)}[name]()

@@ -100,7 +100,7 @@ def main(params: Params, out: Path | None = None, extra: dict | None = None) -> 
     md5s = MD5[params.data.dataset]
     tags = {**tracking.provenance(str(device)), **{f"data_md5.{k}": v for k, v in md5s.items()}}
     extra = extra or {}
-    with tracking.run(cfg.experiment, run_name(cfg), tags) as active:
+    with tracking.open_run(cfg.experiment, run_name(cfg), tags) as active:
         active.log_params({**run_params(params, device), **extra})
         active.log_dataset(params.data.dataset, tracking.dataset_digest(md5s),
                            paths.raw_dir(params.data.dataset).resolve())
