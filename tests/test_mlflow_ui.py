@@ -4,7 +4,8 @@ each with its dataset in the Dataset column.
 A real sqlite store is built the way the project builds it (cell runs through
 `tracking.open_run`, the parent through `tracking.file_sweep`), served by `mlflow ui` on a free
 loopback port and loaded in Debian's Chromium (`apt-get install chromium`) driven by Playwright
-from the package index. The system browser is used as is: `playwright install` (a browser download) is never needed.
+from the package index. The system browser is used as is: `playwright install` (a browser
+download) is never needed.
 """
 
 from __future__ import annotations
