@@ -62,7 +62,7 @@ def speedups(per_round: dict[str, list[float]], split: tuple[int, int],
     for b in batch_sizes:
         base, best = per_round[key(loader, *QUESTION, b)], per_round[key(loader, *split, b)]
         ratios = sorted(q / s for q, s in zip(base, best, strict=True))
-        q1, _, q3 = (ratios[int(f * (len(ratios) - 1))] for f in (0.25, 0.5, 0.75))
+        q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
         out[str(b)] = {"speedup": min(base) / min(best), "q1": q1, "q3": q3}
     return out
 
@@ -105,7 +105,7 @@ def main(params: Params) -> int:
         doc = steptime.measure_doc(rounds.with_rounds(at_best), data,
                                    sweep.candidate_batches(params))
     result = {"cpus": cpus, "splits": splits(cpus), "batch_sizes": sizes, "fastest": fastest,
-              "rows": rows, "load": rounds.load(rows),
+              "rows": rows, "load": steptime.load_summary(rows),
               "best": {"threads": threads, "workers": workers, "beyond": beyond},
               "speedup": speed, "tensor_threads": {"best": tensor_best, "speedup": speedups(
                   per_round, (tensor_best, 0), sizes, "tensor")},

@@ -122,7 +122,7 @@ def main(params: Params) -> int:
     timers["matmul"] = matmul_timer()
     rows = rounds.interleave(timers, a.rounds, "memory")
     fastest = rounds.fastest(rows)
-    doc = {"caches": levels, "load": rounds.load(rows), "rows": rows,
+    doc = {"caches": levels, "load": steptime.load_summary(rows), "rows": rows,
            "seconds_per_step": {str(b): fastest[f"step b{b}"] for b in a.memory_batch_sizes},
            "bandwidth": {str(s): 1 / fastest[f"copy {s}"] for s in sizes},
            "flops_per_second": 1 / fastest["matmul"], "counted": counts}

@@ -49,9 +49,6 @@ def fastest(rows: list[dict]) -> dict[str, float]:
     return {key: min(values) for key, values in per_key(rows).items()}
 
 
-def load(rows: list[dict]) -> dict | None:
-    """How busy the machine was over these rounds (machine.summary)."""
-    return machine.summary([v for _, v in sorted({r["round"]: r["load"] for r in rows}.items())])
 
 
 def with_rounds(params: Params) -> Params:

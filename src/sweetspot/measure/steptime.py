@@ -92,8 +92,13 @@ class Stepper:
     def seconds_per_step(self, n: int) -> float:
         """One block of n steps: seconds per step, its epoch starts spread over an epoch's steps
         (as `summarise` counts them)."""
-        seconds, starts = self.block(n)
-        return seconds / n + (statistics.mean(starts) if starts else 0.0) / self.steps_per_epoch
+        return per_step(*self.block(n), n, self.steps_per_epoch)
+
+
+def per_step(seconds: float, starts: list[float], steps: int, steps_per_epoch: int) -> float:
+    """Seconds per step of a block of `steps` that took `seconds`, with the mean of the epoch
+    starts it timed spread over an epoch's steps (an epoch start is paid once an epoch)."""
+    return seconds / steps + (statistics.mean(starts) if starts else 0.0) / steps_per_epoch
 
 
 def measure(cfg: TrainConfig, data: Data, batch_sizes: list[int], st: SteptimeConfig,
@@ -131,9 +136,8 @@ def summarise(rows: list[dict], n_train: int) -> dict:
     for b in sorted({r["batch_size"] for r in rows}):
         mine = [r for r in rows if r["batch_size"] == b]
         per_epoch = math.ceil(n_train / b)
-        per_round = [r["seconds"] / r["steps"]
-                     + (statistics.mean(r["epoch_starts"]) if r["epoch_starts"] else 0.0)
-                     / per_epoch for r in mine]
+        per_round = [per_step(r["seconds"], r["epoch_starts"], r["steps"], per_epoch)
+                     for r in mine]
         q1, median, q3 = statistics.quantiles(per_round, n=4, method="inclusive")
         starts = [s for r in mine for s in r["epoch_starts"]]
         fastest = float(estimate.machine_seconds(per_round))
@@ -145,10 +149,14 @@ def summarise(rows: list[dict], n_train: int) -> dict:
     return out
 
 
+def round_loads(rows: list[dict]) -> list[dict | None]:
+    """Each round's reading of how busy the machine was, in order (a row per batch size)."""
+    return [load for _, load in sorted({r["round"]: r["load"] for r in rows}.items())]
+
+
 def load_summary(rows: list[dict]) -> dict | None:
     """How busy the machine was over a measurement, from its rounds' readings (None: unknown)."""
-    rounds = {r["round"]: r["load"] for r in rows}
-    return machine.summary([v for _, v in sorted(rounds.items())])
+    return machine.summary(round_loads(rows))
 
 
 def _progress(rnd: int, rounds: int, load: dict | None) -> None:
@@ -193,7 +201,7 @@ def probe(params: Params) -> tuple[str, dict, dict | None]:
         cfg = dataclasses.replace(params.train, loader=loader)
         rows = measure(cfg, data, PROBE_BATCHES[loader], rounds)
         speed[loader] = {b: v["seconds"] for b, v in summarise(rows, len(data.x_train)).items()}
-        loads += [load for _, load in sorted({r["round"]: r["load"] for r in rows}.items())]
+        loads += round_loads(rows)
     torch.set_num_threads(threads)  # as found: the fingerprint reads torch's default
     cfg, s = params.train, stack(params.train)
     what = (f"{networks.network_name(cfg)}, {cfg.optimizer}, {s['device']}, {s['step']} step, "
