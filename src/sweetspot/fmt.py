@@ -1,4 +1,5 @@
-"""A number as the report prints it: formatted, or a word where there is none (inf, NaN, None)."""
+"""A number as the report prints it: formatted, or a word where there is none (inf, NaN, None);
+a set of batch sizes; a Markdown table."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ def fmt(value, spec: str = ".2f", missing: str = "not reached") -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return missing
     return format(value, spec)
+
+
+def table(columns: list[str], align: str, rows) -> list[str]:
+    """A Markdown table's lines: a header of `columns`, aligned as `align` says column by column
+    ("l" left, "r" right), and a line per row of cells (each printed with str)."""
+    rule = "".join({"l": "|---", "r": "|---:"}[a] for a in align) + "|"
+    return ["| " + " | ".join(columns) + " |", rule,
+            *("| " + " | ".join(map(str, row)) + " |" for row in rows)]
 
 
 def sizes(region, tried) -> str:

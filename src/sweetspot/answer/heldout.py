@@ -22,7 +22,7 @@ from sweetspot import paths
 from sweetspot.answer import analysis, estimate
 from sweetspot.config import Params
 from sweetspot.errors import ConfigError
-from sweetspot.fmt import fmt
+from sweetspot.fmt import fmt, table
 from sweetspot.sweep import race, sweep
 from sweetspot.train.networks import network_slug
 
@@ -108,15 +108,13 @@ def section(docs: list[dict]) -> list[str]:
              "(`sweetspot heldout`); their median steps x the same seconds per step. A member "
              "agrees when it is within the race's margin of the spot, an excluded one when it "
              "is slower than the spot.", "",
-             "| problem | batch size | verdict | seeds | median steps | time / the spot's | "
-             "agrees |", "|---|---:|---|---|---:|---:|---|"]
-    for d in docs:
-        for r in d["rows"]:
-            agrees = {None: "-", True: "yes", False: "**no**"}[r["agrees"]]
-            lines.append(f"| {d['network']} on {d['dataset']} | {r['batch_size']} | "
-                         f"{r['verdict']} | {', '.join(map(str, r['seeds']))} | "
-                         f"{fmt(r['median_steps'], '.0f')} | {fmt(r['ratio'], '.2f', '-')} | "
-                         f"{agrees} |")
+             *table(["problem", "batch size", "verdict", "seeds", "median steps",
+                     "time / the spot's", "agrees"], "lrllrrl",
+                    [[f"{d['network']} on {d['dataset']}", r["batch_size"], r["verdict"],
+                      ", ".join(map(str, r["seeds"])), fmt(r["median_steps"], ".0f"),
+                      fmt(r["ratio"], ".2f", "-"),
+                      {None: "-", True: "yes", False: "**no**"}[r["agrees"]]]
+                     for d in docs for r in d["rows"]])]
     return [*lines, ""]
 
 

@@ -6,7 +6,7 @@ checks' numbers in, Markdown lines out."""
 from __future__ import annotations
 
 from sweetspot.answer.estimate import ERROR_GOAL
-from sweetspot.fmt import fmt
+from sweetspot.fmt import fmt, table
 
 REMEASURE = "dvc repro -f -s steptime && dvc repro"  # the command that re-measures the seconds
 
@@ -77,12 +77,10 @@ def validation(checks: list[dict]) -> list[str]:
              "Each stack: `sweetspot predict` (this table of steps x a step-time measurement on "
              "that stack), then a real reduced sweep around the predicted spot "
              "(`sweetspot validate`).", "",
-             "| stack | predicted spot | measured spot | batch sizes | runs | median abs. error |",
-             "|---|---:|---:|---|---:|---:|"]
-    for c in checks:
-        error = fmt(c["median_abs_error"], ".0%", "-")
-        lines.append(f"| {c['stack']} | {c['predicted_spot']} | {c['measured_spot']} | "
-                     f"{c['batch_sizes']} | {len(c['runs'])} | {error} |")
+             *table(["stack", "predicted spot", "measured spot", "batch sizes", "runs",
+                     "median abs. error"], "lrrlrr",
+                    [[c["stack"], c["predicted_spot"], c["measured_spot"], c["batch_sizes"],
+                      len(c["runs"]), fmt(c["median_abs_error"], ".0%", "-")] for c in checks])]
     met = [c["stack"] for c in checks if c["goal_met"]]
     return [*lines, "", f"Goal (measured spot = predicted or a grid neighbour, error <= "
             f"{ERROR_GOAL:.0%}) met on {len(met)} of {len(checks)}: "
