@@ -1,12 +1,17 @@
-"""A run's records on their way to MLflow: off the caller's thread, in order, through outages.
+"""A run's records on their way to MLflow, in order, through outages: the outbox (the one
+description of it; the README and docs link here).
 
 Every write of a run (params, tags, metrics, its dataset, files, the model, its end) is an op on one
-queue, delivered in order: at once from the caller's thread while the store answers, else by a
-worker thread, so training never waits on an unavailable store. A write that fails for a reason
-that passes is retried for up to SWEETSPOT_TRACKING_WAIT seconds (outage.py), with one line when
-an outage begins and one when it ends. What is still undelivered
-then is kept in .outbox/<run id>/ (ops.json and the files the ops name), and `sweetspot upload`
-delivers it later, in the same order.
+queue, delivered in order. While the store answers, a write goes at once from the caller's thread:
+the training loop calls it with its clock paused, so no second thread shares the cores with a
+timed stretch. The first write that fails, and every write after it until the queue is empty
+again, goes to a worker thread, which retries while the caller goes on training. A write that fails
+for a reason that passes is retried for up to SWEETSPOT_TRACKING_WAIT seconds (outage.py), with one
+line when an outage begins and one when it ends. Two steps do wait: creating the run
+(tracking.open_run, before the training starts) and closing it (after the training, for the queue
+to drain), each for up to the same wait. What is still undelivered then is kept in
+.outbox/<run id>/ (ops.json and the files the ops name), the command exits 1 with one line, and
+`sweetspot upload` delivers it later, in the same order.
 
 MLflow's own asynchronous logging is not used: its queue drops a batch whose HTTP retries ran out
 (it logs an error and goes on), and it carries metrics, params and tags only, not files or models.
