@@ -93,7 +93,7 @@ def test_a_speed_within_the_tolerance_keeps_the_record():
 
 
 def test_a_faster_machine_records_its_speed_busy_or_not():
-    # the fresh clone of the issue: the DataLoader path at half the committed seconds
+    # a fresh clone on a faster host: the DataLoader path at half the committed seconds
     for busy in (False, True):
         new, why = machine.speed_verdict(RECORDED, scaled({("torchvision", "32"): 0.5}), busy,
                                          0.10)

@@ -12,7 +12,7 @@ shuffle, or the DataLoader's new iterator) is timed apart and spread over an epo
 
 The estimate is each batch size's fastest round (estimate.machine_seconds): load from other
 processes only adds time, so the minimum is the one estimator it cannot move while any round is
-quiet; the median of an earlier version flipped with whichever load state held most rounds. How
+quiet; a median would flip with whichever load state held most rounds. How
 busy the machine was is read from /proc/stat in every round (machine.busy_share) and kept.
 """
 

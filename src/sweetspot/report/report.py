@@ -216,10 +216,8 @@ def main(params: Params) -> int:
                            for k, v in per_loader.items()})
     paths.write_json(paths.SWEET_SPOT, doc)
     paths.write_json(paths.ANSWER_METRICS, headline(doc))
-    # A cell's torch_threads tag is torch's default, read before the run sets train.threads.
-    tags = {k: v for k, v in results[0].get("provenance", {}).items()
-            if k not in ("dvc_stage", "torch_threads")}
-    measured_on = {"dataset": params.data.dataset, **tags, "train.threads": params.train.threads,
+    tags = {k: v for k, v in results[0].get("provenance", {}).items() if k != "dvc_stage"}
+    measured_on = {"dataset": params.data.dataset, **tags,  # torch_threads: those it trained with
                    "seconds per step measured on": own["machine"]}
     paths.REPORT_MD.write_text(writeup.markdown(
         params, spots, cells, plan, measured_on, [n for n in drawn if n != "comparison"], model,
