@@ -153,9 +153,9 @@ def dispatch(argv: list[str] | None = None) -> int:
             raise errors.ConfigError("--port must be in 1..65535 and --workers >= 1")
         return server.main(args.action, args.dir or server.DEFAULT_DIR, args.port, args.workers)
     if args.command == "upload":
-        from sweetspot.track import delivery, tracking
+        from sweetspot.track import tracking, upload
 
-        return delivery.upload_main(tracking.project_root() / paths.OUTBOX, args.runs)
+        return upload.main(tracking.project_root() / paths.OUTBOX, args.runs)
     if args.command == "forecast":
         from sweetspot.answer import forecast
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 
 
-def fmt(value, spec: str = ".2f", missing: str = "not reached") -> str:
+def fmt(value, spec: str = ".2f", missing: str = "not reached", scale: float = 1.0) -> str:
+    """`value` x `scale` as `spec` says; `missing` where there is none (None, inf, NaN)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return missing
-    return format(value, spec)
+    return format(value * scale, spec)
 
 
 def table(columns: list[str], align: str, rows) -> list[str]:

@@ -5,7 +5,8 @@ import math
 import pytest
 
 from conftest import tiny_params
-from sweetspot.report import compare, figures, report
+from sweetspot.report import compare, figures
+from sweetspot.report.answer import cost_model, noise_scale
 
 
 def problem(network, dataset, spot, b_star, relative=None, forecast=None, region=None,
@@ -23,10 +24,10 @@ REF = problem("mlp", "MNIST", 32, 22.0)
 
 def test_a_summary_holds_the_answer_and_the_cost_model(answer):
     _, cells, _, spots = answer
-    model = report.cost_model(spots[0.97]["per_batch"])
+    model = cost_model(spots[0.97]["per_batch"])
     made = {"made_at": "2026-11-30T14:00:00+00:00", "headline": "early", "t0": 1e-4,
             "c": 1e-5, "per_noise": {"early": {"b_simple": 50.0, "b_star": 22.4, "spot": 24}}}
-    s = compare.summary(tiny_params(), "MLP", spots[0.97], model, report.noise_scale(cells), made,
+    s = compare.summary(tiny_params(), "MLP", spots[0.97], model, noise_scale(cells), made,
                         "this machine")
     assert s["spot"] == spots[0.97]["batch_size"] and s["b_star"] == model["b_star"]
     assert s["relative_time"][s["spot"]] == 1.0 and min(s["relative_time"].values()) == 1.0
@@ -42,7 +43,7 @@ def test_the_table_prints_a_region_as_the_set_it_is():
     relative = {12: 1.1, 16: 1.0, 24: 1.05, 32: 1.02, 48: 1.1, 64: 1.12, 96: 1.14}
     holed = problem("cnn", "MNIST", 16, 32.0, relative=relative, region=[12, 16, 32, 48, 96])
     tight = problem("cnn", "FashionMNIST", 16, 32.0, relative=relative, region=[12, 16, 24])
-    lines = compare.table([REF, holed, tight])
+    lines = compare.problems_table([REF, holed, tight])
     assert "| 12-24 |" in lines[3] and "| {12, 16, 32, 48, 96} |" in lines[4]  # ordered
 
 

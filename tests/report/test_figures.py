@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from sweetspot.answer import analysis
-from sweetspot.report import figures, report
+from sweetspot.report import figures
+from sweetspot.report.answer import cost_model
 
 
 def check(stack, spot):
@@ -92,7 +93,7 @@ def test_every_other_figure_draws_its_data(answer):
     for fig in (figures.accuracy_vs_time(results, per_batch, 0.97),
                 figures.steps_to_target(per_batch, results, 0.97),
                 figures.lr_heatmap(table, 0.97),
-                figures.cost_model(per_batch, report.cost_model(per_batch), spots[0.97], 0.97),
+                figures.cost_curve(per_batch, cost_model(per_batch), spots[0.97], 0.97),
                 figures.loaders({"tensor": spots[0.97], "torchvision": spots[0.97]}, 0.97)):
         assert drawn(fig)
         plt.close(fig)
@@ -101,7 +102,7 @@ def test_every_other_figure_draws_its_data(answer):
 def test_the_cost_model_figure_marks_the_sweet_region(answer):
     results, cells, seconds, spots = answer
     per_batch = spots[0.97]["per_batch"]
-    fig = figures.cost_model(per_batch, report.cost_model(per_batch), spots[0.97], 0.97)
+    fig = figures.cost_curve(per_batch, cost_model(per_batch), spots[0.97], 0.97)
     assert region_band(fig.axes[0]) == (32, 64)
     plt.close(fig)
 

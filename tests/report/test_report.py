@@ -9,6 +9,14 @@ from conftest import B_NOISE, S_MIN, T0, C, fake_run, tiny_params
 from sweetspot import paths
 from sweetspot.answer import analysis, costmodel, estimate
 from sweetspot.report import checks, report, writeup
+from sweetspot.report.answer import (
+    Answer,
+    cost_model,
+    final_model,
+    noise_scale,
+    reproduced_here,
+    validations,
+)
 from sweetspot.track import tracking
 
 # A validation as `sweetspot validate` writes it (validate.main): one stack, three batch sizes,
@@ -32,12 +40,14 @@ TIMING = {"steptime": {"rounds": 25, "min_examples": 3000, "min_steps": 5},
 
 
 def text(spots, cells, checks=(), timing=TIMING, loaders=None, final=None, here=None):
+    """report.md for an Answer made of these parts (the rest empty)."""
     params = tiny_params(sweep={"targets": [0.97], "lrs": [0.3, 1.0], "lr_policy": "tuned"})
-    model = report.cost_model(spots[0.97]["per_batch"])
-    loaders = loaders or {"tensor": {"spots": spots, "model": model}}
-    return writeup.markdown(params, spots, cells, None, {"dataset": "MNIST"}, ["cost_model"],
-                            model, report.noise_scale(cells), loaders, list(checks), timing,
-                            final, None, here)
+    cost = cost_model(spots[0.97]["per_batch"])
+    loaders = loaders or {"tensor": {"spots": spots, "cost": cost}}
+    return writeup.markdown(Answer(
+        params=params, spots=spots, cells=cells, loaders=loaders, timing=timing,
+        noise=noise_scale(cells), validations=list(checks), final=final, here=here,
+        measured_on={"dataset": "MNIST"}), ["cost_model"])
 
 
 def test_answer_recovers_the_generating_model(answer):
@@ -71,18 +81,18 @@ def test_answer_sets_the_estimate_beside_the_measured_time(answer):
 
 def test_cost_model_recovers_b_noise_and_b_star(answer):
     results, cells, seconds, spots = answer
-    model = report.cost_model(spots[0.97]["per_batch"])
+    model = cost_model(spots[0.97]["per_batch"])
     assert model["s_min"] == pytest.approx(S_MIN, rel=0.02)
     assert model["b_noise"] == pytest.approx(B_NOISE, rel=0.02)
     assert (model["t0"], model["c"]) == (pytest.approx(T0, rel=0.02), pytest.approx(C, rel=0.02))
     assert model["b_star"] == pytest.approx(math.sqrt(B_NOISE * T0 / C), rel=0.02)
-    assert report.noise_scale(cells) == {"early": 80.0, "averaged": 400.0}
+    assert noise_scale(cells) == {"early": 80.0, "averaged": 400.0}
 
 
 def test_cost_model_needs_two_batch_sizes_that_reached(answer):
     results, cells, seconds, spots = answer
     rows = spots[0.97]["per_batch"]
-    assert report.cost_model(rows[rows["batch_size"].isin([32, 1024])]) is None
+    assert cost_model(rows[rows["batch_size"].isin([32, 1024])]) is None
 
 
 def test_metrics_name_the_sweet_spot_and_the_censored(answer):
@@ -172,11 +182,11 @@ def test_each_data_path_is_answered_from_the_same_steps(answer):
     rows = loader[0.97]["per_batch"]
     assert rows["median_steps"].tolist() == spots[0.97]["per_batch"]["median_steps"].tolist()
     assert rows["measured"].isna().all() and loader[0.97]["direct"] is None
-    model = report.cost_model(rows)
+    model = cost_model(rows)
     assert (model["t0"], model["c"]) == (pytest.approx(3 * T0, rel=0.02),
                                          pytest.approx(4 * C, rel=0.02))
-    both = {"tensor": {"spots": spots, "model": report.cost_model(spots[0.97]["per_batch"])},
-            "torchvision": {"spots": loader, "model": model}}
+    both = {"tensor": {"spots": spots, "cost": cost_model(spots[0.97]["per_batch"])},
+            "torchvision": {"spots": loader, "cost": model}}
     md = text(spots, cells, loaders=both)
     assert "## The question's own data pipeline" in md
     ratio = loader[0.97]["estimate"] / spots[0.97]["estimate"]
@@ -193,14 +203,14 @@ def test_the_final_model_is_scored_on_the_test_labels(answer):
     wrong = {5: 3, 7: 1}  # every 5 read as 3, every 7 as 1
     guesses = "".join(str(wrong.get(y, y)) for y in labels)
     runs = [{**r, "test_predictions": guesses, "run_id": "abc"} for r in results]
-    final = report.final_model(runs, spots[0.97]["per_batch"], spots[0.97], labels)
+    final = final_model(runs, spots[0.97]["per_batch"], spots[0.97], labels)
     assert final["batch_size"] == spots[0.97]["batch_size"] and final["accuracy"] == 0.8
     assert final["per_class"][5] == 0.0 and final["per_class"][0] == 1.0
     assert final["matrix"].loc[5, 3] == 100 and final["matrix"].to_numpy().sum() == 1000
     md = text(spots, cells, final=final)
     assert "## The final model" in md and "Its weakest class is 5 (0.0%)" in md
     assert "| accuracy | 100.0% |" in md
-    assert report.final_model(results, spots[0.97]["per_batch"], spots[0.97], labels) is None
+    assert final_model(results, spots[0.97]["per_batch"], spots[0.97], labels) is None
 
 
 def test_a_report_draws_only_its_own_problems_validations(tmp_path, monkeypatch):
@@ -208,9 +218,9 @@ def test_a_report_draws_only_its_own_problems_validations(tmp_path, monkeypatch)
     for name in ("MNIST-mlp-cpu-a", "MNIST-cnn-cpu-a", "FashionMNIST-mlp-cpu-b"):
         paths.write_json(paths.VALIDATION / f"validate-{name}.json", {"stack": name})
     mlp = tiny_params(data={"dataset": "MNIST"}, train={"network": "mlp"})
-    assert [d["stack"] for d in report.validations(mlp)] == ["MNIST-mlp-cpu-a"]
+    assert [d["stack"] for d in validations(mlp)] == ["MNIST-mlp-cpu-a"]
     cnn = tiny_params(data={"dataset": "MNIST"}, train={"network": "cnn"})
-    assert [d["stack"] for d in report.validations(cnn)] == ["MNIST-cnn-cpu-a"]
+    assert [d["stack"] for d in validations(cnn)] == ["MNIST-cnn-cpu-a"]
 
 
 def timed_here(results, factor):
@@ -276,7 +286,7 @@ def test_reproduced_here_checks_only_the_runs_timed_on_this_host(answer, root):
     paths.STEPS_TABLE.parent.mkdir(parents=True)
     table = estimate.steps_table(results, [0.97], "MNIST", "mlp", "sgd")
     table.to_csv(paths.STEPS_TABLE, index=False)
-    here = report.reproduced_here(mine + theirs, spots[0.97]["per_batch"], [0.97])
+    here = reproduced_here(mine + theirs, spots[0.97]["per_batch"], [0.97], table)
     assert (here["runs_here"], here["runs"]) == (12, 24)
     assert here["self_check"]["median"] == pytest.approx(1.0)
     assert here["steps"]["rows"] == 0 and here["commit"] == ""  # no git here: nothing to compare

@@ -16,11 +16,11 @@ from sweetspot.track import delivery, tracking
 def test_metric_writes_merge_up_to_a_batch_and_stop_at_another_kind():
     ops = [{"kind": "metrics", "metrics": [["m", 1.0, 0, i]]} for i in range(1000)]
     ops.append({"kind": "end", "status": "FINISHED", "end_time": 0})
-    first, n = delivery._take(ops, 0)
+    first, n = delivery.take(ops, 0)
     assert n == delivery.BATCH and [m[3] for m in first["metrics"]] == list(range(n))
-    rest, m = delivery._take(ops, n)
+    rest, m = delivery.take(ops, n)
     assert m == 1000 - n and rest["metrics"][-1][3] == 999
-    assert delivery._take(ops, 1000) == (ops[1000], 1)
+    assert delivery.take(ops, 1000) == (ops[1000], 1)
 
 
 def test_a_runs_writes_land_whole_and_in_order(root):

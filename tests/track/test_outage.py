@@ -2,6 +2,7 @@
 one line that says so. Real exceptions as MLflow and requests raise them; no store needed."""
 
 import math
+import re
 import time
 
 import pytest
@@ -92,7 +93,9 @@ def test_retry_says_when_the_store_is_back(monkeypatch, capsys):
     write, calls = flaky(5)  # 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s of failures
     assert outage.retry(write, 21) == 21
     err = capsys.readouterr().err
-    assert "tracking store unavailable" in err and "tracking store back after 3 s" in err
+    back = re.search(r"tracking store back after (\d+) s", err)
+    assert "tracking store unavailable" in err and back
+    assert int(back.group(1)) >= 3  # the pauses alone; load only adds to them
 
 
 @pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])

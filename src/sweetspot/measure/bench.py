@@ -2,11 +2,9 @@
 
 Reads data/<dataset>/raw and params.yaml's `bench` (`train` for network, optimizer, lr); writes
 reports/bench.json, its headline reports/metrics/bench.json (DVC metrics), reports/bench.png and
-one MLflow run. Run: `sweetspot bench`
-(`--device cuda` on a GPU). Seconds/epoch = seconds per example x 60000, the fastest of `repeats`
-timed stretches of >= min_examples steady-state examples (estimate.machine_seconds, as steptime:
-load cannot move it while one stretch is quiet). The results: reports/bench.json and
-docs/measurement.md.
+one MLflow run. Run: `sweetspot bench` (`--device cuda` on a GPU). Seconds/epoch = seconds per
+example x 60000, the fastest of `repeats` timed stretches of >= min_examples steady-state examples
+(estimate.machine_seconds, as steptime: load cannot move it while one stretch is quiet).
 """
 
 from __future__ import annotations
@@ -27,6 +25,7 @@ from sweetspot import config, paths
 from sweetspot.answer import estimate
 from sweetspot.config import Params
 from sweetspot.data.load import Data, epoch_batches, load_data, resolve_device, tensor_batches
+from sweetspot.fmt import fmt, table
 from sweetspot.measure import machine
 from sweetspot.track import tracking
 from sweetspot.train.loop import clock, train_one, use_threads
@@ -199,21 +198,18 @@ def figure(rows: list[dict], title: str):
     return fig
 
 
-def table(summary: dict) -> str:
+def summary_table(summary: dict) -> str:
     """A Markdown table: seconds per epoch of each loop, then per engine its speed-up over the
     question's loop and its fraction of matmul FLOP/s."""
     loops = [n for n in LOOPS if any(f"{n}_s_per_epoch" in c for c in summary.values())]
     engines = [n for n in ENGINES if n in loops]
     head = ([f"{n} s/epoch" for n in loops] + [f"question/{n}" for n in engines]
             + [f"{n} FLOP/s fraction" for n in engines])
-    lines = ["| batch | " + " | ".join(head) + " |", "|---:" * (len(head) + 1) + "|"]
-    for key, c in summary.items():
-        values = ([f"{c[f'{n}_s_per_epoch']:.3f}" for n in loops]
-                  + [f"{c[f'question_over_{n}']:.1f}x" for n in engines]
-                  + [f"{c[f'{n}_flops_fraction']:.0%}" if f"{n}_flops_fraction" in c else "-"
-                     for n in engines])
-        lines.append(f"| {key[1:]} | " + " | ".join(values) + " |")
-    return "\n".join(lines)
+    rows = [[key[1:], *(f"{c[f'{n}_s_per_epoch']:.3f}" for n in loops),
+             *(f"{c[f'question_over_{n}']:.1f}x" for n in engines),
+             *(fmt(c.get(f"{n}_flops_fraction"), ".0%", "-") for n in engines)]
+            for key, c in summary.items()]
+    return "\n".join(table(["batch", *head], "r" * (len(head) + 1), rows))
 
 
 def _progress(total: int):
@@ -239,13 +235,11 @@ def _progress(total: int):
 
 
 def headline(result: dict) -> dict:
-    """What `dvc metrics show` prints of the benchmark (reports/metrics/bench.json): the question's
-    loop over the engine per batch size, and what evaluating on the clock would cost."""
-    ratios = {f"question_over_engine_{k}": float(f"{v['question_over_engine']:.3g}")
-              for k, v in result.items() if isinstance(v, dict) and "question_over_engine" in v}
+    """What `dvc metrics show` prints of it: question / engine by batch size, eval_off_clock's."""
     off = result["eval_off_clock"]
-    return {**ratios, "eval_over_train": float(f"{off['eval_over_train']:.3g}"),
-            "clock_ratio": float(f"{off['clock_ratio']:.3g}")}
+    return {**{f"question_over_engine_{k}": v["question_over_engine"] for k, v in result.items()
+               if isinstance(v, dict) and "question_over_engine" in v},
+            "eval_over_train": off["eval_over_train"], "clock_ratio": off["clock_ratio"]}
 
 
 def main(params: Params) -> int:
@@ -269,15 +263,12 @@ def main(params: Params) -> int:
         "threads": torch.get_num_threads(), "torch_version": torch.__version__,
         "cpu_model": tags["cpu_model"], "repeats": bench.repeats,
         "min_examples": bench.min_examples, "warmup_steps": cfg.warmup_steps,
-        "network": network_name(cfg),
-        "optimizer": cfg.optimizer, "flops_per_example": flops_per_example(cfg.width),
+        "network": network_name(cfg), "optimizer": cfg.optimizer,
+        "flops_per_example": flops_per_example(cfg.width),
         **({"matmul_size": bench.matmul_size, "matmul_gflops": matmul / 1e9} if matmul else {}),
-        **summary,
-        "eval_off_clock": off_clock, "load": load,
-    }
-    title = (f"{result['network']}, {cfg.optimizer}: {device}, {result['threads']} threads\n"
-             f"fastest of {bench.repeats} repeats, band to the slowest")
-    fig = figure(rows, title)
+        **summary, "eval_off_clock": off_clock, "load": load}
+    fig = figure(rows, f"{result['network']}, {cfg.optimizer}: {device}, {result['threads']} "
+                       f"threads\nfastest of {bench.repeats} repeats, band to the slowest")
     paths.write_json(paths.BENCH_JSON, result)
     paths.write_json(paths.BENCH_METRICS, headline(result))
     fig.savefig(paths.BENCH_PNG, dpi=110)
@@ -298,12 +289,12 @@ def main(params: Params) -> int:
         for path in (paths.BENCH_JSON, paths.BENCH_PNG, rows_file):
             active.log_file(path)
         run_id = active.run_id
-    print(table(summary))
+    print(summary_table(summary))
     if matmul:
         print(f"matmul {bench.matmul_size}^3 on {device}, {result['threads']} threads: "
               f"{matmul / 1e9:.1f} billion FLOP per second")
     print(f"evaluation off the clock: the training clock read {off_clock['clock_ratio']:.2f}x with "
           f"{off_clock['evaluations']} evaluations against one, while evaluating took "
-          f"{off_clock['eval_over_train']:.1f}x the training time")
-    print(f"wrote {paths.BENCH_JSON} and {paths.BENCH_PNG}; mlflow run {run_id}", flush=True)
+          f"{off_clock['eval_over_train']:.1f}x the training time\nwrote {paths.BENCH_JSON} and "
+          f"{paths.BENCH_PNG}; mlflow run {run_id}", flush=True)
     return 0

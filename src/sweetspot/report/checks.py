@@ -69,7 +69,7 @@ def steps_sentence(steps: dict, commit: str) -> str:
     return text + (f" ({', '.join(extra)})" if extra else "") + "."
 
 
-def validation(checks: list[dict]) -> list[str]:
+def validation_section(checks: list[dict]) -> list[str]:
     """Predicted against measured on stacks the sweep did not use (`sweetspot validate`)."""
     if not checks:
         return []

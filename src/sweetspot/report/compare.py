@@ -14,7 +14,7 @@ import math
 import pandas as pd
 
 from sweetspot.answer import costmodel
-from sweetspot.fmt import sizes
+from sweetspot.fmt import fmt, sizes, table
 from sweetspot.report.figures import CAPTIONS
 
 REFERENCE = ("mlp", "MNIST")  # the question's network and dataset
@@ -66,10 +66,6 @@ def label(s: dict) -> str:
     return f"{s['network_key']} on {s['dataset']}"
 
 
-def _num(value, spec: str = ".0f", scale: float = 1.0) -> str:
-    return "-" if value is None else format(value * scale, spec)
-
-
 def region(s: dict) -> str:
     """The sweet region as the set it is (fmt.sizes), among the batch sizes the summary tried."""
     return sizes(s["region"], s.get("tried") or s["relative_time"]) if s["region"] else "-"
@@ -80,20 +76,22 @@ def raced(s: dict) -> str:
     return f"{r['cells']} ({r['seconds'] / 60:.1f} min)" if r else "-"
 
 
-def table(summaries: list[dict]) -> list[str]:
-    lines = ["| network | dataset | target | sweet region | spot | seconds | B_noise (fit) | "
-             "B_simple early / averaged | t0 (µs) | c (µs/example) | B* | √N | forecast | "
-             "cells raced |", "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
-    for s in ordered(summaries):
-        f = s["forecast"]
-        told = f"{f['spot']} (B* {f['b_star']:.0f}, {f['made_at'][:16]})" if f else "-"
-        lines.append(
-            f"| {s['network']} | {s['dataset']} | {s['target']:g} | {region(s)} | "
-            f"{_num(s['spot'])} | {_num(s['estimate'], '.2f')} | {_num(s['b_noise'])} | "
-            f"{_num(s['b_simple_early'])} / {_num(s['b_simple_averaged'])} | "
-            f"{_num(s['t0'], '.0f', 1e6)} | {_num(s['c'], '.2f', 1e6)} | {_num(s['b_star'])} | "
-            f"{s['sqrt_n']:.0f} | {told} | {raced(s)} |")
-    return lines
+def problems_table(summaries: list[dict]) -> list[str]:
+    def num(value, spec=".0f", scale=1.0):
+        return fmt(value, spec, "-", scale)
+
+    def told(f):
+        return f"{f['spot']} (B* {f['b_star']:.0f}, {f['made_at'][:16]})" if f else "-"
+
+    return table(
+        ["network", "dataset", "target", "sweet region", "spot", "seconds", "B_noise (fit)",
+         "B_simple early / averaged", "t0 (µs)", "c (µs/example)", "B*", "√N", "forecast",
+         "cells raced"], "llrlrrrrrrrrlr",
+        [[s["network"], s["dataset"], f"{s['target']:g}", region(s), num(s["spot"]),
+          num(s["estimate"], ".2f"), num(s["b_noise"]),
+          f"{num(s['b_simple_early'])} / {num(s['b_simple_averaged'])}",
+          num(s["t0"], ".0f", 1e6), num(s["c"], ".2f", 1e6), num(s["b_star"]),
+          f"{s['sqrt_n']:.0f}", told(s["forecast"]), raced(s)] for s in ordered(summaries)])
 
 
 def direction(ratio: float) -> str:
@@ -143,7 +141,7 @@ def forecast_line(s: dict) -> str | None:
     where = "inside" if f["spot"] in s["region"] else "outside"
     return (f"{label(s)}: forecast at {f['made_at'][:16].replace('T', ' ')} UTC, before the "
             f"sweep: B_simple {f['b_simple']:.0f}, B* = {f['b_star']:.0f}, batch size "
-            f"{f['spot']}; the sweep found {_num(s['spot'])} (region {region(s)}): the "
+            f"{f['spot']}; the sweep found {fmt(s['spot'], '.0f', '-')} (region {region(s)}): the "
             f"forecast is {where} the sweet region.")
 
 
@@ -167,7 +165,7 @@ def section(summaries: list[dict]) -> list[str]:
              "model fitted as above: B* = sqrt(B_noise t0 / c). The forecast column is the cost "
              "model's answer from a few minutes of measurement, written before that sweep ran "
              "(`sweetspot forecast`).", ""]
-    lines += table(summaries) + [""]
+    lines += problems_table(summaries) + [""]
     if ref:
         lines += elsewhere(ordered_, ref)
         lines += [f"- {verdict(s, ref)}" for s in ordered_ if s is not ref]

@@ -30,7 +30,7 @@ CAPTIONS = {
 }
 
 
-def cost_model(chosen: pd.DataFrame, model: dict, spot: dict, target: float) -> plt.Figure:
+def cost_curve(chosen: pd.DataFrame, model: dict, spot: dict, target: float) -> plt.Figure:
     """(e) Why the sweet spot sits where it does: the fitted T(B) over the estimated times."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     hit = chosen[chosen["reached"]]
@@ -246,7 +246,7 @@ def validation(checks: list[dict]) -> plt.Figure:
 
 def confusion(matrix: pd.DataFrame, per_class: dict, batch_size: int) -> plt.Figure:
     """The final model's confusion matrix (counts; rows the true class), each row labelled with
-    its class's accuracy (`per_class`: {class: accuracy}, report.final_model's)."""
+    its class's accuracy (`per_class`: {class: accuracy}, answer.final_model's)."""
     fig, ax = plt.subplots(figsize=(7.5, 6))
     rows = matrix.set_axis([f"{c} ({per_class[c]:.1%})" for c in matrix.index])
     sns.heatmap(rows, annot=True, fmt="d", cmap="crest", cbar=False, annot_kws={"size": 7},

@@ -8,12 +8,16 @@ import math
 
 import pandas as pd
 
+from sweetspot.answer import heldout
 from sweetspot.answer.estimate import NEAR_FASTEST, REGION_RULE
 from sweetspot.config import Params
 from sweetspot.fmt import fmt, sizes
 from sweetspot.measure.machine import load_text
-from sweetspot.report.checks import reproduced, self_check_alarm, validation
+from sweetspot.report import compare
+from sweetspot.report.answer import Answer
+from sweetspot.report.checks import reproduced, self_check_alarm, validation_section
 from sweetspot.report.figures import CAPTIONS
+from sweetspot.sweep import race
 from sweetspot.sweep.sweep import REFINE_WINDOW
 from sweetspot.train.networks import network_name
 
@@ -24,16 +28,12 @@ def interval(low, high) -> str:
     return f"{low:.2f}-{fmt(high, '.2f', 'inf')}"
 
 
-def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None, machine: dict,
-             drawn: list[str], model: dict | None, noise: dict | None, loaders: dict,
-             checks: list[dict], timing: dict, final: dict | None = None,
-             comparison: list[str] | None = None, here: dict | None = None) -> str:
-    """`loaders`: per data path steptime measured, {"spots": {target: its answer}, "model": its
-    cost model}, the headline's first; `timing`: the headline path's steptime document (its
-    rounds, load and machine); `final`: report.final_model's answer; `here`:
-    report.reproduced_here's answer."""
-    target = params.sweep.targets[0]
-    lines = [f"# Which batch size reaches the target fastest here? {machine['dataset']}, "
+def markdown(answer: Answer, drawn: list[str]) -> str:
+    """report.md, whole: the answer (`answer`, computed once: report/answer.py) in words, tables
+    and the figures `drawn` (by name), then the race, the held-out checks and the advice."""
+    params, spots, cells, timing = answer.params, answer.spots, answer.cells, answer.timing
+    target, here, plan = answer.target, answer.here, answer.plan
+    lines = [f"# Which batch size reaches the target fastest here? {params.data.dataset}, "
              f"{network_name(params.train)}", ""]
     check = (here or {}).get("self_check")
     if check and check["departs"]:
@@ -42,7 +42,7 @@ def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None
         lines += [f"**Measured on a busy machine.** While the seconds per step were measured, "
                   f"{load_text(timing['load'])}.", ""]
     lines += headline(spots, cells, params.sweep.targets)
-    lines += paths_headline(loaders, target)
+    lines += paths_headline(answer.loaders, target)
     if plan:
         around = ", ".join(f"{near} ({loader})" for loader, near in
                            plan["coarse_near_best"].items())
@@ -50,19 +50,22 @@ def markdown(params: Params, spots: dict, cells: pd.DataFrame, plan: dict | None
                   f"estimated within {REFINE_WINDOW:.0%} of the best were {around}, so their "
                   f"3x2^n neighbours {plan['batch_sizes'] or 'none'} were added.", ""]
     lines += fairness(params, spots[target]["per_batch"], cells, target)
-    lines += two_factors(spots[target]["per_batch"], cells, target)
+    lines += factors_section(spots[target]["per_batch"], cells, target)
     lines += machine_factor(timing)
-    lines += why(model, noise, spots[target])
-    lines += data_paths(loaders, params.sweep.targets)
-    lines += final_model(final)
+    lines += why(answer.cost, answer.noise, spots[target])
+    lines += data_paths(answer.loaders, params.sweep.targets)
+    lines += final_section(answer.final)
     lines += reproduced(here, timing)
-    lines += validation(checks)
+    lines += validation_section(answer.validations)
     lines += [f"![{CAPTIONS[name]}](figures/{name}.png)" for name in drawn]
-    lines += ["", *(comparison or []), "## Measured on", ""]
-    lines += [f"- {k}: {v}" for k, v in machine.items()]
+    lines += ["", *compare.section(answer.problems), "## Measured on", ""]
+    lines += [f"- {k}: {v}" for k, v in answer.measured_on.items()]
     lines += ["", "Timings: training clock only (device synchronised, evaluation and warm-up "
               "off the clock). Re-measure with `dvc repro -f`.", ""]
-    return "\n".join(lines)
+    if answer.raced:
+        lines += race.section(answer.raced)
+    lines += heldout.section(answer.held)
+    return "\n".join(lines) + "\n" + (answer.advice or {}).get("markdown", "")
 
 
 def headline(spots: dict, cells: pd.DataFrame, targets) -> list[str]:
@@ -144,7 +147,7 @@ def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
             f"slow), never dropped. Cut off at {target:g}: {cut or 'nothing'}.", ""]
 
 
-def two_factors(per_batch: pd.DataFrame, cells: pd.DataFrame, target: float) -> list[str]:
+def factors_section(per_batch: pd.DataFrame, cells: pd.DataFrame, target: float) -> list[str]:
     lines = ["## The two factors, and the direct measurement beside them", "",
              f"| batch size | lr | steps to {target:g} | reached | µs per step | "
              "estimate (s) | 95% interval | wins | measured (s) | measured / estimate | "
@@ -186,19 +189,19 @@ def machine_factor(timing: dict) -> list[str]:
             f"measuring, {load_text(timing.get('load'))}.{best}", ""]
 
 
-def why(model: dict | None, noise: dict | None, spot: dict) -> list[str]:
+def why(cost: dict | None, noise: dict | None, spot: dict) -> list[str]:
     """The cost model's explanation, in words."""
-    if not model:
+    if not cost:
         return ["Too few batch sizes reached the target to fit the cost model.", ""]
     lines = [
         "## Why there",
         "",
         f"Steps to the target follow S(B) = S_min (1 + B_noise/B) with S_min = "
-        f"{model['s_min']:.0f} and B_noise = {model['b_noise']:.0f}: below B_noise a bigger "
+        f"{cost['s_min']:.0f} and B_noise = {cost['b_noise']:.0f}: below B_noise a bigger "
         "batch saves steps, above it mostly not. A step costs t(B) = t0 + c B with t0 = "
-        f"{model['t0'] * 1e6:.0f} µs (fixed per-step overhead) and c = {model['c'] * 1e6:.3f} µs "
+        f"{cost['t0'] * 1e6:.0f} µs (fixed per-step overhead) and c = {cost['c'] * 1e6:.3f} µs "
         f"per example. Their product is smallest at B* = sqrt(B_noise t0 / c) = "
-        f"{model['b_star']:.0f}, beside the estimated sweet spot {spot['batch_size']}. Faster "
+        f"{cost['b_star']:.0f}, beside the estimated sweet spot {spot['batch_size']}. Faster "
         "arithmetic (smaller c) moves B* up as 1/sqrt(c); less per-step overhead moves it down.",
     ]
     if noise and noise.get("averaged") is not None:
@@ -252,20 +255,20 @@ def data_paths(loaders: dict, targets) -> list[str]:
     lines += ["", "| data path | t0 (µs per step) | c (µs per example) | B_noise | "
               "B* = sqrt(B_noise t0 / c) | spot |", "|---|---:|---:|---:|---:|---:|"]
     for name, path in loaders.items():
-        m, spot = path["model"], path["spots"][targets[0]]
+        m, spot = path["cost"], path["spots"][targets[0]]
         if m:
             lines.append(f"| {name} | {m['t0'] * 1e6:.0f} | {m['c'] * 1e6:.2f} | "
                          f"{m['b_noise']:.0f} | {m['b_star']:.0f} | {spot['batch_size']} |")
     (first, base), *others = loaders.items()
-    dearer = [f"the {name} path's t0 is {m['t0'] / base['model']['t0']:.1f}x and its c "
-              f"{m['c'] / base['model']['c']:.1f}x the {first} path's"
-              for name, m in ((n, p["model"]) for n, p in others) if m and base["model"]]
+    dearer = [f"the {name} path's t0 is {m['t0'] / base['cost']['t0']:.1f}x and its c "
+              f"{m['c'] / base['cost']['c']:.1f}x the {first} path's"
+              for name, m in ((n, p["cost"]) for n, p in others) if m and base["cost"]]
     return [*lines, "", f"Per step, {'; '.join(dearer) or 'no cost model to compare'}: the "
             "question's DataLoader converts every image in Python, and B* moves with "
             "sqrt(t0 / c).", ""]
 
 
-def final_model(final: dict | None) -> list[str]:
+def final_section(final: dict | None) -> list[str]:
     """The sweet spot's final model on the test set: its accuracy per class."""
     if not final:
         return []

@@ -11,7 +11,7 @@ line when an outage begins and one when it ends. Two steps do wait: creating the
 (tracking.open_run, before the training starts) and closing it (after the training, for the queue
 to drain), each for up to the same wait. What is still undelivered then is kept in
 .outbox/<run id>/ (ops.json and the files the ops name), the command exits 1 with one line, and
-`sweetspot upload` delivers it later, in the same order.
+`sweetspot upload` delivers it later, in the same order (upload.py).
 
 MLflow's own asynchronous logging is not used: its queue drops a batch whose HTTP retries ran out
 (it logs an error and goes on), and it carries metrics, params and tags only, not files or models.
@@ -28,8 +28,7 @@ import time
 import warnings
 from pathlib import Path
 
-from sweetspot.errors import ConfigError
-from sweetspot.track.outage import Undelivered, bound_http, retry
+from sweetspot.track.outage import Undelivered, retry
 
 OPS_FILE = "ops.json"
 # MLflow warns, at every pickled model, that unpickling runs code; the project pickles on purpose
@@ -42,7 +41,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _take(ops: list[dict], i: int) -> tuple[dict, int]:
+def take(ops: list[dict], i: int) -> tuple[dict, int]:
     """The op at i, with the metrics ops right after it merged into one request; and how many."""
     op = ops[i]
     if op["kind"] != "metrics":
@@ -115,7 +114,9 @@ def _log_model(client, run_id: str, experiment_id: str, op: dict, base: Path) ->
         model = torch.load(base / model, weights_only=False)
         example = torch.load(base / example)
     mlflow.set_experiment(experiment_id=experiment_id)  # where MLflow files the logged model
-    _said_once(logging.getLogger("mlflow.pytorch"))
+    logger = logging.getLogger("mlflow.pytorch")
+    if not any(isinstance(f, _Pickled) for f in logger.filters):
+        logger.addFilter(_Pickled())
     start = time.perf_counter()
     x = example.numpy()
     with torch.no_grad():
@@ -133,17 +134,9 @@ class _Pickled(logging.Filter):
         return not record.getMessage().startswith(PICKLE_WARNING)
 
 
-def _said_once(logger: logging.Logger) -> None:
-    if not any(isinstance(f, _Pickled) for f in logger.filters):
-        logger.addFilter(_Pickled())
-
-
 class Outbox:
-    """One run's writes, in order (see the module's doc). While the store answers, a write is
-    sent at once from the caller's thread, as a synchronous log call would be: the training calls
-    them while its clock is paused, so no other thread shares the cores with a timed stretch. The
-    first that fails, and everything after it until the queue is empty again, goes to the worker
-    thread, which retries and says so while the caller goes on. close() ends the run and waits."""
+    """One run's writes, in order, inline or from the worker thread (the module's doc says
+    when). close() ends the run and waits."""
 
     def __init__(self, uri: str, run_id: str, experiment_id: str):
         from mlflow.tracking import MlflowClient
@@ -209,7 +202,7 @@ class Outbox:
                                        and not self._busy)
                 if self._ended():
                     return
-                op, n = _take(self.ops, self.sent)
+                op, n = take(self.ops, self.sent)
                 self._busy = True
             try:
                 retry(deliver, self._client, self.run_id, self.experiment_id, op, Path("/"),
@@ -278,41 +271,3 @@ def save(folder: Path, doc: dict) -> None:
     tmp = folder / (OPS_FILE + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
     tmp.replace(folder / OPS_FILE)
-
-
-def upload(folder: Path) -> int:
-    """Deliver one kept run's ops in order, dropping each from ops.json once it has landed (so
-    an upload cut short goes on where it stopped); the folder is removed at the end. Returns
-    how many ops it sent."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    doc = json.loads((folder / OPS_FILE).read_text())
-    mlflow.set_tracking_uri(doc["uri"])
-    client, sent = MlflowClient(doc["uri"]), 0
-    while doc["ops"]:
-        op, n = _take(doc["ops"], 0)
-        retry(deliver, client, doc["run_id"], doc["experiment_id"], op, folder)
-        doc["ops"] = doc["ops"][n:]
-        save(folder, doc)
-        sent += n
-    shutil.rmtree(folder)
-    return sent
-
-
-def upload_main(outbox: Path, runs: list[str]) -> int:
-    """`sweetspot upload [RUN ...]`: every kept run (or those named), oldest first."""
-    kept = sorted((p.parent for p in Path(outbox).glob(f"*/{OPS_FILE}")),
-                  key=lambda p: p.stat().st_mtime)
-    unknown = sorted(set(runs) - {p.name for p in kept})
-    if unknown:
-        raise ConfigError(f"no run {unknown[0]} is kept in {outbox}")
-    kept = [p for p in kept if not runs or p.name in runs]
-    if not kept:
-        print(f"upload: nothing is kept in {outbox}")
-        return 0
-    bound_http()
-    for folder in kept:
-        uri = json.loads((folder / OPS_FILE).read_text())["uri"]
-        print(f"upload: run {folder.name}: {upload(folder)} records sent to {uri}", flush=True)
-    return 0
