@@ -14,6 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from conftest import commit, copy_project, sh, stale, write_params
 from sweetspot.answer import estimate
+from sweetspot.report.report import PICKLED
+from sweetspot.track.delivery import PICKLE_WARNING
 
 
 def set_params(folder: Path, changes: dict) -> None:
@@ -30,7 +32,7 @@ def project(tmp_path_factory, mnist_root):
     write_params(folder)  # the tiny profile: two batch sizes, one rate, about a minute here
     commit(folder, "tiny profile")
     repro = sh("dvc", "repro", "report", cwd=folder)
-    return folder, repro.stdout
+    return folder, repro.stdout + repro.stderr
 
 
 def ran_stages(output: str) -> list[str]:
@@ -47,6 +49,12 @@ def test_repro_writes_the_answer(project):
         "race", "report"]
     assert ran.index("machine") < min(ran.index(s) for s in ("steptime", *advice))
     assert max(ran.index(s) for s in advice) < ran.index("report")
+    # MLflow's pickle warning said once, by the report, not by each cell; the report's last
+    # line is the address of the sweep's runs in the model-training view
+    assert PICKLE_WARNING not in output and output.count(f"report: {PICKLED}") == 1
+    said = output.split("Running stage 'report'")[1].split("Updating lock file")[0]
+    last = [line for line in said.splitlines() if line.strip()][-1]
+    assert last.startswith("mlflow ui: http") and "?workflowType=machine_learning" in last
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     plan = json.loads((folder / "reports/cells/refine/plan.json").read_text())
     tried = {32, 128, *plan["batch_sizes"]}
@@ -99,8 +107,15 @@ def test_repro_writes_the_answer(project):
         assert cores["best_split"]["stack"]["loader_workers"] == cores["best"]["workers"]
     else:  # the question's own split answers: steptime measured it
         assert cores["best_split"] is None and "its answer stands" in rows[5]
+    # `dvc metrics show`: the headline, flat (the whole answer stays in sweet_spot.json)
     shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=folder).stdout)
-    assert json.dumps(metrics["batch_size"]) in json.dumps(shown)
+    (headline,) = [m["data"] for m in shown.values() if "data" in m]
+    assert headline == {"reports/metrics/answer.json": {"data": json.loads(
+        (folder / "reports/metrics/answer.json").read_text())}}
+    top = headline["reports/metrics/answer.json"]["data"]
+    assert top["batch_size"] == metrics["batch_size"] and top["target"] == 0.8
+    assert top["region_low"] == min(metrics["region"]) and top["b_star"] > 0
+    assert not [v for v in top.values() if isinstance(v, (dict, list))]
     html = sh("dvc", "plots", "show", "-o", "plots_html", cwd=folder).stdout
     page = (folder / "plots_html/index.html").read_text()
     assert "plots_html" in html
