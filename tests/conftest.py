@@ -46,7 +46,7 @@ TINY = {
 # The files that take longest, first: pytest-xdist (`-n 2 --dist loadfile`, the README's test
 # command) hands whole files to its workers in collection order, so these start at once and the
 # quick ones fill in beside them.
-LONGEST_FIRST = ("test_experiments.py", "test_pipeline.py", "test_server.py", "test_cluster.py",
+LONGEST_FIRST = ("test_pipeline.py", "test_experiments.py", "test_server.py", "test_cluster.py",
                  "test_mlproject.py")
 
 
