@@ -153,3 +153,33 @@ def test_no_import_cycle():
     for file in files:
         deps = imported(file) - {file}
         assert all(file not in imported(d) for d in deps), file
+
+
+# The README's layout, bottom up: each folder imports only from those before it (the frame is
+# the package's own top-level modules; cli.py and __main__.py sit on top of everything).
+LAYERS = ["frame", "answer", "data", "track", "train", "sweep", "measure", "check", "advice",
+          "report"]
+
+
+def test_each_folder_imports_only_from_the_folders_below_it():
+    package = SRC / "sweetspot"
+
+    def layer(name: str) -> str:
+        return name if (package / name).is_dir() else "frame"
+
+    upward = []
+    for path in package.rglob("*.py"):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        here = layer(path.relative_to(package).parts[0]) if path.parent != package else "frame"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
+                    "sweetspot"):
+                parts = node.module.split(".")
+                targets = ([layer(a.name) for a in node.names] if len(parts) == 1
+                           else [layer(parts[1])])
+                upward += [(str(path.relative_to(package)), t) for t in targets
+                           if LAYERS.index(t) > LAYERS.index(here)]
+    assert sorted({p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"}
+                  ) == sorted(LAYERS[1:])
+    assert upward == []

@@ -157,7 +157,7 @@ def dispatch(argv: list[str] | None = None) -> int:
 
         return upload.main(tracking.project_root() / paths.OUTBOX, args.runs)
     if args.command == "forecast":
-        from sweetspot.answer import forecast
+        from sweetspot.check import forecast
 
         params = config.load(args.params, **_sets(args.sets))
         _check_network(params)
@@ -179,7 +179,7 @@ def dispatch(argv: list[str] | None = None) -> int:
         return {"plan": sweep.plan_main, "refine": sweep.refine_main,
                 "seeds": sweep.seeds_main}[args.command](params)
     if args.command in ("race", "heldout"):
-        from sweetspot.answer import heldout
+        from sweetspot.check import heldout
         from sweetspot.sweep import race
 
         return race.main(params) if args.command == "race" else heldout.main(params, args.seeds)
@@ -196,7 +196,7 @@ def dispatch(argv: list[str] | None = None) -> int:
 
         return {"cores": cores, "memory": memory, "blocks": blocks}[args.command].main(params)
     if args.command in ("predict", "validate"):
-        from sweetspot.answer import predict, validate
+        from sweetspot.check import predict, validate
 
         params = config.load(args.params, train={k: getattr(args, k) for k in STACK})
         return (predict if args.command == "predict" else validate).main(params, args.steps)

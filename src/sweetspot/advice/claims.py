@@ -9,7 +9,7 @@ import statistics
 
 import numpy as np
 
-from sweetspot.advice import procedure
+from sweetspot.answer import procedure
 from sweetspot.fmt import fmt, sizes
 
 HOLDS, PART, NOT, UNTESTED = "holds", "holds in part", "does not hold here", "not tested here"

@@ -3,9 +3,12 @@ Figure out; the report stage saves them beside its own (reports/figures/advice_*
 
 from __future__ import annotations
 
-import pandas as pd
+import matplotlib
 
-from sweetspot.report.figures import plt, sns
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 
 CAPTIONS = {
     "advice_memory": "Microseconds per example against batch size, the step's floors and caches",

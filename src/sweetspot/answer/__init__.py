@@ -1,1 +1,2 @@
-"""How the answer is computed and checked, from the cells and the seconds."""
+"""How the answer is computed: pure arithmetic on the cells and the seconds (time to target, the
+estimate and its region, the cost model, the accepted answer's procedure)."""

@@ -15,7 +15,8 @@ import pandas as pd
 
 from sweetspot import paths
 from sweetspot.advice import tested
-from sweetspot.answer import analysis, costmodel, estimate, heldout
+from sweetspot.answer import analysis, costmodel, estimate
+from sweetspot.check import heldout
 from sweetspot.config import Params
 from sweetspot.data import idx
 from sweetspot.measure import machine

@@ -8,8 +8,8 @@ import math
 
 import pandas as pd
 
-from sweetspot.answer import heldout
 from sweetspot.answer.estimate import NEAR_FASTEST, REGION_RULE
+from sweetspot.check import heldout
 from sweetspot.config import Params
 from sweetspot.fmt import fmt, sizes
 from sweetspot.measure.machine import load_text

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweetspot import paths
-from sweetspot.advice import procedure
-from sweetspot.answer import estimate
+from sweetspot.answer import estimate, procedure
 from sweetspot.config import LR_POLICIES, Params
 from sweetspot.errors import ConfigError
 

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from sweetspot.advice import procedure
+from sweetspot.answer import procedure
 
 
 def test_refinement_batches_are_the_three_times_powers_of_two_neighbours():

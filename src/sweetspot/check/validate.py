@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from sweetspot import paths
-from sweetspot.answer import analysis, predict
+from sweetspot.answer import analysis
 from sweetspot.answer.estimate import ERROR_GOAL, beside_measured, direct_spot
+from sweetspot.check import predict
 from sweetspot.config import Params
 from sweetspot.data.load import resolve_device
 from sweetspot.errors import ConfigError

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from test_predict import steps_rows, write_table
 
 from sweetspot import cli, paths
-from sweetspot.answer.validate import goal, neighbours
+from sweetspot.check.validate import goal, neighbours
 
 GRID = [16, 32, 64, 128, 256]
 

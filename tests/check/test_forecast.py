@@ -8,7 +8,8 @@ import mlflow
 import pytest
 
 from conftest import B_NOISE, T0, C, sweetspot
-from sweetspot.answer import costmodel, forecast
+from sweetspot.answer import costmodel
+from sweetspot.check import forecast
 
 SECONDS = {b: T0 + C * b for b in (16, 24, 32, 48, 64, 96, 128, 256)}
 

@@ -2,7 +2,7 @@
 
 import math
 
-from sweetspot.answer import heldout
+from sweetspot.check import heldout
 
 
 def test_the_picks_are_the_spot_the_largest_member_and_the_first_left_out_above_it():
