@@ -256,6 +256,7 @@ def _sweep(args: argparse.Namespace, params: config.Params) -> int:
     if given:
         raise errors.ConfigError(f"{given[0]} is an option of --executor ray")
     cell = sweep.Cell(args.batch_size, args.base_lr, args.seed, args.loader)
+    sweep.cell_params(params, cell)  # the cell's own values checked before torch is imported
     return sweep.main(params, cell, args.out)
 
 
