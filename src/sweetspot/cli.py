@@ -129,22 +129,23 @@ def dispatch(argv: list[str] | None = None) -> int:
         params = config.load(args.params, data=_overrides(args, config.DataConfig))
         return download.main(params.data, root=args.root)
     if args.command == "train":
-        from sweetspot.train import run
-
         params = config.load(args.params, train=_overrides(args, config.TrainConfig),
                              data={"dataset": args.dataset})
         _check_network(params)
+        from sweetspot.train import run
+
         return run.main(params, out=args.out)
     if args.command == "bench":
+        params = config.load(args.params, bench=_overrides(args, config.BenchConfig))
         from sweetspot.measure import bench
 
-        return bench.main(config.load(args.params, bench=_overrides(args, config.BenchConfig)))
+        return bench.main(params)
     if args.command == "question":
-        from sweetspot.train import question
-
         if args.epochs < 1:
             raise errors.ConfigError("--epochs: must be >= 1")
         params = config.load(args.params, train={"train_examples": args.train_examples})
+        from sweetspot.train import question
+
         return question.main(params, args.epochs)
     if args.command == "server":
         from sweetspot.track import server
@@ -157,12 +158,12 @@ def dispatch(argv: list[str] | None = None) -> int:
 
         return upload.main(tracking.project_root() / paths.OUTBOX, args.runs)
     if args.command == "forecast":
-        from sweetspot.check import forecast
-
         params = config.load(args.params, **_sets(args.sets))
         _check_network(params)
         if args.epochs < 1:
             raise errors.ConfigError("--epochs: must be >= 1")
+        from sweetspot.check import forecast
+
         return forecast.main(params, args.epochs)
     params = config.load(args.params)  # every stage from here on: in the project, checked
     if args.command in TRAINS:
@@ -225,7 +226,9 @@ def _sets(texts: list[str]) -> dict:
 
 def _check_network(params: config.Params) -> None:
     """A bad train.network (no such module or function, not a 10-class nn.Module): one line,
-    before any run starts."""
+    before any run starts. Ours (mlp, cnn) need no torch to be checked: bad input stays quick."""
+    if params.train.network in config.NETWORKS:
+        return
     from sweetspot.train import networks
 
     networks.check(params.train)
@@ -253,6 +256,7 @@ def _sweep(args: argparse.Namespace, params: config.Params) -> int:
     if given:
         raise errors.ConfigError(f"{given[0]} is an option of --executor ray")
     cell = sweep.Cell(args.batch_size, args.base_lr, args.seed, args.loader)
+    sweep.cell_params(params, cell)  # the cell's own values checked before torch is imported
     return sweep.main(params, cell, args.out)
 
 

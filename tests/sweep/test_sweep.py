@@ -268,3 +268,13 @@ def test_seeds_plan_per_loader():
 def test_seeds_plan_is_empty_without_extra_seeds():
     results = [result(64, 1.0, hit=1.0)]
     assert sweep.seeds_plan(params(batch_sizes=[64], lrs=[1.0], extra_seeds=[]), results) == []
+
+
+def test_the_grid_read_is_the_one_params_defines_now(tmp_path, monkeypatch):
+    """A cell an earlier grid left on disk (here b128's) is not among the files the report and
+    the plans read."""
+    monkeypatch.chdir(tmp_path)
+    params = tiny_params(sweep={"batch_sizes": [32, 64]})
+    assert [p.name for p in sweep.grid_paths(params)] == [
+        "b32-lr1.0-s0-tensor.json", "b64-lr1.0-s0-tensor.json"]
+    assert all("b128" not in str(p) for p in sweep.all_paths(params))

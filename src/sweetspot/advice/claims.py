@@ -160,7 +160,7 @@ def neighbours(per_batch, spot: dict) -> dict:
                 "steps_to_target")
 
 
-def memory(found: dict, model: dict | None, spot: dict) -> dict:
+def memory(found: dict, cost: dict | None, spot: dict) -> dict:
     """The step against its floors (floors.floors())."""
     rows = {r["batch_size"]: r for r in found["rows"]}
     first, stop = rows[min(rows)], rows[found["stops_falling"]]
@@ -168,8 +168,8 @@ def memory(found: dict, model: dict | None, spot: dict) -> dict:
                       f"{j['level']})" for j in found["jumps"]) or (
         "none above 5% where the working set leaves a level")
     fitted = ""
-    if model:
-        t0, c = model["t0"], model["c"]
+    if cost:
+        t0, c = cost["t0"], cost["c"]
         fitted = (f"; t0 {fmt(t0 * 1e6)} us, {fmt(t0 / found['t0_floor'], '.1f')}x its floor, "
                   f"c {fmt(c * 1e6)} us, {fmt(c / found['c_floor'], '.1f')}x its")
     numbers = (f"{fmt(first['us_per_example'])} us an example at batch {first['batch_size']}, "

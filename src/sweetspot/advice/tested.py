@@ -14,9 +14,9 @@ NAMES = ("time_per_epoch", "batch_1", "procedure", "neighbours", "memory", "proc
 
 
 def build(params: Params, results: list[dict], per_loader: dict, target: float,
-          model: dict | None) -> dict:
+          cost: dict | None) -> dict:
     """Every claim's row from this machine's data: `per_loader` the answer of each data path
-    steptime measured ({loader: {target: spot}}; the first the headline), `model` its cost model
+    steptime measured ({loader: {target: spot}}; the first the headline), `cost` its cost model
     (t0, c). The question's pipeline is answered at its best split here, from the cores stage's
     seconds and the sweep's steps, beside num_workers=0 (steptime's torchvision, if measured)."""
     cores, memory, blocks = (json.loads(p.read_text())
@@ -35,7 +35,7 @@ def build(params: Params, results: list[dict], per_loader: dict, target: float,
             claims.small_end(per_batch, spot, s.extremes_max_epochs, censored(results, params)),
             claims.answer_procedure(replayed, spot),
             claims.neighbours(per_batch, spot),
-            claims.memory(found, model, spot),
+            claims.memory(found, cost, spot),
             claims.processors(cores, spot_best, spot_question),
             claims.blocks(verdict := claims.block_verdict(
                 {int(b): v["rounds"] for b, v in blocks["steptime"]["per_batch"].items()},

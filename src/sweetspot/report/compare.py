@@ -22,7 +22,7 @@ SAME = 1.25  # a move by less than this factor either way is no move
 CLOSE = 2.0  # a predicted move within this factor of the found one has "the size" right
 
 
-def summary(params, network: str, spot: dict, model: dict | None, noise: dict,
+def summary(params, network: str, spot: dict, cost: dict | None, noise: dict,
             forecast: dict | None, machine: str, race: dict | None = None) -> dict:
     """This problem's answer at the headline target: what the comparison needs, nothing else.
     `machine`: where its seconds per step were measured (machine.describe); `race`:
@@ -35,9 +35,9 @@ def summary(params, network: str, spot: dict, model: dict | None, noise: dict,
             "spot": spot.get("batch_size"), "estimate": spot.get("estimate"),
             "region": [r["batch_size"] for r in spot.get("region", [])],
             "tried": sorted(int(b) for b in rows["batch_size"]),
-            "b_noise": model["b_noise"] if model else None,
-            "t0": model["t0"] if model else None, "c": model["c"] if model else None,
-            "b_star": model["b_star"] if model else None,
+            "b_noise": cost["b_noise"] if cost else None,
+            "t0": cost["t0"] if cost else None, "c": cost["c"] if cost else None,
+            "b_star": cost["b_star"] if cost else None,
             "b_simple_early": noise.get("early"), "b_simple_averaged": noise.get("averaged"),
             "sqrt_n": math.sqrt(params.train.n_train),
             "relative_time": {int(b): e / best for b, e in zip(hit["batch_size"], hit["estimate"],

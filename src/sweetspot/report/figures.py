@@ -30,23 +30,23 @@ CAPTIONS = {
 }
 
 
-def cost_curve(chosen: pd.DataFrame, model: dict, spot: dict, target: float) -> plt.Figure:
+def cost_curve(chosen: pd.DataFrame, cost: dict, spot: dict, target: float) -> plt.Figure:
     """(e) Why the sweet spot sits where it does: the fitted T(B) over the estimated times."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     hit = chosen[chosen["reached"]]
     sns.scatterplot(hit, x="batch_size", y="estimate", s=60, ax=ax,
                     label="steps x seconds per step (median)")
     grid = np.geomspace(chosen["batch_size"].min() / 2, chosen["batch_size"].max() * 2, 200)
-    fitted = costmodel.predicted_time(grid, model["s_min"], model["b_noise"], model["t0"],
-                                      model["c"])
+    fitted = costmodel.predicted_time(grid, cost["s_min"], cost["b_noise"], cost["t0"],
+                                      cost["c"])
     ax.plot(grid, fitted, "k-", linewidth=1, label="T(B) = S(B) t(B), fitted")
-    if math.isfinite(model["b_star"]):
-        ax.axvline(model["b_star"], color="C2", linestyle="--",
-                   label=f"B* = {model['b_star']:.0f} (model)")
+    if math.isfinite(cost["b_star"]):
+        ax.axvline(cost["b_star"], color="C2", linestyle="--",
+                   label=f"B* = {cost['b_star']:.0f} (model)")
     _mark(ax, spot, f"sweet spot {spot['batch_size']}")
     ax.set(xscale="log", xlabel="batch size", ylabel=f"seconds to {target:g}",
-           title=f"Cost model: B_noise = {model['b_noise']:.0f}, t(B) = "
-                 f"{model['t0'] * 1e6:.0f} us + {model['c'] * 1e6:.2f} us x B")
+           title=f"Cost model: B_noise = {cost['b_noise']:.0f}, t(B) = "
+                 f"{cost['t0'] * 1e6:.0f} us + {cost['c'] * 1e6:.2f} us x B")
     ax.set_xscale("log", base=2)
     ax.legend(fontsize=8)
     fig.tight_layout()

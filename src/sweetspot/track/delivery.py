@@ -63,8 +63,8 @@ def deliver(client, run_id: str, experiment_id: str, op: dict, base: Path) -> No
         new = [Param(k, v) for k, v in op["params"].items() if k not in have]
         if new:
             client.log_batch(run_id, params=new)
-    elif kind == "tags":
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in op["tags"].items()])
+    elif kind == "tags":  # this run's, or another's (`of`: the sweep's run tags its cells)
+        client.log_batch(op.get("of", run_id), tags=[RunTag(k, v) for k, v in op["tags"].items()])
     elif kind == "metrics":
         client.log_batch(run_id, metrics=[Metric(k, v, t, s) for k, v, t, s in op["metrics"]])
     elif kind == "dataset":
@@ -175,8 +175,9 @@ class Outbox:
     def log_params(self, params: dict) -> None:
         self._put("params", params={k: str(v) for k, v in params.items()})
 
-    def set_tags(self, tags: dict) -> None:
-        self._put("tags", tags={k: str(v) for k, v in tags.items()})
+    def set_tags(self, tags: dict, of: str | None = None) -> None:
+        """Tags of this run, or of the run `of`, in this run's order."""
+        self._put("tags", tags={k: str(v) for k, v in tags.items()}, **({"of": of} if of else {}))
 
     def log_metrics(self, metrics: dict, step: int = 0) -> None:
         t = now_ms()
@@ -220,11 +221,12 @@ class Outbox:
     def _ended(self) -> bool:
         return self.sent == len(self.ops) > 0 and self.ops[-1]["kind"] == "end"
 
-    def close(self, status: str, keep_in: Path) -> None:
-        """End the run with `status` and wait until every write has landed. If the store stayed
-        away, keep the rest in keep_in/<run id>/ and raise Undelivered; if it refused a write (a
-        4xx: nothing to keep for later), end the run FAILED and raise that."""
-        self._put("end", status=status, end_time=now_ms())
+    def close(self, status: str, keep_in: Path, end_ms: int | None = None) -> None:
+        """End the run with `status` (at `end_ms`, else now) and wait until every write has
+        landed. If the store stayed away, keep the rest in keep_in/<run id>/ and raise
+        Undelivered; if it refused a write (a 4xx: nothing to keep for later), end the run FAILED
+        and raise that."""
+        self._put("end", status=status, end_time=end_ms or now_ms())
         with self._changed:
             self._changed.wait_for(lambda: self.sent == len(self.ops) or self.error)
         self._worker.join(timeout=30)  # gone before the process exits: a live daemon thread

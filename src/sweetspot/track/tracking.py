@@ -102,26 +102,27 @@ def experiment_id(name: str) -> str:
 
 @contextlib.contextmanager
 def open_run(experiment: str, run_name: str, tags: dict | None = None,
-             started: float | None = None):
+             started: float | None = None, ended: float | None = None, resume: bool = True):
     """One MLflow run that always ends: FINISHED, FAILED on an exception, KILLED on Ctrl-C. It
     yields the run's Outbox (delivery.py): its writes return at once and reach the store in
     order, through an outage of up to SWEETSPOT_TRACKING_WAIT seconds; what has not landed by
     then is kept in .outbox/ and the run ends with Undelivered (one line). A run opened after
-    the work it records gives `started` (time.time() when the work began), so that its duration
-    spans the work."""
+    the work it records gives `started` (time.time() when the work began), and `ended` if the
+    work ended before the run closes, so that its duration spans the work. Under `mlflow run`
+    (MLFLOW_RUN_ID) it resumes that run, unless `resume` is False."""
     uri = tracking_uri()
     store = client()
     mlflow.set_tracking_uri(uri)  # where mlflow.pytorch.log_model writes, from any thread
-    given = os.environ.get("MLFLOW_RUN_ID")
+    given = os.environ.get("MLFLOW_RUN_ID") if resume else None
     if given:  # launched by `mlflow run`: resume its run, in its experiment
         outage.retry(store.update_run, given, status="RUNNING", name=run_name)
         experiment = outage.retry(store.get_run, given).info.experiment_id
         run_id = given
     else:  # created with its tags: no one sees it RUNNING without them (cluster.mark_orphans)
         experiment = experiment_id(experiment)
-        start = int(started * 1000) if started is not None else None
-        run_id = outage.retry(store.create_run, experiment, start_time=start, run_name=run_name,
-                       tags=resolve_tags(tags or {})).info.run_id
+        start = round(started * 1000) if started is not None else None
+        run_id = outage.retry(store.create_run, experiment, start_time=start,
+                              run_name=run_name, tags=resolve_tags(tags or {})).info.run_id
     outbox = delivery.Outbox(uri, run_id, experiment)
     if given and tags:
         outbox.set_tags(tags)
@@ -134,7 +135,7 @@ def open_run(experiment: str, run_name: str, tags: dict | None = None,
         except outage.Undelivered as lost:  # the failure that ended the run goes on up
             outage.say(str(lost))
         raise
-    outbox.close("FINISHED", keep_in)
+    outbox.close("FINISHED", keep_in, round(ended * 1000) if ended is not None else None)
 
 
 def git(*args: str) -> str:
@@ -215,36 +216,28 @@ def file_sweep(experiment: str, key: str, name: str, summary: dict, params: dict
     metrics, `params`) and the report's files (`artifacts`: files, or folders logged under their
     name); every cell run ({cell name: run id}) present in this store becomes its child, so the
     `mlflow ui` groups them under it, and the parent spans them: it starts when the first began
-    and ends when the last ended (a parent from an earlier report is replaced). Returns its id."""
+    and ends when the last ended (a parent from an earlier report is replaced). Its records go
+    through the outbox, as a run's do. Returns its id."""
     store = client()
-    experiment = experiment_id(experiment)
     children = {}
     for cell, run_id in cells.items():
         try:
             children[run_id] = outage.retry(store.get_run, run_id).info
         except Exception:  # noqa: BLE001 - a cell restored from DVC's cache, run in another store
             print(f"report: cell {cell} has no run in this MLflow store (restored by DVC)")
-    now = int(time.time() * 1000)
-    start = min((c.start_time for c in children.values()), default=now)
-    end = max((c.end_time or now for c in children.values()), default=now)
+    now = time.time()
+    start = min((c.start_time / 1000 for c in children.values()), default=now)
+    end = max(((c.end_time or now * 1000) / 1000 for c in children.values()), default=now)
     sweeps = f"tags.sweep_key = '{key}' and tags.kind = 'sweep'"
-    for old in outage.retry(store.search_runs, [experiment], sweeps):
+    for old in outage.retry(store.search_runs, [experiment_id(experiment)], sweeps):
         outage.retry(store.delete_run, old.info.run_id)
-    parent = outage.retry(store.create_run, experiment, start_time=start, run_name=name,
-                   tags={"sweep_key": key, "kind": "sweep"}).info.run_id
-    for metric, value in summary.items():
-        if value is not None:
-            outage.retry(store.log_metric, parent, metric, float(value))
-    for param, value in params.items():
-        outage.retry(store.log_param, parent, param, str(value))
-    for path in artifacts:
-        if Path(path).is_dir():
-            outage.retry(store.log_artifacts, parent, str(path), Path(path).name)
-        else:
-            outage.retry(store.log_artifact, parent, str(path))
-    for run_id in children:
-        outage.retry(store.set_tag, run_id, "mlflow.parentRunId", parent)
-        outage.retry(store.set_tag, run_id, "sweep_key", key)
-    outage.retry(store.set_terminated, parent, end_time=end)
-    print(f"mlflow ui: {ui_url(experiment)} (the sweep: {name})")
-    return parent
+    with open_run(experiment, name, {"sweep_key": key, "kind": "sweep"}, start, end,
+                  resume=False) as parent:
+        parent.log_metrics({k: float(v) for k, v in summary.items() if v is not None})
+        parent.log_params(params)
+        for path in artifacts:
+            parent.log_file(path, Path(path).name if Path(path).is_dir() else None)
+        for run_id in children:
+            parent.set_tags({"mlflow.parentRunId": parent.run_id, "sweep_key": key}, of=run_id)
+    print(f"mlflow ui: {ui_url(experiment_id(experiment))} (the sweep: {name})")
+    return parent.run_id
