@@ -1,9 +1,27 @@
-"""The README as a reader meets it: its first screen (everything before "## Set up") is short."""
+"""The README as a reader meets it: its first screen (everything before "## Set up") is short, and
+the answer it gives is the one committed in reports/."""
+
+import json
 
 from conftest import REPO
+from sweetspot.fmt import sizes
+
+
+def first_screen() -> str:
+    return (REPO / "README.md").read_text().split("\n## Set up")[0]
 
 
 def test_the_first_screen_is_under_250_words():
-    first = (REPO / "README.md").read_text().split("\n## Set up")[0]
+    first = first_screen()
     assert "\n## " not in first  # nothing but the answer before the set-up
     assert len(first.split()) < 250
+
+
+def test_its_answer_is_the_committed_one():
+    """The region, the spot and its seconds, as reports/compare/'s summary of the question's MLP
+    on MNIST has them (the report renders the same summary)."""
+    s = json.loads((REPO / "reports/compare/MNIST-mlp.json").read_text())
+    first = " ".join(first_screen().split())
+    region = sizes(s["region"], s["tried"]).replace("-", "–")
+    assert f"accuracy is batch sizes {region}**" in first
+    assert f"batch {s['spot']} gets there in {s['estimate']:.2f} s of training" in first
