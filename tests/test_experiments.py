@@ -31,6 +31,7 @@ def test_another_network_and_dataset_is_forecast_swept_and_compared(tmp_path, mn
     write_params(folder)  # the tiny profile
     sh("dvc", "repro", cwd=folder)
     commit(folder, "the tiny profile's answer")
+    sh("sweetspot", "download", "--dataset", "FashionMNIST", "--local-dir", DEBIAN, cwd=folder)
     sh("sweetspot", "forecast", *OTHER, cwd=folder)
     made = json.loads((folder / "reports/forecast/FashionMNIST-cnn.json").read_text())["made_at"]
     commit(folder, "the forecast, before the sweep")
