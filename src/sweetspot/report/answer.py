@@ -141,20 +141,13 @@ def forecast_doc(params: Params) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def as_read(summary: dict) -> dict:
-    """A summary as reports/compare/ gives it back (JSON: inf as null, batch sizes as keys)."""
-    found = json.loads(json.dumps(paths._json_safe(summary)))
-    found["relative_time"] = {int(b): t for b, t in found["relative_time"].items()}
-    return found
-
-
 def summaries(own: dict, path) -> list[dict]:
     """Every swept problem's summary, by file name: reports/compare/'s, with this one's (`own`,
-    to be written to `path`) in its place."""
+    to be written to `path`) in its place, as the file will read back (JSON: inf as null)."""
     found = {p.name: json.loads(p.read_text()) for p in paths.COMPARE.glob("*.json")}
-    for s in found.values():
+    found[path.name] = json.loads(json.dumps(paths._json_safe(own)))
+    for s in found.values():  # batch sizes as keys
         s["relative_time"] = {int(b): t for b, t in s["relative_time"].items()}
-    found[path.name] = as_read(own)
     return [found[name] for name in sorted(found)]
 
 
