@@ -12,8 +12,8 @@ from sweetspot.track import outage
 
 STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
 # The commands that build train.network (checked before they start)
-TRAINS = ("sweep", "refine", "seeds", "race", "heldout", "steptime", "predict", "validate",
-          "machine", "cores", "memory", "blocks")
+TRAINS = ("sweep", "refine", "seeds", "race", "heldout", "reproduce", "steptime", "predict",
+          "validate", "machine", "cores", "memory", "blocks")
 ADVICE = {"cores": "processors: the question's pipeline at every split of the CPUs between "
                    "loader workers and torch threads", "memory": "the step against this "
                    "machine's caches, bandwidth and matmul rate", "blocks": "seconds per step "
@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the first batch size it leaves out, against the answer's verdicts")
     p.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102],
                    help="seeds no cell of the answer used (default: 100 101 102)")
+    sub.add_parser("reproduce", help="retrain a sample of the committed cells here (the spot's "
+                   "seeds, the region's edges) and compare their steps")
     sub.add_parser("report", help="sweet spot, figures and report.md from the cells")
     for name, text in ADVICE.items():
         sub.add_parser(name, help=f"the answer's advice: {text}")
@@ -179,11 +181,13 @@ def dispatch(argv: list[str] | None = None) -> int:
 
         return {"plan": sweep.plan_main, "refine": sweep.refine_main,
                 "seeds": sweep.seeds_main}[args.command](params)
-    if args.command in ("race", "heldout"):
-        from sweetspot.check import heldout
+    if args.command in ("race", "heldout", "reproduce"):
+        from sweetspot.check import heldout, reproduce
         from sweetspot.sweep import race
 
-        return race.main(params) if args.command == "race" else heldout.main(params, args.seeds)
+        if args.command == "heldout":
+            return heldout.main(params, args.seeds)
+        return {"race": race, "reproduce": reproduce}[args.command].main(params)
     if args.command == "report":
         from sweetspot.report import report
 

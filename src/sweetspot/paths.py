@@ -37,6 +37,7 @@ STEPS_TABLE = REPORTS / "steps_to_target.csv"  # the table a machine does not ch
 VALIDATION = REPORTS / "validation"  # validate-<stack>.json, one per stack validated
 FORECAST = REPORTS / "forecast"  # <dataset>-<network>.json: a sweet spot forecast before its sweep
 COMPARE = REPORTS / "compare"  # <dataset>-<network>.json: each swept problem's answer, summarised
+REPRODUCE = REPORTS / "reproduce.json"  # a sample of the cells retrained here (reproduce.py)
 HELDOUT = REPORTS / "heldout"  # <dataset>-<network>.json: fresh seeds against an answer's verdicts
 
 ADVICE = REPORTS / "advice"  # the accepted answer's advice, timed here (advice/)

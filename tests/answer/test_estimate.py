@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweetspot.answer import analysis, estimate
+from sweetspot.answer import analysis, estimate, fastest
 
 INF = math.inf
 
@@ -260,7 +260,7 @@ def test_bimodal_rounds_give_the_quiet_state_in_any_proportion(loaded):
     quiet = list(280e-6 * (1 + 0.02 * rng.random(7 - loaded)))
     rounds = quiet + list(800e-6 * (1 + 0.1 * rng.random(loaded)))
     for order in (rounds, rounds[::-1], list(rng.permutation(rounds))):
-        assert estimate.machine_seconds(order) == min(quiet)
+        assert fastest.machine_seconds(order) == min(quiet)
         t = table({(32, 1.0): [100, 100, 100]})
         assert row(estimate.estimate(t, {32: order}, 0.97, resamples=200), 32)[
             "seconds_per_step"] == min(quiet)

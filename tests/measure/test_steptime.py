@@ -10,17 +10,17 @@ from mlflow.tracking import MlflowClient
 
 from conftest import tiny_params
 from sweetspot import cli, paths
+from sweetspot.answer import procedure
 from sweetspot.measure import machine, steptime
-from sweetspot.sweep import sweep
 
 
 def test_every_batch_size_the_sweep_may_train_is_measured():
     params = tiny_params(sweep={"batch_sizes": [16, 64, 96], "extremes": [1]})
     # the grid, the extremes, and the neighbours refinement could add: 16 -> 12, 24; 64 -> 48;
     # 96 -> 64 and 128 (64 already there)
-    assert sweep.candidate_batches(params) == [1, 12, 16, 24, 48, 64, 96, 128]
+    assert procedure.candidate_batches(params) == [1, 12, 16, 24, 48, 64, 96, 128]
     off = tiny_params(sweep={"batch_sizes": [16, 64], "refine": False})
-    assert sweep.candidate_batches(off) == [16, 64]
+    assert procedure.candidate_batches(off) == [16, 64]
 
 
 def test_a_block_times_steps_and_each_epoch_start_apart(tiny_data):
@@ -72,7 +72,7 @@ def test_the_stage_writes_its_json_and_one_mlflow_run(workdir, capsys):
         cli.main(["steptime"])
     assert done.value.code == 0
     doc = json.loads((folder / paths.STEPTIME).read_text())["per_loader"]["tensor"]
-    sizes = sweep.candidate_batches(tiny_params())
+    sizes = procedure.candidate_batches(tiny_params())
     assert doc["batch_sizes"] == sizes and sorted(map(int, doc["per_batch"])) == sizes
     assert doc["stack"] == {"device": "cpu", "loader": "tensor", "step": "exact",
                             "threads": doc["stack"]["threads"], "loader_workers": 0}

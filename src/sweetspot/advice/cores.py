@@ -27,9 +27,9 @@ import torch
 
 from sweetspot import paths
 from sweetspot.advice import rounds
+from sweetspot.answer import procedure
 from sweetspot.config import Params
 from sweetspot.measure import steptime
-from sweetspot.sweep import sweep
 
 QUESTION = (1, 0)  # the question's split: one thread (train.threads here), no loader workers
 BEYOND = 0.02  # a split beats the question's when faster by this in 3 rounds of 4 (its q1)
@@ -103,7 +103,7 @@ def main(params: Params) -> int:
         at_best = dataclasses.replace(params, train=dataclasses.replace(
             cfg, loader="torchvision", threads=threads, loader_workers=workers))
         doc = steptime.measure_doc(rounds.with_rounds(at_best), data,
-                                   sweep.candidate_batches(params))
+                                   procedure.candidate_batches(params))
     result = {"cpus": cpus, "splits": splits(cpus), "batch_sizes": sizes, "fastest": fastest,
               "rows": rows, "load": steptime.load_summary(rows),
               "best": {"threads": threads, "workers": workers, "beyond": beyond},

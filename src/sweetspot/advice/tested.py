@@ -7,7 +7,7 @@ import json
 
 from sweetspot import paths
 from sweetspot.advice import claims, figures, floors
-from sweetspot.answer import analysis, estimate
+from sweetspot.answer import analysis, estimate, fastest
 from sweetspot.config import Params
 
 NAMES = ("time_per_epoch", "batch_1", "procedure", "neighbours", "memory", "processors", "blocks")
@@ -27,7 +27,7 @@ def build(params: Params, results: list[dict], per_loader: dict, target: float,
     spot_question = per_loader.get("torchvision", {}).get(target)
     spot_best = spot_question  # the best split no faster than the question's beyond the spread
     if cores["best_split"]:
-        spot_best = estimate.answers(results, estimate.round_seconds(cores["best_split"]),
+        spot_best = estimate.answers(results, fastest.round_seconds(cores["best_split"]),
                                      [target], s.resamples, runs=[])[target]
     found = floors.floors(memory)
     replayed = claims.replay(per_batch, params.train.n_train, spot)

@@ -12,6 +12,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
+from sweetspot.answer.hit import first_hit
+
 INF = math.inf
 NESTED = ("curve", "epoch_rows", "test_predictions")  # per run, not a column: summarised here
 HIT_KEYS = ("time_to_target", "steps_to_target", "examples_to_target", "epochs_to_target")
@@ -59,19 +61,6 @@ def _seconds_per_epoch(row: dict) -> float:
         return row["mean_step_time"] * math.ceil(n_train / row["batch_size"])
     except (KeyError, TypeError, ZeroDivisionError, ValueError, OverflowError):
         return math.nan
-
-
-def first_hit(points: list[dict], target: float) -> dict | None:
-    """The first curve point with test_acc >= target (not the best point); None if the run never
-    got there, or diverged first (nothing after a nan loss counts). The one rule: the training
-    loop stops by it (stop_at_target), and every time to target is read by it."""
-    for p in points:
-        losses = [p.get("train_loss", 0.0), p.get("test_loss", 0.0), p.get("test_acc", 0.0)]
-        if not all(np.isfinite(float(x)) for x in losses):
-            return None
-        if p["test_acc"] >= target:
-            return p
-    return None
 
 
 def time_to_target(curve: list[dict] | pd.DataFrame, target: float) -> dict:

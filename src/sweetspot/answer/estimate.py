@@ -18,6 +18,7 @@ import pandas as pd
 
 from sweetspot.answer import analysis
 from sweetspot.answer.analysis import INF
+from sweetspot.answer.fastest import machine_seconds
 
 STEPS_COLUMNS = ["dataset", "network", "optimizer", "loader", "batch_size", "lr", "target", "seed",
                  "steps", "examples", "epochs", "censored", "outcome"]
@@ -28,7 +29,6 @@ REGION_RULE = (f"at least as fast as the spot in {REGION_ALPHA:.0%} or more of t
                f"{REGION_TOLERANCE:.0%} of the spot's (closer than seeds and load move a time "
                "here)")
 ESTIMATE_COLUMNS = ["seconds_per_step", "estimate", "low", "high", "share"]
-NEAR_FASTEST = 1.25  # a timing round "at its best" is within 25% of its batch size's fastest
 ERROR_GOAL = 0.15  # validate: the median absolute error a prediction is held to
 
 
@@ -74,22 +74,6 @@ def choose_by_steps(table: pd.DataFrame, target: float) -> pd.DataFrame:
                                          "n_reached", "steps"])
     chosen["reached"] = np.isfinite(chosen["median_steps"].astype(float))
     return chosen
-
-
-def round_seconds(doc: dict) -> dict[int, list[float]]:
-    """{batch size: seconds per step in each round} from one steptime measurement (one data
-    path's document in reports/steptime.json)."""
-    return {int(b): v["rounds"] for b, v in doc["per_batch"].items()}
-
-
-def machine_seconds(rounds, axis: int = -1):
-    """The machine's seconds per step from its timed rounds: their minimum. Load from other
-    processes only ever adds time, so the fastest round is the one it touched least, and no
-    number of loaded rounds can move it while one round is quiet (Chen & Revels 2016, "Robust
-    benchmarking in noisy environments"; timeit and BenchmarkTools report it too). A median
-    picks whichever load state held most rounds, so neighbouring batch sizes land in different
-    states and the answer flips between them."""
-    return np.min(np.asarray(rounds, float), axis=axis)
 
 
 def point_estimate(table: pd.DataFrame, seconds: dict[int, list[float]],

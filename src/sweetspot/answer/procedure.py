@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+from sweetspot.config import Params
+
 
 def refinement_batches(best: int, tried: set[int], n_train: int) -> list[int]:
     """Batch sizes to try next around `best` (the StackOverflow answer's 3*2^n neighbours):
@@ -24,6 +26,18 @@ def refinement_batches(best: int, tried: set[int], n_train: int) -> list[int]:
         candidates = [below, 2 * below]
     return sorted({int(c) for c in candidates
                    if float(c).is_integer() and 1 <= c <= n_train and int(c) not in tried})
+
+
+def candidate_batches(params: Params) -> list[int]:
+    """Every batch size the sweep may train: the grid, the extremes, and every 3*2^n neighbour
+    refinement could add around a grid size (so step times can be measured before refinement)."""
+    s = params.sweep
+    grid = set(s.batch_sizes) | set(s.extremes)
+    extra = set()
+    if s.refine:
+        for b in s.batch_sizes:
+            extra |= set(refinement_batches(b, grid, params.train.n_train))
+    return sorted(grid | extra)
 
 
 def answer_grid(n_train: int) -> list[int]:

@@ -21,11 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sweetspot import paths
-from sweetspot.answer import costmodel
+from sweetspot.answer import costmodel, procedure
 from sweetspot.config import Params
 from sweetspot.data.load import load_data, resolve_device
 from sweetspot.measure import machine, steptime
-from sweetspot.sweep import sweep
 from sweetspot.track import tracking
 from sweetspot.train.networks import network_name, network_slug
 
@@ -71,7 +70,7 @@ def short_run(params: Params, epochs: int) -> dict:
 def main(params: Params, epochs: int) -> int:
     cfg, started = params.train, time.time()
     data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
-    doc = steptime.measure_doc(params, data, sweep.candidate_batches(params))
+    doc = steptime.measure_doc(params, data, procedure.candidate_batches(params))
     seconds = {int(b): v["seconds"] for b, v in doc["per_batch"].items()}
     trained = short_run(params, epochs)
     found = cost_model_forecast(seconds, {"early": trained["b_simple_first"],

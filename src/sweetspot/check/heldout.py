@@ -14,12 +14,10 @@ from __future__ import annotations
 import json
 import math
 import sys
-import tempfile
 from datetime import datetime, timezone
-from pathlib import Path
 
 from sweetspot import paths
-from sweetspot.answer import analysis, estimate
+from sweetspot.answer import analysis, estimate, fastest
 from sweetspot.config import Params
 from sweetspot.errors import ConfigError
 from sweetspot.fmt import fmt, table
@@ -66,27 +64,23 @@ def main(params: Params, seeds: list[int]) -> int:
     chosen = estimate.choose_by_steps(estimate.steps_table(results, [target], "", "", ""),
                                       target).set_index("batch_size")
     base = {(r["batch_size"], r["lr"]): r["base_lr"] for r in results}
-    per_step = {b: float(estimate.machine_seconds(v)) for b, v in
-                estimate.round_seconds(sweep.step_times(params)[loader]).items()}
+    per_step = {b: float(fastest.machine_seconds(v)) for b, v in
+                fastest.round_seconds(sweep.step_times(params)[loader]).items()}
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for b, verdict in picks(answer["spot"], answer["region"], answer["tried"]).items():
-            lr = float(chosen.loc[b, "lr"])
-            runs = []
-            for seed in seeds:
-                cell = sweep.Cell(b, base[b, lr], seed, loader)
-                print(f"heldout: training {cell.name} ({verdict})", file=sys.stderr, flush=True)
-                out = Path(tmp) / f"{cell.name}.json"
-                if sweep.run_cell(params, cell, out, "heldout"):
-                    raise ConfigError(f"heldout: the run of {cell.name} failed (see above)")
-                runs += sweep.read_cells([out])
-            hits = [analysis.time_to_target(r["curve"], target) for r in runs]
-            steps = analysis.censored_median([h["step"] for h in hits],
-                                             [h["reached"] for h in hits])
-            rows.append({"batch_size": b, "lr": lr, "verdict": verdict, "seeds": list(seeds),
-                         "steps": [h["step"] for h in hits], "median_steps": steps,
-                         "seconds_per_step": per_step[b], "time": steps * per_step[b],
-                         "run_ids": [r["run_id"] for r in runs]})
+    for b, verdict in picks(answer["spot"], answer["region"], answer["tried"]).items():
+        lr = float(chosen.loc[b, "lr"])
+        runs = []
+        for seed in seeds:
+            cell = sweep.Cell(b, base[b, lr], seed, loader)
+            print(f"heldout: training {cell.name} ({verdict})", file=sys.stderr, flush=True)
+            runs.append(sweep.run_cell(params, cell, None, "heldout"))
+        hits = [analysis.time_to_target(r["curve"], target) for r in runs]
+        steps = analysis.censored_median([h["step"] for h in hits],
+                                         [h["reached"] for h in hits])
+        rows.append({"batch_size": b, "lr": lr, "verdict": verdict, "seeds": list(seeds),
+                     "steps": [h["step"] for h in hits], "median_steps": steps,
+                     "seconds_per_step": per_step[b], "time": steps * per_step[b],
+                     "run_ids": [r["run_id"] for r in runs]})
     doc = {"made_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "dataset": params.data.dataset, "network": params.train.network, "target": target,
            "answer": {k: answer[k] for k in ("spot", "region", "tried")},

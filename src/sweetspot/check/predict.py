@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from sweetspot import paths
-from sweetspot.answer import estimate
+from sweetspot.answer import estimate, fastest
 from sweetspot.config import Params
 from sweetspot.data.load import load_data, resolve_device
 from sweetspot.errors import ConfigError
@@ -82,7 +82,7 @@ def check_problem(table: pd.DataFrame, params: Params) -> None:
 def predict(params: Params, table: pd.DataFrame, doc: dict) -> dict:
     """Per target of the table: the estimate per batch size and the sweet spot, from the table's
     steps (every loader's runs: steps do not depend on the data path) and the measurement."""
-    seconds = estimate.round_seconds(doc)
+    seconds = fastest.round_seconds(doc)
     out = {}
     for target in sorted(table["target"].unique(), reverse=True):
         found = estimate.estimate(table, seconds, float(target), params.sweep.resamples)

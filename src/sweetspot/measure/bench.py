@@ -4,7 +4,7 @@ Reads data/<dataset>/raw and params.yaml's `bench` (`train` for network, optimiz
 reports/bench.json, its headline reports/metrics/bench.json (DVC metrics), reports/bench.png and
 one MLflow run. Run: `sweetspot bench` (`--device cuda` on a GPU). Seconds/epoch = seconds per
 example x 60000, the fastest of `repeats` timed stretches of >= min_examples steady-state examples
-(estimate.machine_seconds, as steptime: load cannot move it while one stretch is quiet).
+(fastest.machine_seconds, as steptime: load cannot move it while one stretch is quiet).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import seaborn as sns
 import torch
 
 from sweetspot import config, paths
-from sweetspot.answer import estimate
+from sweetspot.answer import fastest
 from sweetspot.config import Params
 from sweetspot.data.load import Data, epoch_batches, load_data, resolve_device, tensor_batches
 from sweetspot.fmt import fmt, table
@@ -64,7 +64,7 @@ def matmul_flops(n: int, repeats: int, device: torch.device) -> float:
         t0 = clock(device)
         torch.mm(a, b, out=out)
         times.append(clock(device) - t0)
-    return 2 * n**3 / float(estimate.machine_seconds(times))
+    return 2 * n**3 / float(fastest.machine_seconds(times))
 
 
 def endless(epoch):
@@ -126,7 +126,7 @@ def measure(params: Params, data: Data, progress=None) -> list[dict]:
                      for i, t in enumerate(times)]
             if progress:
                 progress(name, batch_size,
-                         float(estimate.machine_seconds(times)) * config.TRAIN_SIZE)
+                         float(fastest.machine_seconds(times)) * config.TRAIN_SIZE)
     return rows
 
 
@@ -144,7 +144,7 @@ def eval_off_clock(params: Params, data: Data, repeats: int, n: int = 6000) -> d
             runs[name].append(train_one(dataclasses.replace(base, eval_every_examples=every),
                                         subset))
     fastest = lambda name, key: float(  # noqa: E731
-        estimate.machine_seconds([r[key] for r in runs[name]]))
+        fastest.machine_seconds([r[key] for r in runs[name]]))
     return {"examples": n, "batch_size": base.batch_size, "repeats": repeats,
             "evaluations": len(runs["often"][0]["curve"]),
             "train_time_rare": fastest("rare", "train_time"),
@@ -165,7 +165,7 @@ def summarise(rows: list[dict], width: int, matmul: float | None) -> dict:
             times = [r["seconds_per_epoch"] for r in rows
                      if r["batch_size"] == batch_size and r["loop"] == name]
             if times:
-                cell[f"{name}_s_per_epoch"] = float(estimate.machine_seconds(times))
+                cell[f"{name}_s_per_epoch"] = float(fastest.machine_seconds(times))
         for name in ENGINES:
             seconds = cell.get(f"{name}_s_per_epoch")
             if seconds is None:

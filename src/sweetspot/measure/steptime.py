@@ -10,7 +10,7 @@ short interleaved rounds (B1 ... Bn, then again). Steps are timed in blocks as t
 them (device synchronised, then perf_counter); every block starts an epoch, whose start (the
 shuffle, or the DataLoader's new iterator) is timed apart and spread over an epoch's steps.
 
-The estimate is each batch size's fastest round (estimate.machine_seconds): load from other
+The estimate is each batch size's fastest round (fastest.machine_seconds): load from other
 processes only adds time, so the minimum is the one estimator it cannot move while any round is
 quiet; a median would flip with whichever load state held most rounds. How
 busy the machine was is read from /proc/stat in every round (machine.busy_share) and kept.
@@ -27,11 +27,10 @@ import time
 import torch
 
 from sweetspot import config, paths
-from sweetspot.answer import estimate
+from sweetspot.answer import fastest, procedure
 from sweetspot.config import Params, SteptimeConfig, TrainConfig
 from sweetspot.data.load import Data, epoch_batches
 from sweetspot.measure import machine
-from sweetspot.sweep import sweep
 from sweetspot.track import tracking
 from sweetspot.train import networks
 from sweetspot.train.loop import clock, use_threads
@@ -129,7 +128,7 @@ def measure(cfg: TrainConfig, data: Data, batch_sizes: list[int], st: SteptimeCo
 def summarise(rows: list[dict], n_train: int) -> dict:
     """Per batch size: seconds per step in each round (the block's, plus its epoch starts'
     mean spread over an epoch's steps), the estimate (their minimum), median, quartiles and
-    range, the share of rounds at its best (within estimate.NEAR_FASTEST of the fastest: the
+    range, the share of rounds at its best (within fastest.NEAR_FASTEST of the fastest: the
     others were slowed by something, seen in /proc/stat or not), and the fastest epoch start.
     Pure."""
     out = {}
@@ -140,11 +139,11 @@ def summarise(rows: list[dict], n_train: int) -> dict:
                      for r in mine]
         q1, median, q3 = statistics.quantiles(per_round, n=4, method="inclusive")
         starts = [s for r in mine for s in r["epoch_starts"]]
-        fastest = float(estimate.machine_seconds(per_round))
-        out[str(b)] = {"seconds": fastest, "median": median, "q1": q1, "q3": q3,
+        best = float(fastest.machine_seconds(per_round))
+        out[str(b)] = {"seconds": best, "median": median, "q1": q1, "q3": q3,
                        "min": min(per_round), "max": max(per_round),
                        "at_best": statistics.mean(
-                           t <= estimate.NEAR_FASTEST * fastest for t in per_round),
+                           t <= fastest.NEAR_FASTEST * best for t in per_round),
                        "epoch_start": min(starts, default=0.0), "rounds": per_round}
     return out
 
@@ -232,7 +231,7 @@ def main(params: Params) -> int:
     for loader in params.steptime.loaders:  # each data path the report answers for
         on = dataclasses.replace(params, train=dataclasses.replace(params.train, loader=loader))
         started = time.time()
-        per_loader[loader] = measure_doc(on, data, sweep.candidate_batches(params))
+        per_loader[loader] = measure_doc(on, data, procedure.candidate_batches(params))
         with tracking.open_run(params.train.experiment, f"steptime {stack_name(on.train)}",
                           {**tracking.provenance(str(data.device)), "kind": "steptime"},
                           started) as active:

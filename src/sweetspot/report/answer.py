@@ -15,7 +15,7 @@ import pandas as pd
 
 from sweetspot import paths
 from sweetspot.advice import tested
-from sweetspot.answer import analysis, costmodel, estimate
+from sweetspot.answer import analysis, costmodel, estimate, fastest
 from sweetspot.check import heldout
 from sweetspot.config import Params
 from sweetspot.data import idx
@@ -167,7 +167,7 @@ def build(params: Params) -> Answer:
     targets, loader = list(s.targets), s.loaders[0]  # the headline: the first path trained
     results = sweep.read_cells(race.all_paths(params))
     timing = sweep.step_times(params)  # per data path, its steptime document
-    seconds = {name: estimate.round_seconds(doc) for name, doc in timing.items()}
+    seconds = {name: fastest.round_seconds(doc) for name, doc in timing.items()}
     per_loader = {name: estimate.answers(results, seconds[name], targets, s.resamples,
                                          [r for r in results if r["loader"] == name])
                   for name in timing}

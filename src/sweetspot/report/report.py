@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from sweetspot import config, paths
-from sweetspot.answer import analysis, estimate
+from sweetspot.answer import analysis, estimate, fastest
 from sweetspot.config import Params
 from sweetspot.fmt import fmt
 from sweetspot.report import compare, figures, writeup
@@ -120,7 +120,7 @@ def draw(answer: Answer) -> dict:
     target, spot = answer.target, answer.spots[answer.target]
     per_batch, cells, runs = spot["per_batch"], answer.cells, answer.headline_runs
     drawn = {"epoch_vs_target": figures.epoch_vs_target(cells, answer.spots),
-             "two_factors": figures.two_factors(per_batch, estimate.round_seconds(answer.timing),
+             "two_factors": figures.two_factors(per_batch, fastest.round_seconds(answer.timing),
                                                 target, spot),
              "accuracy_vs_time": figures.accuracy_vs_time(runs, per_batch, target),
              "steps_to_target": figures.steps_to_target(per_batch, runs, target)}

@@ -8,7 +8,8 @@ import math
 
 import pandas as pd
 
-from sweetspot.answer.estimate import NEAR_FASTEST, REGION_RULE
+from sweetspot.answer.estimate import REGION_RULE
+from sweetspot.answer.fastest import NEAR_FASTEST
 from sweetspot.check import heldout
 from sweetspot.config import Params
 from sweetspot.fmt import fmt, sizes

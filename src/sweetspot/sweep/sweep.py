@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweetspot import paths
-from sweetspot.answer import estimate, procedure
+from sweetspot.answer import estimate, fastest, procedure
 from sweetspot.config import LR_POLICIES, Params
 from sweetspot.errors import ConfigError
 
@@ -80,18 +80,6 @@ def grid(params: Params, batch_sizes) -> list[Cell]:
     return [Cell(b, lr, seed, loader) for b in batch_sizes
             for lr in (s.extremes_lrs if b in s.extremes else s.lrs) for seed in s.seeds
             for loader in s.loaders]
-
-
-def candidate_batches(params: Params) -> list[int]:
-    """Every batch size the sweep may train: the grid, the extremes, and every 3*2^n neighbour
-    refinement could add around a grid size (so step times can be measured before refinement)."""
-    s = params.sweep
-    grid = set(s.batch_sizes) | set(s.extremes)
-    extra = set()
-    if s.refine:
-        for b in s.batch_sizes:
-            extra |= set(procedure.refinement_batches(b, grid, params.train.n_train))
-    return sorted(grid | extra)
 
 
 def _steps(results: list[dict], loader: str, target: float):
@@ -194,16 +182,18 @@ def read_cells(cell_files: list[Path]) -> list[dict]:
 
 # --- running it ----------------------------------------------------------------------------------
 
-def run_cell(params: Params, cell: Cell, out: Path, stage: str) -> int:
+def run_cell(params: Params, cell: Cell, out: Path | None, stage: str) -> dict:
+    """One cell's tracked run, as its stage trains it (its JSON to `out`, if given); its result."""
     from sweetspot.train import run  # torch and the data: only where a cell trains
 
     extra = {"base_lr": cell.base_lr, "lr_policy": params.sweep.lr_policy, "sweep_stage": stage}
-    return run.main(cell_params(params, cell), out=out, extra=extra)
+    return run.tracked(cell_params(params, cell), out=out, extra=extra)
 
 
 def main(params: Params, cell: Cell, out: Path | None) -> int:
     """One coarse cell (`sweetspot sweep --batch-size B --base-lr LR --seed S --loader L`)."""
-    return run_cell(params, cell, out or paths.cell_file(paths.COARSE, cell.name), "coarse")
+    run_cell(params, cell, out or paths.cell_file(paths.COARSE, cell.name), "coarse")
+    return 0
 
 
 def clear_folder(out_dir: Path) -> None:
@@ -225,9 +215,7 @@ def _train_plan(params: Params, cells: list[Cell], out_dir: Path, stage: str, pl
     clear_folder(out_dir)
     print(f"{stage}: training {len(cells)} cell(s): {[c.name for c in cells]}", file=sys.stderr)
     for cell in cells:
-        code = run_cell(params, cell, paths.cell_file(out_dir, cell.name), stage)
-        if code:
-            return code
+        run_cell(params, cell, paths.cell_file(out_dir, cell.name), stage)
     write_plan(out_dir, cells, plan)
     return 0
 
@@ -250,7 +238,7 @@ def plan_main(params: Params) -> int:
     """The `plan` stage: which batch sizes refinement adds, from the coarse cells and the seconds
     per step, into reports/refine_plan.json (its cells as fields, so refine reads no seconds)."""
     coarse = read_cells([p for p in grid_paths(params) if p.parent == paths.COARSE])
-    seconds = {loader: estimate.round_seconds(doc) for loader, doc in step_times(params).items()}
+    seconds = {loader: fastest.round_seconds(doc) for loader, doc in step_times(params).items()}
     cells, plan = refine_plan(params, coarse, seconds)
     for cell in cells:
         cell_params(params, cell)  # every cell checks before the plan is written

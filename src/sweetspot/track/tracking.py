@@ -185,6 +185,7 @@ def provenance(device: str) -> dict[str, str]:
         "cpu_model": cpu_model(),
         "cpu_count": str(os.cpu_count()),
         "torch_threads": str(torch.get_num_threads()),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),  # its kernels' vectors
         "device": device,
         "host": host(),
     }

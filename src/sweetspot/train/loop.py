@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from sweetspot.answer import analysis
+from sweetspot.answer.hit import first_hit
 from sweetspot.config import TrainConfig
 from sweetspot.data.load import Data, epoch_batches
 from sweetspot.train import networks
@@ -160,7 +160,7 @@ def stop_reason(cfg: TrainConfig, tally: Tally) -> str | None:
     max_seconds 0, so their steps are the problem's alone."""
     if tally.diverged:
         return "diverged"
-    if cfg.stop_at_target and analysis.first_hit(tally.curve, cfg.target_accuracy):
+    if cfg.stop_at_target and first_hit(tally.curve, cfg.target_accuracy):
         return "target"
     if cfg.max_seconds > 0 and tally.train_time >= cfg.max_seconds:
         return "seconds"
@@ -192,7 +192,7 @@ def result(cfg: TrainConfig, tally: Tally, n_train: int, compile_time: float,
            noise: NoiseTracker | None) -> dict:
     """The run's result: its outcome, what it took to reach the target (None if it did not),
     its totals, and its per-epoch rows and curve."""
-    hit, final = analysis.first_hit(tally.curve, cfg.target_accuracy), tally.curve[-1]
+    hit, final = first_hit(tally.curve, cfg.target_accuracy), tally.curve[-1]
     outcome = "diverged" if tally.diverged else "reached" if hit else "not_reached"
     return {
         "outcome": outcome, "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,

@@ -85,7 +85,13 @@ def run_name(cfg: TrainConfig) -> str:
 
 
 def main(params: Params, out: Path | None = None, extra: dict | None = None) -> int:
-    """Check everything, load the data, then train inside one MLflow run.
+    """`sweetspot train`: one tracked run (`tracked`); its exit code."""
+    tracked(params, out, extra)
+    return 0
+
+
+def tracked(params: Params, out: Path | None = None, extra: dict | None = None) -> dict:
+    """Check everything, load the data, then train inside one MLflow run; the run's result.
 
     `extra` (e.g. a sweep cell's base lr and policy) is logged as params and kept in the JSON.
     The result is written to `out` before the run's last records go to the tracking store, so an
@@ -138,7 +144,7 @@ def main(params: Params, out: Path | None = None, extra: dict | None = None) -> 
     print(f"{run_name(cfg)}: {result['outcome']} (target {cfg.target_accuracy}), "
           f"time to target {reached}, final test acc {result['final_test_acc']:.4f}, "
           f"mlflow run {result['run_id']}", flush=True)
-    return 0
+    return result
 
 
 def _write_curve_csv(path: Path, curve: list[dict]) -> None:
