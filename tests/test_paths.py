@@ -56,14 +56,16 @@ def test_dvc_outs_are_the_paths_the_code_writes():
     assert stage_outs(STAGES["seeds"]) == [str(paths.SEEDS)]
     assert stage_outs(STAGES["race"]) == [str(paths.RACE)]
     # the race keeps its cells between runs (a re-measurement retrains none it still needs)
-    assert STAGES["race"]["outs"][0][str(paths.RACE)] == {"persist": True}
+    assert STAGES["race"]["outs"][0][str(paths.RACE)] == {"cache": False, "persist": True}
     assert str(paths.STEPTIME) in STAGES["race"]["deps"]
     assert set(stage_outs(STAGES["report"])) == {
         str(paths.ANSWER_METRICS), str(paths.SWEET_SPOT), str(paths.FIGURES), str(paths.REPORT_MD),
         str(paths.CURVES),
         str(paths.TIME_TO_TARGET), str(paths.STEPS_TABLE), str(paths.COMPARE)}
-    assert STAGES["report"]["deps"][:4] == [str(paths.CELLS), str(paths.STEPTIME),
-                                            str(paths.VALIDATION), str(paths.FORECAST)]
+    assert STAGES["report"]["deps"][:5] == [str(paths.CELLS), str(paths.STEPTIME),
+                                            str(paths.REPRODUCE), str(paths.VALIDATION),
+                                            str(paths.FORECAST)]
+    assert stage_outs(STAGES["reproduce"]) == [str(paths.REPRODUCE)]
     # the other problems' summaries stay when this one's report is rewritten
     (compare,) = [o for o in STAGES["report"]["outs"] if str(paths.COMPARE) in o]
     assert compare[str(paths.COMPARE)] == {"cache": False, "persist": True}
@@ -86,8 +88,16 @@ def test_the_machines_factor_depends_on_the_machine_and_nothing_else_does():
     assert STAGES["machine"]["always_changed"] is True
     assert not STAGES["machine"]["outs"][0][str(paths.MACHINE)]["cache"]  # committed: in git
     users = {name for name, stage in STAGES.items() if str(paths.MACHINE) in stage.get("deps", [])}
-    # never a training cell: steps are the problem's
-    assert users == {"steptime", "bench", "cores", "memory", "blocks"}
+    # never a training cell: steps are the problem's (reproduce retrains a sample to check that)
+    assert users == {"steptime", "bench", "cores", "memory", "blocks", "reproduce"}
+
+
+def test_every_cell_travels_with_the_repository():
+    """The cells are committed outputs (cache: false), so a clone trains none of them."""
+    for stage, out in (("sweep", 0), ("extremes", 0), ("refine", 0), ("seeds", 0), ("race", 0)):
+        (entry,) = STAGES[stage]["outs"][out].values()
+        assert entry["cache"] is False, stage
+    assert not (REPO / paths.CELLS / ".gitignore").exists()
 
 
 def test_no_cell_reads_the_clock_budget_of_params():
@@ -141,7 +151,14 @@ def test_each_stage_depends_on_the_code_its_command_runs():
     assert code_deps("plan") == imported("sweetspot/sweep/sweep.py") - BOOKKEEPING
     assert code_deps("race") == train | (imported("sweetspot/sweep/race.py") - BOOKKEEPING)
     assert code_deps("machine") == imported("sweetspot/measure/machine.py") - BOOKKEEPING
+    reproduce = imported("sweetspot/check/reproduce.py") - BOOKKEEPING
+    assert code_deps("reproduce") == train | reproduce
     assert code_deps("report") == imported("sweetspot/report/report.py") - BOOKKEEPING
+    # a cell runs no report statistic, and what measures runs no sweep or report code
+    assert "sweetspot/answer/analysis.py" not in train
+    for stage in ("steptime", "bench", "cores", "memory", "blocks"):
+        assert not {"sweetspot/answer/analysis.py", "sweetspot/answer/estimate.py",
+                    "sweetspot/sweep/sweep.py"} & code_deps(stage), stage
     assert code_deps("bench") == imported("sweetspot/measure/bench.py") - BOOKKEEPING
     assert code_deps("steptime") == imported("sweetspot/measure/steptime.py") - BOOKKEEPING
     for stage in ("cores", "memory", "blocks"):

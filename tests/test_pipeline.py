@@ -46,7 +46,7 @@ def test_repro_writes_the_answer(project):
     advice = ("cores", "memory", "blocks")
     assert [s for s in ran if s not in ("machine", *advice)] == [
         "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "plan", "refine", "seeds",
-        "race", "report"]
+        "race", "reproduce", "report"]
     assert ran.index("machine") < min(ran.index(s) for s in ("steptime", *advice))
     assert max(ran.index(s) for s in advice) < ran.index("report")
     # MLflow's pickle warning said once, by the report, not by each cell; the report's last
@@ -162,7 +162,10 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     assert len(planned[1]) >= 1  # at least the sweet spot reached the target: one more seed
     measured = ("sweep", "steptime", "cores", "memory", "blocks")  # runs that train no cell
     trained = [r for r in runs if r.data.tags.get("kind") not in measured]
+    sample = [r for r in trained if r.data.params.get("sweep_stage") == "reproduce"]
+    trained = [r for r in trained if r not in sample]  # the sample checks the cells: no cell
     assert len(children) == 2 + sum(map(len, planned)) == len(trained)  # the race's are cells
+    assert len(sample) == json.loads((folder / "reports/reproduce.json").read_text())["sampled"]
     kinds = [r.data.tags["kind"] for r in runs if r not in trained]
     assert kinds.count("steptime") == 2 and all(kinds.count(k) == 1 for k in measured[2:])
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
@@ -175,21 +178,67 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
 
 
 @pytest.mark.slow
-def test_the_report_checks_itself_and_its_steps_against_the_checkout(project):
+def test_a_sample_of_the_cells_is_retrained_here_and_reproduces_its_steps(project):
+    """The reproduce stage retrains the spot's seeds and the region's edges on this machine: on
+    the machine that trained the cells, bitwise the same steps; the report says so, and checks
+    the estimate against those runs."""
     folder, _ = project
-    check = json.loads((folder / "reports/sweet_spot.json").read_text())["self_check"]
-    assert check["batch_sizes"] >= 1 and check["median"] > 0  # every run was timed here
+    sample = json.loads((folder / "reports/reproduce.json").read_text())
+    answer = json.loads((folder / "reports/sweet_spot.json").read_text())
+    rows = sample["rows"]
+    assert sample["spot"] == answer["batch_size"] and sample["region"] == answer["region"]
+    assert [r["batch_size"] for r in rows if r["role"] == "spot"] == [answer["batch_size"]] * len(
+        [r for r in rows if r["role"] == "spot"]) and len(rows) >= 2  # the spot's two seeds
+    edges = {r["batch_size"] for r in rows if r["role"] == "edge"}
+    assert edges == {min(answer["region"]), max(answer["region"])} - {answer["batch_size"]}
+    assert sample["identical"] == sample["sampled"] == len(rows) == len(sample["runs"])
+    assert all(r["committed"] == r["here"] and r["causes"] == [] for r in rows)
+    assert answer["reproduced"] == f"{len(rows)}/{len(rows)}"
+    check = answer["self_check"]
+    assert check["batch_sizes"] >= 1 and check["median"] > 0  # the sample, timed here
     report = (folder / "reports/report.md").read_text()
-    assert "## Reproduced here" in report and "runs timed on this machine took" in report
-    assert "No steps table of this problem came with the checkout" in report  # the MLP's 0.97
-    rows = len(pd.read_csv(folder / "reports/steps_to_target.csv"))
-    commit(folder, "the tiny profile's results")
-    sh("dvc", "repro", "-f", "-s", "report", cwd=folder)
-    report = (folder / "reports/report.md").read_text()
-    assert (f"The steps, reproduced: {rows} of {rows} rows of reports/steps_to_target.csv are "
-            "identical to the checkout's") in report
-    done = json.loads((folder / "reports/sweet_spot.json").read_text())
-    assert done["steps_identical"] == f"{rows}/{rows}"
+    cells = len(sweep_cells(folder))
+    assert f"{len(rows)} of {len(rows)} sampled cells reproduced their steps" in report
+    assert f"All {cells} cells behind this answer were trained on this machine." in report
+    assert "sampled runs, timed on this machine, took" in report
+
+
+def sweep_cells(folder: Path) -> list[Path]:
+    """Every cell the report reads: the two grid cells, then those refine, seeds and race
+    planned."""
+    grid = [folder / "reports/cells/coarse" / f"b{b}-lr1.0-s0-tensor.json" for b in (32, 128)]
+    return grid + [folder / f"reports/cells/{s}/{name}.json" for s in ("refine", "seeds", "race")
+                   for name in json.loads((folder / f"reports/cells/{s}/plan.json").read_text())[
+                       "cells"]]
+
+
+@pytest.mark.slow
+def test_a_report_only_edit_leaves_every_cell_and_timing_stage_up_to_date(project):
+    """Change what only the report runs: only the report is stale. Change a statistic of the
+    answer (analysis.py): no grid cell and no timing stage is stale (their deps are what their
+    commands import: tests/test_paths.py), and the stages that plan from it retrain nothing."""
+    folder, _ = project
+    before = stale(folder)
+    timing = ("sweep@", "extremes@", "steptime", "bench", "cores", "memory", "blocks")
+    cells = {p: p.read_bytes() for p in sweep_cells(folder)}
+    for module in ("report/writeup.py", "answer/analysis.py"):
+        source = folder / "src/sweetspot" / module
+        kept = source.read_bytes()
+        try:
+            source.write_bytes(kept + b"\n# an edit\n")
+            now = stale(folder) - before
+            assert not [s for s in now if s.startswith(timing)], (module, now)
+            if module == "report/writeup.py":
+                assert now == {"report"}
+            else:  # the plan, refine, seeds and the race run again, and keep every cell
+                assert {"plan", "refine", "seeds", "race"} <= now
+                sh("dvc", "repro", "race", cwd=folder)
+                assert {p: p.read_bytes() for p in sweep_cells(folder)} == cells
+        finally:
+            source.write_bytes(kept)
+    sh("dvc", "repro", "race", cwd=folder)  # back to the lock's code: nothing to train
+    assert {p: p.read_bytes() for p in sweep_cells(folder)} == cells
+    assert stale(folder) == before
 
 
 def test_held_out_seeds_are_checked_against_the_verdicts(project):
@@ -298,3 +347,27 @@ def test_bad_grid_fails_at_the_start_with_one_line(project):
         assert "sweep.targets: 1.5 is out of range (0, 1.0]" in done.stdout + done.stderr
     finally:
         shutil.move(folder / "params.good", folder / "params.yaml")
+
+
+@pytest.mark.slow
+def test_a_missing_committed_cell_is_retrained_alone_and_the_report_says_so(project):
+    """As in a clone of cells committed elsewhere: one cell goes missing; `dvc repro` retrains
+    that cell and no other (refine, seeds and the race keep theirs), and the report names it.
+    Last in this file: it leaves the cells marked as trained elsewhere."""
+    folder, _ = project
+    for path in sweep_cells(folder):  # trained on another host, committed there
+        cell = json.loads(path.read_text())
+        path.write_text(json.dumps({**cell, "provenance": {**cell["provenance"],
+                                                          "host": "elsewhere"}}))
+    sh("dvc", "commit", "--force", "--quiet", cwd=folder)
+    cells = {p: p.read_bytes() for p in sweep_cells(folder)}
+    gone = folder / "reports/cells/coarse/b32-lr1.0-s0-tensor.json"
+    gone.unlink()
+    assert {s for s in stale(folder) if s.startswith("sweep@")} == {"sweep@32-1.0-0-tensor"}
+    ran = ran_stages(sh("dvc", "repro", "report", cwd=folder).stdout)
+    assert [s for s in ran if s.startswith(("sweep@", "extremes@"))] == ["sweep@32-1.0-0-tensor"]
+    after = {p: p.read_bytes() for p in sweep_cells(folder)}
+    assert [p.name for p in cells if after[p] != cells[p]] == [gone.name]  # no other retrained
+    report = (folder / "reports/report.md").read_text()
+    assert (f"1 of the {len(cells)} cells behind this answer was trained on this machine "
+            f"(b32-lr1.0-s0-tensor)") in report

@@ -316,32 +316,3 @@ def test_self_check_reads_only_batch_sizes_measured_both_ways():
     found = estimate.self_check(beside([math.inf, math.nan, 1.3]))
     assert found["batch_sizes"] == 1 and found["median"] == pytest.approx(1.3)
     assert estimate.self_check(beside([math.nan, math.inf])) is None
-
-
-def steps_csv(tmp_path, rows) -> pd.DataFrame:
-    """A steps table through a CSV file and back, as the report compares them."""
-    table = pd.DataFrame([{"dataset": "MNIST", "network": "mlp", "optimizer": "sgd",
-                           "loader": "tensor", "batch_size": b, "lr": 1.0, "target": 0.97,
-                           "seed": 0, "steps": steps, "examples": steps * b if steps else None,
-                           "epochs": 1.0 if steps else None, "censored": steps is None,
-                           "outcome": "reached" if steps else "not_reached"}
-                          for b, steps in rows], columns=estimate.STEPS_COLUMNS)
-    table.to_csv(tmp_path / "t.csv", index=False)
-    return pd.read_csv(tmp_path / "t.csv")
-
-
-def test_steps_reproduced_identical_tables_censored_rows_included(tmp_path):
-    table = steps_csv(tmp_path, [(32, 4875), (64, 3000), (1024, None)])
-    found = estimate.steps_reproduced(table, table.copy())
-    assert found == {"rows": 3, "identical": 3, "differ": [], "new": 0, "gone": 0}
-
-
-def test_steps_reproduced_names_each_differing_row_and_the_rows_of_one_table(tmp_path):
-    old = steps_csv(tmp_path, [(32, 4875), (64, 3000), (1024, None), (2048, None)])
-    new = steps_csv(tmp_path, [(32, 4875), (64, 3100), (1024, 9000), (16, 8000)])
-    found = estimate.steps_reproduced(new, old)
-    assert (found["rows"], found["identical"], found["new"], found["gone"]) == (3, 1, 1, 1)
-    assert [(d["batch_size"], d["steps_old"], d["steps"]) for d in found["differ"]][0] == (
-        64, 3000, 3100)
-    assert math.isnan(found["differ"][1]["steps_old"]) and found["differ"][1]["steps"] == 9000
-    assert estimate.steps_reproduced(new, None)["new"] == 4

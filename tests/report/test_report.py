@@ -17,7 +17,6 @@ from sweetspot.report.answer import (
     reproduced_here,
     validations,
 )
-from sweetspot.track import tracking
 
 # A validation as `sweetspot validate` writes it (validate.main): one stack, three batch sizes,
 # two seeds each, one run censored (its time written as null).
@@ -223,17 +222,24 @@ def test_a_report_draws_only_its_own_problems_validations(tmp_path, monkeypatch)
     assert [d["stack"] for d in validations(cnn)] == ["MNIST-cnn-cpu-a"]
 
 
+def sampled(rows: list[dict] | None = None) -> dict:
+    """The reproduce stage's document, as far as the text reads it: five cells sampled."""
+    rows = rows or []
+    return {"spot": 32, "region": [16, 32, 64], "sampled": 5,
+            "identical": 5 - sum(not r["identical"] for r in rows), "seconds": 61.0,
+            "rows": rows, "runs": []}
+
+
 def timed_here(results, factor):
-    """reproduced_here's answer for runs all timed here, whose step time is `factor` x the one
-    steptime measured; the steps table identical to the checkout's."""
+    """reproduced_here's answer for a sample of runs timed here, whose step time is `factor` x
+    the one steptime measured; every cell trained here."""
     seconds = {b: [(T0 + C * b) / factor] * 7 for b in (16, 32, 64, 128, 256, 1024)}
     spots = estimate.answers(results, seconds, [0.97], resamples=50)
     table = analysis.target_table(results, [0.97])
-    return spots, {"host": "here", "runs_here": len(results), "runs": len(results),
+    return spots, {"sample": sampled(), "cells": len(results),
+                   "trained_here": [f"cell{i}" for i in range(len(results))], "elsewhere_on": [],
                    "self_check": estimate.self_check(estimate.beside_measured(
-                       spots[0.97]["per_batch"], table, 0.97)),
-                   "steps": {"rows": 24, "identical": 24, "differ": [], "new": 0, "gone": 0},
-                   "commit": "abc1234"}
+                       spots[0.97]["per_batch"], table, 0.97))}
 
 
 def test_a_quarter_off_opens_the_report_with_the_finding_and_the_fix(answer):
@@ -253,40 +259,46 @@ def test_five_percent_off_is_within_the_goal_and_said_only_in_its_section(answer
     assert "not this machine's now" not in md
     assert "## Reproduced here" in md and "took 1.05x the estimate" in md
     assert "within it: the seconds per step are this machine's" in md
+    assert "All 24 cells behind this answer were trained on this machine." in md
 
 
 def test_no_run_timed_here_leaves_the_estimate_unchecked(answer):
     results, cells, _, spots = answer
-    here = {"host": "here", "runs_here": 0, "runs": 24, "self_check": None,
-            "steps": {"rows": 0, "identical": 0, "differ": [], "new": 24, "gone": 0},
-            "commit": ""}
+    here = {"sample": sampled(), "self_check": None, "cells": 24, "trained_here": [],
+            "elsewhere_on": ["AMD EPYC (AVX2)"]}
     md = text(spots, cells, here=here)
-    assert "cannot check the estimate here" in md and "not this machine's" not in md
-    assert "No steps table of this problem came with the checkout" in md
+    assert "nothing checks the estimate here" in md and "not this machine's" not in md
+    assert ("None of the 24 cells behind this answer was trained on this machine: they came "
+            "with the checkout, trained on AMD EPYC (AVX2).") in md
 
 
-def test_the_steps_sentence_on_an_identical_and_on_a_changed_table():
-    same = {"rows": 92, "identical": 92, "differ": [], "new": 0, "gone": 0}
-    assert checks.steps_sentence(same, "e01db47") == (
-        "The steps, reproduced: 92 of 92 rows of reports/steps_to_target.csv are identical to "
-        "the checkout's (git e01db47).")
-    changed = {"rows": 92, "identical": 91, "new": 2, "gone": 0, "differ": [
-        {"batch_size": 32, "lr": 1.0, "seed": 0, "target": 0.97, "steps": 4900.0,
-         "steps_old": 4875.0}]}
-    said = checks.steps_sentence(changed, "e01db47")
-    assert "91 of 92 rows" in said
-    assert "1 differ (batch 32, lr 1, seed 0, 0.97: 4875 -> 4900 steps)" in said
-    assert "(2 rows new)" in said
+def test_the_sample_sentence_says_how_far_a_cell_moved_and_why():
+    assert checks.sample_sentence(sampled()).startswith(
+        "5 of 5 sampled cells reproduced their steps (every seed of the sweet spot, batch 32, "
+        "and one seed at each edge of the sweet region, retrained here in 61 s")
+    moved = {"name": "b12-lr1.0-s0-tensor", "identical": False, "ratio": 1.0256,
+             "committed": {"0.97": 7800.0, "0.95": 5000.0},
+             "here": {"0.97": 8000.0, "0.95": 5000.0},
+             "causes": ["the CPU's vector width (AVX2 there, AVX512 here)"]}
+    said = checks.sample_sentence(sampled([moved]))
+    assert said.startswith("4 of 5 sampled cells reproduced their steps")
+    assert ("b12-lr1.0-s0-tensor: 7800 -> 8000 steps to 0.97, 1.026x; likely the CPU's vector "
+            "width (AVX2 there, AVX512 here).") in said
+    unexplained = {**moved, "causes": [], "here": {"0.97": None, "0.95": 5000.0}, "ratio": None}
+    assert ("7800 -> never steps to 0.97; not explained by the vector width, the torch version "
+            "or the rate.") in checks.sample_sentence(sampled([unexplained]))
 
 
-def test_reproduced_here_checks_only_the_runs_timed_on_this_host(answer, root):
-    results, _, seconds, spots = answer
-    mine = [{**r, "provenance": {"host": tracking.host()}} for r in results[:12]]
-    theirs = [{**r, "provenance": {"host": "elsewhere"}} for r in results[12:]]
-    paths.STEPS_TABLE.parent.mkdir(parents=True)
-    table = estimate.steps_table(results, [0.97], "MNIST", "mlp", "sgd")
-    table.to_csv(paths.STEPS_TABLE, index=False)
-    here = reproduced_here(mine + theirs, spots[0.97]["per_batch"], [0.97], table)
-    assert (here["runs_here"], here["runs"]) == (12, 24)
-    assert here["self_check"]["median"] == pytest.approx(1.0)
-    assert here["steps"]["rows"] == 0 and here["commit"] == ""  # no git here: nothing to compare
+def test_reproduced_here_checks_the_sample_and_names_the_cells_trained_here(answer):
+    results, _, _, spots = answer
+    named = [{**r, "name": f"cell{i}", "provenance": {"host": "here" if i in (2, 3) else "there",
+                                                       "cpu_model": "AMD EPYC"}}
+             for i, r in enumerate(results)]
+    sample = {**sampled(), "runs": named[2:4]}  # the sample: batch 16's two seeds at lr 1
+    here = reproduced_here(named, spots[0.97]["per_batch"], [0.97], sample)
+    assert here["trained_here"] == ["cell2", "cell3"] and here["cells"] == 24
+    assert here["elsewhere_on"] == ["AMD EPYC (vector width unrecorded)"]
+    assert here["self_check"]["median"] == pytest.approx(1.0)  # these runs: the cost model's
+    assert reproduced_here(named, spots[0.97]["per_batch"], [0.97], None) is None
+
+

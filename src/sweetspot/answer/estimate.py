@@ -197,31 +197,6 @@ def self_check(beside: pd.DataFrame, goal: float = ERROR_GOAL) -> dict | None:
             "high": float(ratios.max()), "goal": goal, "departs": abs(median - 1) > goal}
 
 
-STEPS_KEY = ["dataset", "network", "optimizer", "loader", "batch_size", "lr", "target", "seed"]
-STEPS_VALUES = ["steps", "examples", "epochs", "censored", "outcome"]
-
-
-def steps_reproduced(new: pd.DataFrame, old: pd.DataFrame | None) -> dict:
-    """A steps table (steps_table's, as read back from CSV) against the one a checkout came with:
-    the rows of both (by STEPS_KEY), how many are identical in every value (blank = blank), each
-    differing row's key with its old and new steps, and the rows only one of them has. `old`
-    None: nothing to compare with (every row new)."""
-    if old is None:
-        return {"rows": 0, "identical": 0, "differ": [], "new": len(new), "gone": 0}
-    both = new.merge(old, on=STEPS_KEY, how="outer", suffixes=("", "_old"), indicator=True)
-    common = both[both["_merge"] == "both"]
-    same = np.ones(len(common), bool)
-    for key in STEPS_VALUES:
-        a, b = common[key], common[f"{key}_old"]
-        same &= ((a == b) | (a.isna() & b.isna())).to_numpy(bool)
-    differ = [{**{k: row[k] for k in STEPS_KEY}, "steps": row["steps"],
-               "steps_old": row["steps_old"]}
-              for (_, row), ok in zip(common.iterrows(), same, strict=True) if not ok]
-    return {"rows": len(common), "identical": int(same.sum()), "differ": differ,
-            "new": int((both["_merge"] == "left_only").sum()),
-            "gone": int((both["_merge"] == "right_only").sum())}
-
-
 def answers(results: list[dict], seconds: dict[int, list[float]], targets: list[float],
             resamples: int, runs: list[dict] | None = None) -> dict:
     """Per target: the estimated sweet spot and region ("spot") from the steps of `results` and

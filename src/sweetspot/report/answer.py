@@ -5,7 +5,6 @@ renders the text)."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -16,13 +15,12 @@ import pandas as pd
 from sweetspot import paths
 from sweetspot.advice import tested
 from sweetspot.answer import analysis, costmodel, estimate, fastest
-from sweetspot.check import heldout
+from sweetspot.check import heldout, reproduce
 from sweetspot.config import Params
 from sweetspot.data import idx
 from sweetspot.measure import machine
 from sweetspot.report import compare, figures
 from sweetspot.sweep import race, sweep
-from sweetspot.track import tracking
 from sweetspot.train.networks import network_name, network_slug
 
 
@@ -111,22 +109,27 @@ def final_model(results: list[dict], per_batch: pd.DataFrame, spot: dict,
 
 
 def reproduced_here(results: list[dict], per_batch: pd.DataFrame, targets: list[float],
-                    steps: pd.DataFrame) -> dict:
-    """What this repro reproduced on this machine: the answer's check of itself (measured over
-    estimated for the runs timed on this host, estimate.self_check), and this steps table (as
-    it is written) against the one the checkout came with (git's HEAD)."""
-    host = tracking.host()
-    runs = [r for r in results if r.get("provenance", {}).get("host") == host]
-    check = None
+                    sample: dict | None) -> dict | None:
+    """What was reproduced on this machine (the reproduce stage's sample): its steps against the
+    committed cells', the answer's check of itself on its runs (timed here: measured over
+    estimated, estimate.self_check), and which of the cells were trained on the host the sample
+    ran on (a committed cell that was missing or changed is retrained, alone, by DVC). None
+    before the stage ran."""
+    if sample is None:
+        return None
+    runs, check = sample["runs"], None
     if runs:
         timed_here = analysis.target_table(runs, targets)
         check = estimate.self_check(estimate.beside_measured(per_batch, timed_here, targets[0]))
-    committed = tracking.git("show", f"HEAD:{paths.STEPS_TABLE}")
-    old = pd.read_csv(io.StringIO(committed)) if committed else None
-    new = pd.read_csv(io.StringIO(steps.to_csv(index=False)))  # as the file reads back
-    return {"host": host, "runs_here": len(runs), "runs": len(results), "self_check": check,
-            "steps": estimate.steps_reproduced(new, old),
-            "commit": tracking.git("rev-parse", "--short", "HEAD")}
+    hosts = {r["provenance"].get("host") for r in runs}
+    elsewhere = [r.get("provenance", {}) for r in results
+                 if r.get("provenance", {}).get("host") not in hosts]
+    return {"sample": sample, "self_check": check, "cells": len(results),
+            "trained_here": sorted(r["name"] for r in results
+                                   if r.get("provenance", {}).get("host") in hosts),
+            "elsewhere_on": sorted({f"{p.get('cpu_model', '?')} "
+                                    f"({p.get('torch_cpu_capability', 'vector width unrecorded')})"
+                                    for p in elsewhere})}
 
 
 def validations(params: Params) -> list[dict]:
@@ -192,7 +195,8 @@ def build(params: Params) -> Answer:
         validations=validations(params),
         final=final_model(headline, per_batch, spots[targets[0]],
                           test_labels(params.data.dataset)),
-        here=reproduced_here(headline, per_batch, targets, steps), raced=raced,
+        here=reproduced_here(headline, per_batch, targets, reproduce.document()),
+        raced=raced,
         held=heldout.documents(), problems=summaries(own, summary_file(params)), summary=own,
         advice=tested.build(params, results, per_loader, targets[0], cost), results=results,
         steps=steps)

@@ -19,54 +19,57 @@ def self_check_alarm(check: dict) -> str:
             f"{check['goal']:.0%} the answer is held to. Re-measure them: `{REMEASURE}`.")
 
 
-def reproduced(here: dict | None, timing: dict) -> list[str]:
-    """Reproduced here: the answer's check of itself on this machine's runs, where the seconds
-    were measured, and the steps table against the one the checkout came with."""
+def reproduced(here: dict | None) -> list[str]:
+    """Reproduced here: the sample of cells retrained on this machine against the committed
+    cells, the answer's check of itself on those runs, and where the cells were trained."""
     if here is None:
         return []
-    lines = ["## Reproduced here", ""]
-    check = here["self_check"]
+    sample, check = here["sample"], here["self_check"]
+    lines = ["## Reproduced here", "", sample_sentence(sample), ""]
     if check is None:
-        lines.append(f"None of the {here['runs']} runs behind this answer was timed on this "
-                     "machine since its last boot, so their times cannot check the estimate "
-                     "here.")
+        lines.append("No sampled run was timed here, so nothing checks the estimate here.")
     else:
         verdict = ("beyond it: the seconds per step are another machine's, or another load's; "
                    f"re-measure them with `{REMEASURE}`" if check["departs"] else
                    "within it: the seconds per step are this machine's")
-        lines.append(f"The answer's check of itself: the {here['runs_here']} of {here['runs']} "
-                     f"runs timed on this machine took {check['median']:.2f}x the estimate "
-                     f"(median over {check['batch_sizes']} batch sizes, range "
-                     f"{check['low']:.2f}-{check['high']:.2f}); the goal is "
-                     f"{check['goal']:.0%}, and this is {verdict}.")
-    if timing.get("host") not in (None, here["host"]):
-        lines.append("The seconds per step were measured on another host, or before this "
-                     "one's last boot.")
-    lines += ["", f"{steps_sentence(here['steps'], here['commit'])} Of the {here['runs']} runs "
-              f"behind this table, {here['runs_here']} were trained on this machine since its "
-              "last boot.", ""]
-    return lines
+        lines.append(f"The answer's check of itself: the {sample['sampled']} sampled runs, timed "
+                     f"on this machine, took {check['median']:.2f}x the estimate (median over "
+                     f"{check['batch_sizes']} batch sizes, range {check['low']:.2f}-"
+                     f"{check['high']:.2f}); the goal is {check['goal']:.0%}, and this is "
+                     f"{verdict}.")
+    mine, cells = here["trained_here"], here["cells"]
+    if len(mine) == cells:
+        where = f"All {cells} cells behind this answer were trained on this machine."
+    elif not mine:
+        where = (f"None of the {cells} cells behind this answer was trained on this machine: "
+                 f"they came with the checkout, trained on {', '.join(here['elsewhere_on'])}.")
+    else:
+        where = (f"{len(mine)} of the {cells} cells behind this answer "
+                 f"{'was' if len(mine) == 1 else 'were'} trained on this machine "
+                 f"({', '.join(mine)}): DVC retrains a committed cell that is missing "
+                 f"or changed, and only that one; the rest came with the checkout, trained on "
+                 f"{', '.join(here['elsewhere_on'])}.")
+    return lines + ["", where, ""]
 
 
-def steps_sentence(steps: dict, commit: str) -> str:
-    """This steps table against the checkout's: identical rows, or which differ and by how
-    much."""
-    if steps["rows"] == 0:
-        return ("No steps table of this problem came with the checkout, so there is none to "
-                "compare this one with.")
-    checkout = f"the checkout's (git {commit})" if commit else "the checkout's"
-    text = (f"The steps, reproduced: {steps['identical']} of {steps['rows']} rows of "
-            f"reports/steps_to_target.csv are identical to {checkout}")
-    if steps["differ"]:
-        shown = "; ".join(
-            f"batch {d['batch_size']}, lr {d['lr']:g}, seed {d['seed']}, {d['target']:g}: "
-            f"{fmt(d['steps_old'], '.0f')} -> {fmt(d['steps'], '.0f')} steps"
-            for d in steps["differ"][:5])
-        more = f", and {len(steps['differ']) - 5} more" if len(steps["differ"]) > 5 else ""
-        text += f"; {len(steps['differ'])} differ ({shown}{more})"
-    extra = [f"{n} rows {word}" for n, word in ((steps["new"], "new"), (steps["gone"], "gone"))
-             if n]
-    return text + (f" ({', '.join(extra)})" if extra else "") + "."
+def sample_sentence(sample: dict) -> str:
+    """The sample's steps against the committed cells': how many agree, and for each that does
+    not, how far and the likely cause."""
+    text = (f"{sample['identical']} of {sample['sampled']} sampled cells reproduced their steps "
+            f"(every seed of the sweet spot, batch {sample['spot']}, and one seed at each edge of "
+            f"the sweet region, retrained here in {sample['seconds']:.0f} s and compared with "
+            f"the committed cells to every target).")
+    for row in sample["rows"]:
+        if row["identical"]:
+            continue
+        steps = "; ".join(f"{fmt(old, '.0f', 'never')} -> {fmt(row['here'][t], '.0f', 'never')} "
+                          f"steps to {t}" for t, old in row["committed"].items()
+                          if old != row["here"][t])
+        how = f", {row['ratio']:.3f}x" if row["ratio"] else ""
+        why = ("; likely " + " or ".join(row["causes"]) if row["causes"] else
+               "; not explained by the vector width, the torch version or the rate")
+        text += f" {row['name']}: {steps}{how}{why}."
+    return text
 
 
 def validation_section(checks: list[dict]) -> list[str]:

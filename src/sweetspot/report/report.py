@@ -93,8 +93,9 @@ def main(params: Params) -> int:
     write_plots(answer.headline_runs, per_batch)
     targets, here, final = list(params.sweep.targets), answer.here, answer.final
     doc = metrics_doc(answer.spots, targets)
-    doc.update(self_check=here["self_check"], steps_identical=(
-                   f"{here['steps']['identical']}/{here['steps']['rows']}"),
+    sample = here["sample"] if here else None
+    doc.update(self_check=here["self_check"] if here else None,
+               reproduced=f"{sample['identical']}/{sample['sampled']}" if sample else None,
                dataset=params.data.dataset, loader=params.sweep.loaders[0],
                cost_model=answer.cost, noise_scale=answer.noise, load=answer.timing.get("load"),
                per_class_accuracy=final["per_class"] if final else None,
@@ -105,7 +106,7 @@ def main(params: Params) -> int:
     paths.write_json(paths.SWEET_SPOT, doc)
     paths.write_json(paths.ANSWER_METRICS, headline(doc))
     paths.REPORT_MD.write_text(writeup.markdown(answer, [n for n in drawn if n != "comparison"]))
-    if here["self_check"] and here["self_check"]["departs"]:
+    if here and here["self_check"] and here["self_check"]["departs"]:
         print(f"report: {self_check_alarm(here['self_check'])}", flush=True)
     print(f"report: sweet region {doc['region']} at {target:g}, spot {doc['batch_size']} "
           f"({fmt(doc['time_to_target'])} s estimated, wins "

@@ -56,7 +56,7 @@ def markdown(answer: Answer, drawn: list[str]) -> str:
     lines += why(answer.cost, answer.noise, spots[target])
     lines += data_paths(answer.loaders, params.sweep.targets)
     lines += final_section(answer.final)
-    lines += reproduced(here, timing)
+    lines += reproduced(here)
     lines += validation_section(answer.validations)
     lines += [f"![{CAPTIONS[name]}](figures/{name}.png)" for name in drawn]
     lines += ["", *compare.section(answer.problems), "## Measured on", ""]

@@ -19,14 +19,13 @@ Each round adds one seed at the chosen rate to every undecided batch size and to
 the missing seeds to every undecided rate, in that order, within race.max_seeds per batch size
 and race.max_cells in all. Pure: the same steps and seconds give the same cells. The stage
 (`main`) keeps the cells it trained (a persistent output) and retrains none while the cells it
-raced from are byte-identical: a re-measurement of the seconds alone adds cells only where a
+raced from have the same steps (sweep.basis: a committed cell retrained to the same steps changes
+nothing here): a re-measurement of the seconds alone adds cells only where a
 decision changed, and drops the cells no decision needs any more.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from dataclasses import dataclass
 
@@ -158,14 +157,6 @@ def all_paths(params: Params) -> list:
     return sweep.all_paths(params) + sweep.planned_paths(paths.RACE)
 
 
-def basis(files) -> str:
-    """What the race ran from: the bytes of the cells before it (a retrained cell changes them)."""
-    digest = hashlib.md5()
-    for path in files:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def _trainer(params: Params, loader: str, base: dict, reuse: bool, target: float, names: list):
     """train(cells) for `run`: each cell trained into reports/cells/race, or read back when the
     race kept it; its name appended to `names`."""
@@ -187,14 +178,14 @@ def main(params: Params) -> int:
     """The `race` stage: rounds of seeds (see the module's text) per data path the sweep trained,
     into reports/cells/race with its plan (the rounds and each batch size's status)."""
     s, r = params.sweep, params.race
-    upstream = sweep.all_paths(params)
-    results = sweep.read_cells(upstream)
+    results = sweep.read_cells(sweep.all_paths(params))
     seconds = {k: fastest.round_seconds(doc) for k, doc in sweep.step_times(params).items()}
-    plan_file, key = paths.RACE / paths.PLAN, basis(upstream)
-    reuse = plan_file.exists() and json.loads(plan_file.read_text()).get("basis") == key
+    plan_file = paths.RACE / paths.PLAN
+    plan = {"basis": sweep.basis(results, list(s.targets)), "target": s.targets[0]}
+    reuse = sweep.kept(paths.RACE, plan)
     if not reuse:
         sweep.clear_folder(paths.RACE)
-    target, names, plan = s.targets[0], [], {"basis": key, "target": s.targets[0]}
+    target, names = s.targets[0], []
     for loader in s.loaders:
         mine = [c for c in results if c["loader"] == loader]
         base = {(c["batch_size"], c["lr"]): c["base_lr"] for c in mine}

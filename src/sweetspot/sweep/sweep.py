@@ -16,6 +16,7 @@ seeds) is pure functions of params and results; only the `*_main` functions trai
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import sys
@@ -208,30 +209,58 @@ def write_plan(out_dir: Path, cells: list[Cell], plan: dict) -> None:
     paths.write_json(out_dir / paths.PLAN, {**plan, "cells": [c.name for c in cells]})
 
 
+def basis(results: list[dict], targets: list[float]) -> str:
+    """What a plan was drawn from: the steps of the cells before it (steps_table), not their
+    bytes, so a cell retrained with the same steps (a committed cell restored) changes no plan."""
+    table = estimate.steps_table(results, targets, "", "", "")
+    return hashlib.md5(table.to_csv(index=False).encode()).hexdigest()
+
+
+def kept(out_dir: Path, plan: dict) -> bool:
+    """Whether the cells in out_dir may stay: the folder's plan was drawn from the same steps
+    (basis) as this one. A stage re-run by DVC for a changed cell before it keeps every cell it
+    still plans; one whose code or params changed retrains (its cells before it did too)."""
+    old = out_dir / paths.PLAN
+    return ("basis" in plan and old.exists()
+            and json.loads(old.read_text()).get("basis") == plan["basis"])
+
+
 def _train_plan(params: Params, cells: list[Cell], out_dir: Path, stage: str, plan: dict) -> int:
-    """Train the planned cells into out_dir, one after another, then write the plan."""
+    """Train the planned cells into out_dir, one after another (keeping those `kept` allows),
+    then write the plan."""
     for cell in cells:
         cell_params(params, cell)  # every cell checks before the first trains
-    clear_folder(out_dir)
-    print(f"{stage}: training {len(cells)} cell(s): {[c.name for c in cells]}", file=sys.stderr)
-    for cell in cells:
+    keep = kept(out_dir, plan)
+    if not keep:
+        clear_folder(out_dir)
+    todo = [c for c in cells if not (keep and paths.cell_file(out_dir, c.name).exists())]
+    print(f"{stage}: training {len(todo)} of {len(cells)} cell(s): {[c.name for c in todo]}",
+          file=sys.stderr)
+    for cell in todo:
         run_cell(params, cell, paths.cell_file(out_dir, cell.name), stage)
+    names = {c.name for c in cells}
+    for stale in out_dir.glob("*.json"):  # kept cells no longer planned
+        if stale.name != paths.PLAN and stale.stem not in names:
+            stale.unlink()
     write_plan(out_dir, cells, plan)
     return 0
 
 
 def planned(params: Params, stage: str) -> tuple[list[Cell], dict]:
     """What the refine or seeds stage trains: refine, the cells of the `plan` stage's file; seeds,
-    from the cells before it. Returns (cells, plan)."""
+    from the cells before it. Returns (cells, plan), the plan with the steps it was drawn from
+    (basis: the grid's for refine, the grid's and refine's for seeds)."""
     if stage == "refine":
         if not paths.REFINE_PLAN.exists():
             raise ConfigError(f"{paths.REFINE_PLAN} is missing: run `dvc repro plan`")
         plan = json.loads(paths.REFINE_PLAN.read_text())
         cells = [Cell(c["batch_size"], c["base_lr"], c["seed"], c["loader"])
                  for c in plan.pop("cells")]
-        return cells, plan
+        grid_steps = basis(read_cells(grid_paths(params)), list(params.sweep.targets))
+        return cells, {**plan, "basis": grid_steps}
     results = read_cells(grid_paths(params) + planned_paths(paths.REFINE))
-    return seeds_plan(params, results), {"target": params.sweep.targets[0]}
+    return seeds_plan(params, results), {"target": params.sweep.targets[0],
+                                         "basis": basis(results, list(params.sweep.targets))}
 
 
 def plan_main(params: Params) -> int:

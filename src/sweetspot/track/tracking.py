@@ -220,12 +220,16 @@ def file_sweep(experiment: str, key: str, name: str, summary: dict, params: dict
     and ends when the last ended (a parent from an earlier report is replaced). Its records go
     through the outbox, as a run's do. Returns its id."""
     store = client()
-    children = {}
+    children, elsewhere = {}, []
     for cell, run_id in cells.items():
         try:
             children[run_id] = outage.retry(store.get_run, run_id).info
-        except Exception:  # noqa: BLE001 - a cell restored from DVC's cache, run in another store
-            print(f"report: cell {cell} has no run in this MLflow store (restored by DVC)")
+        except Exception:  # noqa: BLE001 - a committed cell, trained and tracked elsewhere
+            elsewhere.append(cell)
+    if elsewhere:
+        print(f"report: {len(elsewhere)} of {len(cells)} cells have no run in this MLflow store "
+              f"(trained elsewhere and committed, e.g. {elsewhere[0]}); the sweep's run links "
+              "the others")
     now = time.time()
     start = min((c.start_time / 1000 for c in children.values()), default=now)
     end = max(((c.end_time or now * 1000) / 1000 for c in children.values()), default=now)
