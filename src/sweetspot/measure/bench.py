@@ -143,15 +143,15 @@ def eval_off_clock(params: Params, data: Data, repeats: int, n: int = 6000) -> d
         for name, every in (("rare", n), ("often", base.batch_size)):
             runs[name].append(train_one(dataclasses.replace(base, eval_every_examples=every),
                                         subset))
-    fastest = lambda name, key: float(  # noqa: E731
+    best = lambda name, key: float(  # noqa: E731
         fastest.machine_seconds([r[key] for r in runs[name]]))
     return {"examples": n, "batch_size": base.batch_size, "repeats": repeats,
             "evaluations": len(runs["often"][0]["curve"]),
-            "train_time_rare": fastest("rare", "train_time"),
-            "train_time_often": fastest("often", "train_time"),
-            "eval_time_often": fastest("often", "eval_time"),
-            "clock_ratio": fastest("often", "train_time") / fastest("rare", "train_time"),
-            "eval_over_train": fastest("often", "eval_time") / fastest("rare", "train_time")}
+            "train_time_rare": best("rare", "train_time"),
+            "train_time_often": best("often", "train_time"),
+            "eval_time_often": best("often", "eval_time"),
+            "clock_ratio": best("often", "train_time") / best("rare", "train_time"),
+            "eval_over_train": best("often", "eval_time") / best("rare", "train_time")}
 
 
 def summarise(rows: list[dict], width: int, matmul: float | None) -> dict:
