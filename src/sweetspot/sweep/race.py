@@ -18,9 +18,9 @@ rests on the seeds stage's seeds, the other on one): it gets the seeds the chose
 Each round adds one seed at the chosen rate to every undecided batch size and to the spot, and
 the missing seeds to every undecided rate, in that order, within race.max_seeds per batch size
 and race.max_cells in all. Pure: the same steps and seconds give the same cells. The stage
-(`main`) keeps the cells it trained (a persistent output) and retrains none while the cells it
-raced from have the same steps (sweep.basis: a committed cell retrained to the same steps changes
-nothing here): a re-measurement of the seconds alone adds cells only where a
+(`main`) keeps the cells it trained (a persistent output) and retrains none while the grid's
+cells have the same steps (sweep.basis: a committed cell retrained to the same steps
+changes nothing here): a re-measurement of the seconds alone adds cells only where a
 decision changed, and drops the cells no decision needs any more.
 """
 
@@ -181,7 +181,7 @@ def main(params: Params) -> int:
     results = sweep.read_cells(sweep.all_paths(params))
     seconds = {k: fastest.round_seconds(doc) for k, doc in sweep.step_times(params).items()}
     plan_file = paths.RACE / paths.PLAN
-    plan = {"basis": sweep.basis(results, list(s.targets)), "target": s.targets[0]}
+    plan = {"basis": sweep.basis(params), "target": s.targets[0]}
     reuse = sweep.kept(paths.RACE, plan)
     if not reuse:
         sweep.clear_folder(paths.RACE)

@@ -209,17 +209,21 @@ def write_plan(out_dir: Path, cells: list[Cell], plan: dict) -> None:
     paths.write_json(out_dir / paths.PLAN, {**plan, "cells": [c.name for c in cells]})
 
 
-def basis(results: list[dict], targets: list[float]) -> str:
-    """What a plan was drawn from: the steps of the cells before it (steps_table), not their
-    bytes, so a cell retrained with the same steps (a committed cell restored) changes no plan."""
-    table = estimate.steps_table(results, targets, "", "", "")
+def basis(params: Params) -> str:
+    """What a planned cell's steps rest on besides its own settings: the steps of the grid's cells
+    (steps_table), which DVC retrains whenever the data, the training code or a training setting
+    changes. A planned cell (refine's, seeds', the race's) depends on no other cell, so while this
+    is the same every cell still planned stands: a grid cell restored with the same steps, an
+    edit to the answer's statistics, or new seconds that move a plan retrain none of them."""
+    table = estimate.steps_table(read_cells(grid_paths(params)), list(params.sweep.targets),
+                                 "", "", "")
     return hashlib.md5(table.to_csv(index=False).encode()).hexdigest()
 
 
 def kept(out_dir: Path, plan: dict) -> bool:
-    """Whether the cells in out_dir may stay: the folder's plan was drawn from the same steps
-    (basis) as this one. A stage re-run by DVC for a changed cell before it keeps every cell it
-    still plans; one whose code or params changed retrains (its cells before it did too)."""
+    """Whether the cells in out_dir may stay: they rest on the same grid steps (basis) as this
+    plan. A stage re-run by DVC keeps every cell it still plans and trains only the new ones;
+    after a change to the training code or settings (the grid's steps then change) all retrain."""
     old = out_dir / paths.PLAN
     return ("basis" in plan and old.exists()
             and json.loads(old.read_text()).get("basis") == plan["basis"])
@@ -249,18 +253,17 @@ def _train_plan(params: Params, cells: list[Cell], out_dir: Path, stage: str, pl
 def planned(params: Params, stage: str) -> tuple[list[Cell], dict]:
     """What the refine or seeds stage trains: refine, the cells of the `plan` stage's file; seeds,
     from the cells before it. Returns (cells, plan), the plan with the steps it was drawn from
-    (basis: the grid's for refine, the grid's and refine's for seeds)."""
+    (basis)."""
     if stage == "refine":
         if not paths.REFINE_PLAN.exists():
             raise ConfigError(f"{paths.REFINE_PLAN} is missing: run `dvc repro plan`")
         plan = json.loads(paths.REFINE_PLAN.read_text())
         cells = [Cell(c["batch_size"], c["base_lr"], c["seed"], c["loader"])
                  for c in plan.pop("cells")]
-        grid_steps = basis(read_cells(grid_paths(params)), list(params.sweep.targets))
-        return cells, {**plan, "basis": grid_steps}
+        return cells, {**plan, "basis": basis(params)}
     results = read_cells(grid_paths(params) + planned_paths(paths.REFINE))
     return seeds_plan(params, results), {"target": params.sweep.targets[0],
-                                         "basis": basis(results, list(params.sweep.targets))}
+                                         "basis": basis(params)}
 
 
 def plan_main(params: Params) -> int:
