@@ -160,10 +160,11 @@ def stale(folder: Path) -> set[str]:
 def copy_project(folder: Path, mnist_root: Path) -> Path:
     """A fresh-clone-like copy (tracked and untracked-not-ignored files, committed) with the
     verified MNIST in data/, so the download stage verifies without network. The committed
-    cells and their sample are the full profile's: left out, so a tiny profile starts with none."""
+    cells and their sample are the full profile's: left out (the cell folders kept, empty), so a
+    tiny profile starts with none."""
     files = sh("git", "ls-files", "-co", "--exclude-standard", cwd=REPO).stdout.split()
     full_profile = (f"{paths.CELLS}/", str(paths.REPRODUCE))
-    for name in [f for f in files if not f.startswith(full_profile)]:
+    for name in [f for f in files if not f.startswith(full_profile) or f.endswith(".gitkeep")]:
         if (REPO / name).is_file():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, folder / name)
