@@ -166,7 +166,7 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     trained = [r for r in trained if r not in sample]  # the sample checks the cells: no cell
     assert len(children) == 2 + sum(map(len, planned)) == len(trained)  # the race's are cells
     assert len(sample) == json.loads((folder / "reports/reproduce.json").read_text())["sampled"]
-    kinds = [r.data.tags["kind"] for r in runs if r not in trained]
+    kinds = [r.data.tags["kind"] for r in runs if r not in trained + sample]
     assert kinds.count("steptime") == 2 and all(kinds.count(k) == 1 for k in measured[2:])
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     assert parent.data.metrics["sweet_spot_batch_size"] == metrics["batch_size"]
@@ -360,6 +360,7 @@ def test_a_missing_committed_cell_is_retrained_alone_and_the_report_says_so(proj
         path.write_text(json.dumps({**cell, "provenance": {**cell["provenance"],
                                                           "host": "elsewhere"}}))
     sh("dvc", "commit", "--force", "--quiet", cwd=folder)
+    shutil.rmtree(folder / ".dvc" / "cache")  # a clone has none: no run cache restores the cell
     cells = {p: p.read_bytes() for p in sweep_cells(folder)}
     gone = folder / "reports/cells/coarse/b32-lr1.0-s0-tensor.json"
     gone.unlink()

@@ -170,7 +170,8 @@ def test_file_sweep_parents_the_cells_under_one_run_per_key(root, capsys):
                                  {"targets": [0.97]}, [root / "figures", root / "report.md"],
                                  {**cells, **restored})
     out = capsys.readouterr().out
-    assert "b32-lr1-s0-tensor has no run in this MLflow store" in out
+    assert "1 of 3 cells have no run in this MLflow store" in out
+    assert "b32-lr1-s0-tensor" in out
     assert out.splitlines()[-1].endswith("?workflowType=machine_learning "
                                          "(the sweep: MNIST sgd sweep 2026-11-24)")
 
