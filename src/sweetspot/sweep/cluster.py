@@ -6,7 +6,7 @@ writes its cell's JSON where the stage would; the driver records finished stages
 Order: coarse and extremes cells; then `dvc repro plan` here (and steptime before it when stale),
 with no task running (step times belong to this machine: one process); then refine's cells, then
 the extra seeds'. The race (race.py) is left to `dvc repro`: each of its rounds decides from the
-cells of the one before.
+cells of the one before (with --force its cells go, so that `dvc repro` retrains them too).
 """
 
 from __future__ import annotations
@@ -180,6 +180,8 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
             if not failed:
                 sweep.write_plan(PHASES[stage], [j.cell for j in jobs], plan)
                 dvc("commit", "--force", "--quiet", stage)
+        if force and not failed:  # the race keeps cells on unchanged steps: retrain them too
+            sweep.clear_folder(paths.RACE)
     finally:
         killed = mark_orphans(stages, since_ms)
         ray.shutdown()
