@@ -340,11 +340,13 @@ def test_re_measuring_the_seconds_retrains_nothing_unless_the_plan_changes(proje
 def test_bad_grid_fails_at_the_start_with_one_line(project):
     folder, _ = project
     shutil.copy(folder / "params.yaml", folder / "params.good")
+    cells = {p: p.read_bytes() for p in sweep_cells(folder)}
     try:
         set_params(folder, {"sweep": {"targets": [1.5]}})
         done = sh("dvc", "repro", "report", cwd=folder, check=False)
         assert done.returncode != 0
         assert "sweep.targets: 1.5 is out of range (0, 1.0]" in done.stdout + done.stderr
+        assert {p: p.read_bytes() for p in sweep_cells(folder)} == cells  # none deleted by DVC
     finally:
         shutil.move(folder / "params.good", folder / "params.yaml")
 
