@@ -38,6 +38,7 @@ TINY = {
     # a few rounds, and a tolerance wide enough that no burst of load re-measures a test's seconds
     "machine": {"probe_rounds": 3, "tolerance": 0.9},
     "advice": {"rounds": 3, "split_batch_sizes": [32], "memory_batch_sizes": [1, 64, 1024],
+               "pipeline_batch_sizes": [32], "question_epochs": 1,
                "block_powers": [4, 5]},
     "race": {"max_seeds": 3, "max_cells": 2},
 }

@@ -82,7 +82,7 @@ BAD_VALUES = [
     (["forecast", "-S", "train.network"], "-S train.network: expected section.key=value"),
     (["forecast", "-S", "train.network=vgg"], "train.network: unknown network 'vgg'"),
     (["forecast", "-S", "sweep.batch_sizes=[16,0]"], "sweep.batch_sizes: 0 is out of range"),
-    (["question", "--epochs", "0"], "--epochs: must be >= 1"),
+    (["question", "--epochs", "0"], "advice.question_epochs: must be >= 1"),
     (["question", "--train-examples", "70000"], "train.train_examples: must be <= 60000"),
     (cell_with("--batch-size", "0"), "train.batch_size: must be > 0"),
     (cell_with("--batch-size", "8192"), "train.batch_size: 8192 is larger than the training set"),

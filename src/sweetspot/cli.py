@@ -13,11 +13,12 @@ from sweetspot.track import outage
 STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
 # The commands that build train.network (checked before they start)
 TRAINS = ("sweep", "refine", "seeds", "race", "heldout", "reproduce", "steptime", "predict",
-          "validate", "machine", "cores", "memory", "blocks")
+          "validate", "machine", "cores", "memory", "blocks", "pipeline")
 ADVICE = {"cores": "processors: the question's pipeline at every split of the CPUs between "
                    "loader workers and torch threads", "memory": "the step against this "
                    "machine's caches, bandwidth and matmul rate", "blocks": "seconds per step "
-                   "at 2^n, 3*2^(n-1) and their neighbours"}
+                   "at 2^n, 3*2^(n-1) and their neighbours", "pipeline": "the question's "
+                   "DataLoader and its eager step, each alone on the tensor path's engine"}
 
 
 def _add_overrides(parser: argparse.ArgumentParser, cls) -> None:
@@ -48,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="override data.dataset")
 
     p = sub.add_parser("question", help="the StackOverflow question's setup: batch 1 vs 60000")
-    p.add_argument("--epochs", type=int, default=10, help="epochs per run (the question: 10)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs per run (default: advice.question_epochs; the question ran 10)")
     p.add_argument("--train-examples", default=None, help="override train.train_examples")
+    p.add_argument("--out", type=Path, default=None, help="also write the table as JSON here")
 
     p = sub.add_parser("sweep", help="one cell of the sweep grid (dvc.yaml's sweep stage), or "
                                      "with --executor ray every stale cell as Ray tasks")
@@ -143,12 +146,11 @@ def dispatch(argv: list[str] | None = None) -> int:
 
         return bench.main(params)
     if args.command == "question":
-        if args.epochs < 1:
-            raise errors.ConfigError("--epochs: must be >= 1")
-        params = config.load(args.params, train={"train_examples": args.train_examples})
+        params = config.load(args.params, train={"train_examples": args.train_examples},
+                             advice={"question_epochs": args.epochs})
         from sweetspot.train import question
 
-        return question.main(params, args.epochs)
+        return question.main(params, params.advice.question_epochs, args.out)
     if args.command == "server":
         from sweetspot.track import server
 
@@ -197,9 +199,10 @@ def dispatch(argv: list[str] | None = None) -> int:
 
         return steptime.main(params)
     if args.command in ADVICE:
-        from sweetspot.advice import blocks, cores, memory
+        from sweetspot.advice import blocks, cores, memory, pipeline
 
-        return {"cores": cores, "memory": memory, "blocks": blocks}[args.command].main(params)
+        return {"cores": cores, "memory": memory, "blocks": blocks,
+                "pipeline": pipeline}[args.command].main(params)
     if args.command in ("predict", "validate"):
         from sweetspot.check import predict, validate
 

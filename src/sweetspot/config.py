@@ -220,10 +220,13 @@ class AdviceConfig:
     split_batch_sizes: tuple[int, ...]
     memory_batch_sizes: tuple[int, ...]
     block_powers: tuple[int, ...]
+    pipeline_batch_sizes: tuple[int, ...]
+    question_epochs: int
 
     def check(self) -> None:
         _require(self.rounds >= 3, "advice.rounds", "must be >= 3 (the fastest of a few)")
-        for key in ("split_batch_sizes", "memory_batch_sizes"):
+        _require(self.question_epochs >= 1, "advice.question_epochs", "must be >= 1")
+        for key in ("split_batch_sizes", "memory_batch_sizes", "pipeline_batch_sizes"):
             _distinct_positive(f"advice.{key}", getattr(self, key))
         _distinct_positive("advice.block_powers", self.block_powers, 14)
 

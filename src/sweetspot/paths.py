@@ -44,6 +44,8 @@ ADVICE = REPORTS / "advice"  # the accepted answer's advice, timed here (advice/
 CORES = ADVICE / "cores.json"
 MEMORY = ADVICE / "memory.json"
 BLOCKS = ADVICE / "blocks.json"
+PIPELINE = ADVICE / "pipeline.json"  # the question's DataLoader and eager step, each alone
+QUESTION = REPORTS / "question.json"  # the question's own run: batch 1 and 60000 at lr 0.1
 BENCH_JSON = REPORTS / "bench.json"
 BENCH_PNG = REPORTS / "bench.png"
 

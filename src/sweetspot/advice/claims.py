@@ -10,7 +10,7 @@ import statistics
 import numpy as np
 
 from sweetspot.answer import procedure
-from sweetspot.fmt import fmt, sizes
+from sweetspot.fmt import fmt, sizes, table
 
 HOLDS, PART, NOT, UNTESTED = "holds", "holds in part", "does not hold here", "not tested here"
 MEANINGFUL = 0.02  # a per-example difference under 2% between neighbours is none worth choosing
@@ -19,64 +19,83 @@ MEANINGFUL = 0.02  # a per-example difference under 2% between neighbours is non
 # --- block sizes ---------------------------------------------------------------------------------
 
 def block_verdict(per_round: dict[int, list[float]], centres: list[tuple[str, int]],
-                  resamples: int, seed: int = 0) -> dict:
-    """For each centre c (a power of two, or 3*2^(n-1)) with both neighbours timed: the effect,
-    how much more an example costs at c-1 and c+1 (their mean) than at c, from each size's
-    fastest round, and its 5-95% interval over resampled rounds (aligned, so paired). Faster:
-    the interval above 0 and the effect above MEANINGFUL; slower: the mirror; else no
-    difference. The claim holds where powers of two are faster at most of their centres."""
+                  resamples: int, spread: float = 0.0, seed: int = 0) -> dict:
+    """For each centre c (a power of two, or 3*2^(n-1)) and each distance d of blocks.NEIGHBOURS
+    with both c-d and c+d timed: the effect, how much longer the line through the neighbours'
+    seconds per step (their mean) says a step at c should take than it does, each size its
+    fastest round, and its 5-95% interval over resampled rounds (aligned, so paired). A step
+    costs t0 + c B, so with no block effect the line meets c: any d is fair. Faster: the interval
+    above 0 and the effect above MEANINGFUL; slower: the mirror; else no difference.
+
+    At d = 1 the neighbours are odd sizes, which any multiple of 8 beats on the vector lanes;
+    the claim is tested at d = 8, against other multiples of 8. It holds where powers of two are
+    faster there at most powers by more than `spread` (the seeds' spread of time to the target,
+    which a smaller gain cannot show); in part where a centre is faster than a neighbour at all."""
     rng = np.random.default_rng(seed)
     n_rounds = len(next(iter(per_round.values())))
     picks = rng.integers(0, n_rounds, size=(resamples, n_rounds))
     out = []
     for kind, c in centres:
-        if not {c - 1, c, c + 1} <= set(per_round):
-            continue
-        below, at, above = (np.asarray(per_round[b]) / b for b in (c - 1, c, c + 1))  # per example
-        point = float(_effect(below, at, above, np.arange(n_rounds)))
-        low, high = (float(v) for v in np.quantile(_effect(below, at, above, picks), [0.05, 0.95]))
-        verdict = ("faster" if low > 0 and point > MEANINGFUL else
-                   "slower" if high < 0 and point < -MEANINGFUL else "no difference")
-        out.append({"kind": kind, "size": c, "effect": point, "low": low, "high": high,
-                    "verdict": verdict})
-    powers = [r for r in out if r["kind"] == "2^n"]
-    faster = sum(r["verdict"] == "faster" for r in powers)
-    threes = sum(r["verdict"] == "faster" for r in out if r["kind"] != "2^n")
-    verdict = HOLDS if faster > len(powers) / 2 else PART if faster or threes else NOT
-    sizes = ", ".join(str(r["size"]) for r in out if r["verdict"] == "faster") or "none"
-    sentence = (f"a power of two steps faster per example than both its neighbours at {faster} of "
-                f"{len(powers)} powers, 3*2^(n-1) at {threes} of {len(out) - len(powers)} "
-                f"(faster: {sizes}); the largest effect "
-                f"{fmt(max((r['effect'] for r in out), default=0), '+.1%')}")
-    return {"centres": out, "faster": faster, "powers": len(powers), "verdict": verdict,
-            "sentence": sentence}
+        for d in (1, 8):
+            if not {c - d, c, c + d} <= set(per_round):
+                continue
+            below, at, above = (np.asarray(per_round[b]) for b in (c - d, c, c + d))
+            point = float(_effect(below, at, above, np.arange(n_rounds)))
+            low, high = (float(v) for v in np.quantile(_effect(below, at, above, picks),
+                                                        [0.05, 0.95]))
+            verdict = ("faster" if low > 0 and point > MEANINGFUL else
+                       "slower" if high < 0 and point < -MEANINGFUL else "no difference")
+            out.append({"kind": kind, "size": c, "d": d, "effect": point, "low": low,
+                        "high": high, "verdict": verdict})
+
+    def faster(kind_is_power: bool, d: int) -> list[dict]:
+        return [r for r in out if r["d"] == d and (r["kind"] == "2^n") == kind_is_power
+                and r["verdict"] == "faster"]
+
+    powers = sorted({r["size"] for r in out if r["kind"] == "2^n"})
+    by_eight = faster(True, 8)
+    largest = max((r["effect"] for r in out if r["d"] == 8), default=0.0)
+    verdict = (HOLDS if len(by_eight) > len(powers) / 2 and largest > spread else
+               PART if any(r["verdict"] == "faster" for r in out) else NOT)
+    said = [f"beside odd sizes (+-1), a power of two is faster at {len(faster(True, 1))} of "
+            f"{len(powers)} powers and 3*2^(n-1) at {len(faster(False, 1))}; beside multiples of "
+            f"8 (+-8), at {len(by_eight)} and {len(faster(False, 8))}",
+            f"the largest effect beside multiples of 8 {fmt(largest, '+.1%')}, against the seeds' "
+            f"spread of time to the target {fmt(spread, '.0%')}"]
+    return {"centres": out, "faster": len(by_eight), "powers": len(powers), "verdict": verdict,
+            "sentence": "; ".join(said)}
 
 
 def _effect(below, at, above, rounds):
-    """How much more an example costs at the neighbours (their mean) than at the centre, each
-    the fastest of the given rounds (an index array; one row per resample)."""
+    """How much longer the neighbours' mean step is than the centre's, each the fastest of the
+    given rounds (an index array; one row per resample)."""
     return (below[rounds].min(-1) + above[rounds].min(-1)) / 2 / at[rounds].min(-1) - 1
 
 
 # --- the answer's procedure, replayed -----------------------------------------------------------
 
-def replay(per_batch, n_train: int, spot: dict) -> dict:
+def replay(per_batch, n_train: int, spot: dict, undecided: list[int] = ()) -> dict:
     """The answer's grid and its one x3 refinement on this estimate table (procedure.answer_pick):
-    its pick, the pick's time over the spot's, and whether the region holds it."""
+    its pick, the pick's time over the spot's, and whether the region's decided members hold it
+    (`undecided`: the members the race left undecided)."""
     pick = procedure.answer_pick(per_batch[["batch_size", "estimate"]], n_train)
     region = [r["batch_size"] for r in spot.get("region", [])]
     if pick["best"] is None:
-        return {**pick, "ratio": math.inf, "in_region": False, "region": region}
+        return {**pick, "ratio": math.inf, "in_region": False, "region": region,
+                "undecided": False}
     at = per_batch.set_index("batch_size")["estimate"]
     return {**pick, "estimate": float(at[pick["best"]]),
             "ratio": float(at[pick["best"]]) / spot["estimate"],
-            "in_region": pick["best"] in region, "region": region}
+            "in_region": pick["best"] in region and pick["best"] not in undecided,
+            "undecided": pick["best"] in undecided, "region": region}
 
 
 # --- the table ----------------------------------------------------------------------------------
+# Each row: what the answer says (its words, quoted, or closely paraphrased in brackets), the
+# test, this machine's numbers, the verdict and the figure that shows it.
 
-def _row(claim, test, numbers, verdict, figure):
-    return {"claim": claim, "test": test, "numbers": numbers, "verdict": verdict,
+def _row(said, test, numbers, verdict, figure):
+    return {"claim": said, "test": test, "numbers": numbers, "verdict": verdict,
             "figure": figure}
 
 
@@ -90,16 +109,21 @@ def _ratio(per_batch, spot: dict, b: int) -> float:
     return float(at[b]) / spot["estimate"] if b in at.index else math.nan
 
 
+def epoch_seconds(per_batch, n_train: int) -> dict[int, float]:
+    """Each batch size's epoch: its steps in an epoch x its seconds per step."""
+    return {int(r.batch_size): math.ceil(n_train / r.batch_size) * r.seconds_per_step
+            for r in per_batch.itertuples()}
+
+
 def time_per_epoch(per_batch, spot: dict, n_train: int, max_epochs: int) -> dict:
     """The question's metric against the target's: the batch size with the fastest epoch."""
-    epochs = {int(r.batch_size): math.ceil(n_train / r.batch_size) * r.seconds_per_step
-              for r in per_batch.itertuples()}
+    epochs = epoch_seconds(per_batch, n_train)
     fast = min(epochs, key=epochs.get)
     ratio = _ratio(per_batch, spot, fast)
     region = [r["batch_size"] for r in spot["region"]]
     reach = (f"reaches it in {fmt(ratio, '.1f')}x the spot's time" if math.isfinite(ratio)
              else f"does not reach it in {max_epochs} epochs")
-    return _row("Time per epoch says which batch size is fastest (the question's reading)",
+    return _row("\"you are measuring execution time per epoch, rather than total Time-to-Train\"",
                 "each batch size's epoch (steps x seconds per step) against its time to the "
                 "target", f"the fastest epoch is batch {fast}'s ({fmt(epochs[fast])} s, the "
                 f"spot {spot['batch_size']}'s {fmt(epochs[spot['batch_size']])} s); it {reach}",
@@ -108,56 +132,141 @@ def time_per_epoch(per_batch, spot: dict, n_train: int, max_epochs: int) -> dict
 
 def small_end(per_batch, spot: dict, budget: int, censored: list[str]) -> dict:
     """Batch 1 and the rest below the region; `censored` names the runs the budget stopped."""
-    claim = "A batch size of 1 is almost guaranteed to be sub-optimal"
+    said = "\"a batch size of 1 is almost guaranteed to be sub-optimal\""
     rows = per_batch[per_batch["batch_size"] < min(r["batch_size"] for r in spot["region"])]
     if 1 not in set(per_batch["batch_size"]):
-        return _row(claim, "batch 1 as a cell", "not trained (sweep.extremes lacks 1)", UNTESTED,
+        return _row(said, "batch 1 as a cell", "not trained (sweep.extremes lacks 1)", UNTESTED,
                     "two_factors")
 
-    def said(r):
+    def one(r):
         if not math.isfinite(r.estimate):
             return f"{int(r.batch_size)}: not in {budget} epochs"
         ratio = _ratio(per_batch, spot, r.batch_size)
         return f"{int(r.batch_size)}: {fmt(r.estimate)} s ({fmt(ratio, '.1f')}x)"
 
-    stopped = f"; censored at {budget} epochs: {', '.join(censored)}" if censored else ""
+    stopped = (f"; {len(censored)} runs at rates not chosen stopped short in {budget} epochs"
+               if censored else "")
     inside = 1 in [r["batch_size"] for r in spot["region"]]
-    return _row(claim, f"batch sizes below the region trained like the grid ({budget}-epoch "
-                "budget), steps x seconds", "; ".join(map(said, rows.itertuples())) + stopped,
+    return _row(said, f"batch sizes below the region trained like the grid ({budget}-epoch "
+                "budget), steps x seconds", "; ".join(map(one, rows.itertuples())) + stopped,
                 NOT if inside else HOLDS, "two_factors")
 
 
+def whole_batch(per_batch, spot: dict, question: dict | None, target: float) -> dict:
+    """The whole training set in one batch: the question's own run, and the examples seen to the
+    target as the batch size grows (steps x B) beside the steps."""
+    said = ("\"[batch 60000] tends to lose the learning you can get from focusing on little-seen "
+            "features\"")
+    test = ("the question's run at the whole set (lr 0.1), and the examples seen to the target "
+            "(steps x batch size) against the spot's; why (little-seen features) is not tested "
+            "apart")
+    reached = per_batch[per_batch["estimate"].map(math.isfinite)]
+    big = reached.loc[reached["batch_size"].idxmax()]
+    at = per_batch.set_index("batch_size").loc[spot["batch_size"]]
+    examples = big.median_steps * big.batch_size / (at.median_steps * spot["batch_size"])
+    numbers = (f"to {target:g}, batch {int(big.batch_size)} (the largest to reach it) sees "
+               f"{fmt(examples, '.1f')}x the examples the spot {spot['batch_size']} sees, in "
+               f"{fmt(big.median_steps / at.median_steps, '.2f')}x its steps")
+    stuck = False
+    if question:
+        last = question["runs"][str(question["n_train"])]["epochs"][-1]
+        stuck = last["test_acc"] < target
+        numbers = (f"the question's run at {question['n_train']}: {last['test_acc']:.1%} after "
+                   f"{last['epoch']} epochs ({last['epoch']} steps); {numbers}")
+    verdict = HOLDS if stuck and examples > 2 else PART if stuck or examples > 2 else NOT
+    return _row(said, test, numbers, verdict, "steps_to_target")
+
+
+def single_image(table, spot: dict, target: float, seeds=(0, 1, 2)) -> dict:
+    """Batch 1's steps to the target over the same seeds as the spot's, at each one's rate: how
+    much more the order of single images moves them (range over median)."""
+    said = "\"[batch 1] tends to over-emphasize individual effects\""
+    test = (f"the spread of steps to the target over seeds {', '.join(map(str, seeds))} (range "
+            "over median), batch 1 against the spot, each at its rate; the \"too much weight to "
+            "the first few images\" is not tested apart")
+
+    def spread(b):
+        at = table[(table["batch_size"] == b) & (table["lr"] == lr_of[b]) & (
+            table["seed"].isin(seeds)) & (table["target"] == target)]["steps"]
+        return (at.max() - at.min()) / at.median(), at
+
+    lr_of = dict(zip(spot["per_batch"]["batch_size"], spot["per_batch"]["lr"], strict=True))
+    if 1 not in lr_of:
+        return _row(said, test, "batch 1 not trained", UNTESTED, "steps_to_target")
+    (one, ones), (mine, spots) = spread(1), spread(spot["batch_size"])
+    ratio = one / mine if mine else math.inf
+    numbers = (f"batch 1: {fmt(ones.min(), '.0f')}-{fmt(ones.max(), '.0f')} steps "
+               f"({fmt(one, '.0%')} of the median); the spot {spot['batch_size']}: "
+               f"{fmt(spots.min(), '.0f')}-{fmt(spots.max(), '.0f')} ({fmt(mine, '.0%')}): "
+               f"{fmt(ratio, '.1f')}x")
+    verdict = HOLDS if ratio >= 2 else PART if ratio > 1.25 else NOT
+    return _row(said, test, numbers, verdict, "steps_to_target")
+
+
+def extremes(per_batch, spot: dict, question: dict | None, target: float,
+             max_epochs: int) -> dict:
+    """Batch 1 and the whole set in one batch, against the spot."""
+    said = "\"Either of these approaches is an extreme case, usually absurd in application\""
+    ratio = _ratio(per_batch, spot, 1)
+    censored = [int(r.batch_size) for r in per_batch.itertuples()
+                if not math.isfinite(r.estimate)]
+    parts = [f"batch 1 takes {fmt(ratio, '.1f')}x the spot's time" if math.isfinite(ratio)
+             else "batch 1 not trained"]
+    stuck = False
+    if question:
+        last = question["runs"][str(question["n_train"])]["epochs"][-1]
+        stuck = last["test_acc"] < target
+        parts.append(f"batch {question['n_train']} (the question's run) is at "
+                     f"{last['test_acc']:.1%} after {last['epoch']} epochs")
+    if censored:
+        parts.append(f"{' and '.join(map(str, censored))} never reach {target:g} in "
+                     f"{max_epochs} epochs")
+    slow = math.isfinite(ratio) and ratio >= 2
+    verdict = HOLDS if slow and stuck else PART if slow or stuck else NOT
+    return _row(said, "batch 1's time to the target over the spot's; the whole set in one batch "
+                "in the question's run", "; ".join(parts), verdict, "two_factors")
+
+
 def answer_procedure(found: dict, spot: dict) -> dict:
-    """The answer's start, grid and refinement (replay)."""
-    claim = ("Start at the power of two nearest sqrt(N), run 2 halvings and 2 doublings, then one "
-             "x3 refinement")
-    test = f"the procedure replayed on the estimates (grid {found['grid']})"
+    """The answer's start, grid and refinement (replay), judged by the decided members."""
+    said = ("\"start with a power of 2 that is roughly the square root of the training set size "
+            "[...] 64, 128, 256, 512, and 1024 [...] one step of refinement, using that factor "
+            "of 3\"")
+    test = (f"the procedure replayed on the estimates (grid {found['grid']}), against the region's "
+            "members the race decided")
     if found["best"] is None:
-        return _row(claim, test, "no batch size of its grid reached the target", UNTESTED,
+        return _row(said, test, "no batch size of its grid reached the target", UNTESTED,
                     "two_factors")
     missing = f"; {found['missing']} untrained" if found["missing"] else ""
+    where = ("in the region but undecided in the race" if found["undecided"] else
+             "a decided member of the region" if found["in_region"] else "outside the region")
     numbers = (f"the grid's best {found['grid_best']}, then {found['neighbours']}: it picks "
                f"{found['best']} at {fmt(found['estimate'])} s, {fmt(found['ratio'], '.2f')}x the "
-               f"spot {spot['batch_size']}'s, {'inside' if found['in_region'] else 'outside'} the "
-               f"region {_sizes(spot)}{missing}")
+               f"spot {spot['batch_size']}'s, {where} ({_sizes(spot)}){missing}")
     verdict = HOLDS if found["in_region"] else PART if found["ratio"] <= 1.25 else NOT
-    return _row(claim, test, numbers, verdict, "two_factors")
+    return _row(said, test, numbers, verdict, "two_factors")
 
 
-def neighbours(per_batch, spot: dict) -> dict:
-    """The spot's adjacent batch sizes (those trained, either side)."""
+def neighbours(per_batch, spot: dict, undecided: list[int] = ()) -> dict:
+    """The spot's adjacent batch sizes (those trained, either side), judged by the decided
+    members."""
     sizes = sorted(int(b) for b in per_batch["batch_size"])
     i = sizes.index(spot["batch_size"])
     beside = [b for b in (sizes[i - 1] if i else None, sizes[i + 1] if i + 1 < len(sizes)
                           else None) if b is not None]
     region = [r["batch_size"] for r in spot["region"]]
-    inside = sum(b in region for b in beside)
-    said = ", ".join(f"{b}: {fmt(_ratio(per_batch, spot, b), '.2f')}x "
-                     f"({'in' if b in region else 'out of'} the region)" for b in beside)
-    return _row("Very little difference between the sweet spot and the adjacent batch sizes",
-                "the spot's neighbours' estimates over the spot's, and the region's rule",
-                said, HOLDS if inside == len(beside) else PART if inside else NOT,
-                "steps_to_target")
+    inside = [b for b in beside if b in region and b not in undecided]
+
+    def status(b):
+        return ("undecided" if b in undecided else "in the region" if b in region else
+                "out of the region")
+
+    said = ", ".join(f"{b}: {fmt(_ratio(per_batch, spot, b), '.2f')}x ({status(b)})"
+                     for b in beside)
+    return _row("\"You will likely see very little difference between your 'sweet spot' and the "
+                "adjacent batch sizes\"", "the spot's neighbours' estimates over the spot's, and "
+                "the region's decided members", said, HOLDS if len(inside) == len(beside) else
+                PART if inside else NOT, "steps_to_target")
 
 
 def memory(found: dict, cost: dict | None, spot: dict) -> dict:
@@ -177,40 +286,59 @@ def memory(found: dict, cost: dict | None, spot: dict) -> dict:
                f"{found['stops_falling']} (working set {fmt(stop['working_set'] / 2**20)} MiB, "
                f"{stop['level']}); jumps: {jumps}{fitted}")
     verdict = HOLDS if found["stops_falling"] <= spot["batch_size"] else PART
-    return _row("Use the memory: ingest the whole batch at once, or leave performance untapped",
+    return _row("\"you want to be able to ingest the entire batch into memory at once [...] If "
+                "you under-use the memory, you leave some potential performance untapped\"",
                 "us per example from batch 1 up, beside the working set, the cache sizes and the "
                 "step's arithmetic and memory floors", numbers, verdict, "advice_memory")
 
 
+def _workers(n: int) -> str:
+    return f"{n} loader worker{'s' if n != 1 else ''}"
+
+
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
 def processors(cores: dict, spot_best: dict | None, spot_question: dict | None) -> dict:
-    best = cores["best"]
-    ratios = cores["speedup"]
-    said = ", ".join(f"batch {b}: {fmt(v['speedup'], '.2f')}x (rounds {fmt(v['q1'], '.2f')}-"
-                     f"{fmt(v['q3'], '.2f')})" for b, v in ratios.items())
+    """Both paths at every split of the CPUs: the question's pipeline (loader workers x torch
+    threads) and the tensor path (torch threads)."""
+    best, ratios = cores["best"], cores["speedup"]
+
+    def spread(speedup):
+        return ", ".join(f"batch {b}: {fmt(v['speedup'], '.2f')}x (rounds {fmt(v['q1'], '.2f')}-"
+                         f"{fmt(v['q3'], '.2f')})" for b, v in speedup.items())
+
     answer = ""
     if spot_best and spot_question and spot_best is not spot_question:
         answer = (f"; to the target: spot {spot_best['batch_size']} in "
                   f"{fmt(spot_best['estimate'])} s, region {_sizes(spot_best)}, against spot "
                   f"{spot_question['batch_size']} in {fmt(spot_question['estimate'])} s, region "
-                  f"{_sizes(spot_question)}, with num_workers=0")
+                  f"{_sizes(spot_question)}, with no loader worker")
     if not best["beyond"]:
-        answer = "; no split beats the question's beyond the rounds' spread: its answer stands"
+        answer = "; within the rounds' spread of the question's own split (1 thread, no worker)"
     tensor = cores["tensor_threads"]
-    numbers = (f"best of {len(cores['splits'])} splits on "
-               f"{cores['cpus']} CPUs: {best['workers']} loader worker(s) + {best['threads']} "
-               f"thread(s), per step {said}{answer}; the tensor path is fastest on "
-               f"{tensor['best']} thread(s)")
-    beyond = [v["q1"] > 1 + MEANINGFUL for v in ratios.values()]  # in 3 rounds of 4, by 2%
-    verdict = HOLDS if best["beyond"] else PART if any(beyond) else NOT
-    return _row("Keep every processor busy, some on the model and some on the input pipeline",
-                "the question's pipeline at every split of the CPUs between DataLoader workers "
-                "and torch threads, interleaved rounds", numbers, verdict, "advice_cores")
+    tensor_speed = tensor.get("speedup", {})
+    numbers = (f"the question's pipeline: best of {len(cores['splits'])} splits on "
+               f"{cores['cpus']} CPUs, {_workers(best['workers'])} and "
+               f"{_threads(best['threads'])}, {spread(ratios)}{answer}; the tensor path: fastest "
+               f"on {_threads(tensor['best'])}, {spread(tensor_speed) or 'no other timed'}")
+    tensor_gains = any(v["q1"] > 1 + MEANINGFUL for v in tensor_speed.values())
+    verdict = (HOLDS if best["beyond"] else PART if tensor_gains or any(
+        v["q1"] > 1 + MEANINGFUL for v in ratios.values()) else NOT)
+    return _row("\"if you're on a multi-processor chip, you want to keep them all busy\" [some on "
+                "the model, some on I/O: 28 of 32 cores in the answer's project]",
+                "both paths at every split of the CPUs (the question's pipeline: loader workers x "
+                "torch threads; the tensor path: threads), interleaved rounds; a 2-CPU machine "
+                "cannot test a reserve like 4 of 32 cores", numbers, verdict, "advice_cores")
 
 
 def blocks(verdict: dict) -> dict:
-    return _row("2^n or 3*2^n works best, because of block sizes",
-                "seconds per step at 2^n-1, 2^n, 2^n+1 and 3*2^(n-1)+-1, interleaved rounds, "
-                "per example", verdict["sentence"], verdict["verdict"], "advice_blocks")
+    return _row("\"a batch size that is 2^n or 3 * 2^n for some n, works best, simply because of "
+                "block sizes\"", "seconds per step at 2^n and 3*2^(n-1) against the line through "
+                "their neighbours at +-1 (odd) and +-8 (multiples of 8), interleaved rounds; a "
+                "verdict only beyond the rounds' spread and the seeds' spread",
+                verdict["sentence"], verdict["verdict"], "advice_blocks")
 
 
 def headline(rows: list[dict], cores: dict, spot_best: dict | None,
@@ -229,14 +357,14 @@ def headline(rows: list[dict], cores: dict, spot_best: dict | None,
         speedup = statistics.geometric_mean(v["speedup"] for v in cores["speedup"].values())
         text += (f"; no split of the CPUs between DataLoader workers and torch threads makes the "
                  f"question's pipeline faster beyond the rounds' spread (the best, "
-                 f"{best['workers']} worker(s) and {best['threads']} thread(s), "
+                 f"{_workers(best['workers'])} and {_threads(best['threads'])}, "
                  f"{fmt(speedup, '.2f')}x), so its answer stays "
                  f"{fmt(spot_question['estimate'])} s at batch {spot_question['batch_size']}")
     elif spot_best and spot_question:
-        text += (f"; the question's pipeline at its best split ({best['workers']} loader "
-                 f"worker(s), {best['threads']} torch thread(s)) reaches {target:.0%} in "
+        text += (f"; the question's pipeline at its best split ({_workers(best['workers'])}, "
+                 f"{_threads(best['threads'])}) reaches {target:.0%} in "
                  f"{fmt(spot_best['estimate'])} s at batch {spot_best['batch_size']}, against "
-                 f"{fmt(spot_question['estimate'])} s with num_workers=0")
+                 f"{fmt(spot_question['estimate'])} s with no loader worker")
     return text + "."
 
 
@@ -244,9 +372,10 @@ def section(rows: list[dict], sentence: str) -> str:
     """The report's section, in markdown."""
     lines = ["## The answer's advice, tested here", "",
              "The accepted answer to the StackOverflow question (README) gives advice a reader "
-             "will act on. Each claim, the test run on this machine, its numbers and the verdict "
-             "(docs/advice.md says how each is measured).", "", sentence, "",
-             "| claim | test | this machine | verdict | figure |", "|---|---|---|---|---|"]
-    lines += [f"| {r['claim']} | {r['test']} | {r['numbers']} | **{r['verdict']}** | "
-              f"[{r['figure']}](figures/{r['figure']}.png) |" for r in rows]
+             "will act on. Each of its claims in its own words (brackets: paraphrased), the test "
+             "run on this machine, its numbers and the verdict (docs/advice.md says how each is "
+             "measured).", "", sentence, "",
+             *table(["the answer says", "test", "this machine", "verdict", "figure"], "lllll",
+                    [[r["claim"], r["test"], r["numbers"], f"**{r['verdict']}**",
+                      f"[{r['figure']}](figures/{r['figure']}.png)"] for r in rows])]
     return "\n".join(lines) + "\n"

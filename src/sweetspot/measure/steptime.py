@@ -34,7 +34,7 @@ from sweetspot.measure import machine
 from sweetspot.track import tracking
 from sweetspot.train import networks
 from sweetspot.train.loop import clock, use_threads
-from sweetspot.train.step import kind_for, step_for
+from sweetspot.train.step import kind_for, make_step, step_for
 
 
 def stack(cfg: TrainConfig) -> dict:
@@ -54,9 +54,12 @@ def stack_name(cfg: TrainConfig) -> str:
 class Stepper:
     """One batch size's training steps, drawn as a run draws them, ready to be timed in blocks."""
 
-    def __init__(self, cfg: TrainConfig, data: Data):
+    def __init__(self, cfg: TrainConfig, data: Data, kind: str | None = None):
+        """`kind` (step.KINDS): another step than the data path's own (kind_for)."""
         torch.manual_seed(cfg.seed)
-        self.step = step_for(cfg, networks.build(cfg).to(data.device))
+        model = networks.build(cfg).to(data.device)
+        self.step = (make_step(kind, model, cfg.optimizer, cfg.lr, cfg.momentum) if kind
+                     else step_for(cfg, model))
         n = len(data.x_train)
         self.step.prepare({cfg.batch_size, n % cfg.batch_size})  # compiled: before any clock
         self.epoch = epoch_batches(cfg.loader, data, cfg.batch_size,

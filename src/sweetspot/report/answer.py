@@ -198,5 +198,6 @@ def build(params: Params) -> Answer:
         here=reproduced_here(headline, per_batch, targets, reproduce.document()),
         raced=raced,
         held=heldout.documents(), problems=summaries(own, summary_file(params)), summary=own,
-        advice=tested.build(params, results, per_loader, targets[0], cost), results=results,
+        advice=tested.build(params, results, per_loader, targets[0], cost, steps,
+                            race.undecided(raced)), results=results,
         steps=steps)

@@ -100,23 +100,42 @@ def direction(ratio: float) -> str:
     return "down" if ratio <= 1 / SAME else "about the same"
 
 
-def verdict(s: dict, ref: dict) -> str:
-    """One sentence: did the cost model's B* move as the sweet spot did, from the reference?"""
+def moves(s: dict, ref: dict) -> list[str]:
+    """From the reference to `s`: B*'s move, the sweet spot's (none the data can tell when one
+    spot is inside the other's region), and whether B* predicted the spot's direction, and its
+    size within a factor of CLOSE."""
     if not (s["spot"] and ref["spot"] and s["b_star"] and ref["b_star"]):
-        return f"{label(s)}: no sweet spot or no cost model to compare."
+        return ["-"] * 4
     told = s["b_star"] / ref["b_star"]
     tie = ref["spot"] in s["region"] or s["spot"] in ref["region"]
-    found = 1.0 if tie else s["spot"] / ref["spot"]  # a spot inside the other's region: no move
-    moved = (f"the sweet spot moved {direction(found)} ({ref['spot']} -> {s['spot']}, "
-             f"x{found:.2f})") if not tie else (
-        f"the sweet spot made no move the data can tell ({ref['spot']} -> {s['spot']}, one "
-        "inside the other's sweet region)")
+    found = 1.0 if tie else s["spot"] / ref["spot"]
+    spot = (f"none the data can tell ({ref['spot']} -> {s['spot']})" if tie else
+            f"{direction(found)} ({ref['spot']} -> {s['spot']}, x{found:.2f})")
     same_way = direction(found) == direction(told)
     size = abs(math.log(found / told)) <= math.log(CLOSE)
-    return (f"{label(s)}: B* moved {direction(told)} ({ref['b_star']:.0f} -> {s['b_star']:.0f}, "
-            f"x{told:.2f}) and {moved}: the direction "
-            f"{'as predicted' if same_way else 'not as predicted'}, the size "
-            f"{'within' if size else 'not within'} a factor of {CLOSE:g}.")
+    return [f"{direction(told)} ({ref['b_star']:.0f} -> {s['b_star']:.0f}, x{told:.2f})", spot,
+            "yes" if same_way else "no", "yes" if size else "no"]
+
+
+def moves_table(summaries: list[dict], ref: dict) -> list[str]:
+    """Each problem against the reference: the moves, the forecast made before its sweep, and
+    the question's rule of thumb (start at the size nearest sqrt(N))."""
+    def forecast(s):
+        f = s["forecast"]
+        if not f:
+            return ["-", "-"]
+        return [f"{f['spot']} (B* {f['b_star']:.0f})",
+                "inside" if f["spot"] in s["region"] else "outside"]
+
+    def rule(s):
+        near = costmodel.nearest(s["relative_time"], s["sqrt_n"])
+        return f"{near}: x{s['relative_time'][near]:.2f}" if near is not None else "-"
+
+    return table([f"problem (against {label(ref)})", "B* moved", "sweet spot moved",
+                  "same direction", f"size within x{CLOSE:g}", "forecast, before the sweep",
+                  "forecast in the region", "size nearest √N: time / the spot's"], "llllllll",
+                 [[label(s), *(moves(s, ref) if s is not ref else ["-"] * 4), *forecast(s),
+                   rule(s)] for s in summaries])
 
 
 def elsewhere(summaries: list[dict], ref: dict) -> list[str]:
@@ -133,27 +152,6 @@ def elsewhere(summaries: list[dict], ref: dict) -> list[str]:
             "mixes two machines' speeds with the problems' difference."]
 
 
-def forecast_line(s: dict) -> str | None:
-    """The forecast made before the sweep, beside what the sweep found."""
-    f = s["forecast"]
-    if not f:
-        return None
-    where = "inside" if f["spot"] in s["region"] else "outside"
-    return (f"{label(s)}: forecast at {f['made_at'][:16].replace('T', ' ')} UTC, before the "
-            f"sweep: B_simple {f['b_simple']:.0f}, B* = {f['b_star']:.0f}, batch size "
-            f"{f['spot']}; the sweep found {fmt(s['spot'], '.0f', '-')} (region {region(s)}): the "
-            f"forecast is {where} the sweet region.")
-
-
-def root_n(s: dict) -> str | None:
-    """How much slower the question's rule of thumb (the grid's size nearest sqrt(N)) is."""
-    near = costmodel.nearest(s["relative_time"], s["sqrt_n"])
-    if near is None:
-        return None
-    return (f"{label(s)}: starting at the batch size nearest √N ({near}) takes "
-            f"x{s['relative_time'][near]:.2f} the sweet spot's time.")
-
-
 def section(summaries: list[dict]) -> list[str]:
     """The report's comparison: the table, a sentence per problem, the figure."""
     if len(summaries) < 2:
@@ -167,10 +165,8 @@ def section(summaries: list[dict]) -> list[str]:
              "(`sweetspot forecast`).", ""]
     lines += problems_table(summaries) + [""]
     if ref:
+        lines += [*moves_table(ordered_, ref), ""]
         lines += elsewhere(ordered_, ref)
-        lines += [f"- {verdict(s, ref)}" for s in ordered_ if s is not ref]
-    lines += [f"- {text}" for text in map(forecast_line, ordered_) if text]
-    lines += [f"- {text}" for text in map(root_n, ordered_) if text]
     lines += ["", f"![{CAPTIONS['comparison']}](figures/comparison.png)", ""]
     return lines
 

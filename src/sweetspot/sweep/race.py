@@ -223,6 +223,12 @@ def summary(params: Params, results: list[dict], seconds: dict[int, list[float]]
             **decided}
 
 
+def undecided(raced: dict | None) -> list[int]:
+    """The region's members the race left undecided (none without a race)."""
+    return sorted(int(b) for b, v in (raced or {}).get("batch", {}).items()
+                  if v["status"] == UNDECIDED)
+
+
 def _why(v: dict, margin: float) -> str:
     """A verdict and its reason, in the words of the rule."""
     if v["status"] == SPOT:
@@ -247,7 +253,8 @@ def section(race: dict) -> list[str]:
              f"decide: in, when the spot's time over its own stays under {1 + b['margin']:.2f} in "
              f"{QUANTILE:.0%} of resamples of the seeds; out, when the region's rule drops it "
              f"(budget: {b['max_seeds']} seeds per batch size, {b['max_cells']} cells). It "
-             f"added {race['cells']} cell(s), {race['seconds']:.0f} s of training and "
+             f"added {race['cells']} {'cell' if race['cells'] == 1 else 'cells'}, "
+             f"{race['seconds']:.0f} s of training and "
              "evaluation.", "",
              "| batch size | rate | seeds (raced) | estimate / the spot's | verdict | why |",
              "|---:|---:|---:|---:|---|---|"]
