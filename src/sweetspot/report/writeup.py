@@ -9,11 +9,11 @@ import statistics
 
 import pandas as pd
 
+from sweetspot.advice import claims
 from sweetspot.answer.estimate import REGION_RULE
 from sweetspot.answer.fastest import NEAR_FASTEST
 from sweetspot.check import heldout
 from sweetspot.config import Params
-from sweetspot.advice import claims
 from sweetspot.fmt import fmt, sizes, table
 from sweetspot.measure.machine import load_text
 from sweetspot.report import compare
@@ -140,8 +140,9 @@ def certainty(answer: Answer) -> str:
                 for r in wrong) + (f"; they agree at {', '.join(right)}" if right else "")
                 + " ([held out](#held-out-fresh-seeds-against-the-verdicts)).")
         elif checked:
-            told.append(f"Fresh seeds ({seeds}) agree with every verdict they tested "
-                        f"({len(checked)}; [held out](#held-out-fresh-seeds-against-the-verdicts)).")
+            told.append(f"Fresh seeds ({seeds}) agree with every verdict they tested: "
+                        f"{', '.join(right)} ([held out]"
+                        "(#held-out-fresh-seeds-against-the-verdicts)).")
     return " ".join(told)
 
 
