@@ -40,6 +40,7 @@ GOOD = {
     "cores": ["cores"],
     "memory": ["memory"],
     "blocks": ["blocks"],
+    "pipeline": ["pipeline"],
 }
 NO_PARAMS = {"server", "upload"}  # read no params.yaml: a tracking server serves every sweep
 
@@ -134,7 +135,7 @@ BAD_PARAMS = [
     ("memory", {"advice": {"memory_batch_sizes": [1, 60000]}},
      "advice.memory_batch_sizes: batch size 60000 is larger than the training set (6000)"),
     ("blocks", {"advice": {"block_powers": [4, 13]}},
-     "advice.block_powers: batch size 12289 is larger than the training set (6000)"),
+     "advice.block_powers: batch size 12296 is larger than the training set (6000)"),
     ("blocks", {"advice": {"rounds": 2}}, "advice.rounds: must be >= 3"),
     ("race", {"race": {"margin": 0}}, "race.margin: must be in (0, 1)"),
     ("race", {"race": {"max_cells": -1}}, "race: budgets must be >= 0"),

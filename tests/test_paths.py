@@ -89,7 +89,10 @@ def test_the_machines_factor_depends_on_the_machine_and_nothing_else_does():
     assert not STAGES["machine"]["outs"][0][str(paths.MACHINE)]["cache"]  # committed: in git
     users = {name for name, stage in STAGES.items() if str(paths.MACHINE) in stage.get("deps", [])}
     # never a training cell: steps are the problem's (reproduce retrains a sample to check that)
-    assert users == {"steptime", "bench", "cores", "memory", "blocks", "reproduce"}
+    assert users == {"steptime", "bench", "cores", "memory", "blocks", "pipeline", "reproduce"}
+    # the question's own run is committed as the cells are: its seconds are the committing
+    # machine's (named in the file), not re-measured on every machine
+    assert STAGES["question"]["outs"] == [{str(paths.QUESTION): {"cache": False}}]
 
 
 def test_every_cell_travels_with_the_repository():
@@ -156,13 +159,14 @@ def test_each_stage_depends_on_the_code_its_command_runs():
     assert code_deps("report") == imported("sweetspot/report/report.py") - BOOKKEEPING
     # a cell runs no report statistic, and what measures runs no sweep or report code
     assert "sweetspot/answer/analysis.py" not in train
-    for stage in ("steptime", "bench", "cores", "memory", "blocks"):
+    for stage in ("steptime", "bench", "cores", "memory", "blocks", "pipeline", "question"):
         assert not {"sweetspot/answer/analysis.py", "sweetspot/answer/estimate.py",
                     "sweetspot/sweep/sweep.py"} & code_deps(stage), stage
     assert code_deps("bench") == imported("sweetspot/measure/bench.py") - BOOKKEEPING
     assert code_deps("steptime") == imported("sweetspot/measure/steptime.py") - BOOKKEEPING
-    for stage in ("cores", "memory", "blocks"):
+    for stage in ("cores", "memory", "blocks", "pipeline"):
         assert code_deps(stage) == imported(f"sweetspot/advice/{stage}.py") - BOOKKEEPING
+    assert code_deps("question") == imported("sweetspot/train/question.py") - BOOKKEEPING
 
 
 def test_no_import_cycle():

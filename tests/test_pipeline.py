@@ -43,8 +43,9 @@ def ran_stages(output: str) -> list[str]:
 def test_repro_writes_the_answer(project):
     folder, output = project
     ran = [s for s in ran_stages(output) if s != "download"]  # dvc.lock may know the data
-    advice = ("cores", "memory", "blocks")
-    assert [s for s in ran if s not in ("machine", *advice)] == [
+    advice = ("cores", "memory", "blocks", "pipeline")
+    assert ran.index("question") < ran.index("report")  # the question's own run, committed
+    assert [s for s in ran if s not in ("machine", "question", *advice)] == [
         "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "plan", "refine", "seeds",
         "race", "reproduce", "report"]
     assert ran.index("machine") < min(ran.index(s) for s in ("steptime", *advice))
@@ -92,12 +93,18 @@ def test_repro_writes_the_answer(project):
     assert paths["torchvision"]["batch_size"] in tried and paths["torchvision"]["cost_model"]
     assert paths["torchvision"]["per_target"]["0.8"]["measured"] is None  # not trained on it
     assert set(metrics["per_class_accuracy"]) == {str(c) for c in range(10)}
-    assert "With the question's own pipeline" in report
+    assert "Through the question's own pipeline" in report
+    # the question's own run beside the question's figures, and its pipeline taken apart
+    assert "## The question's own run" in report and "| 1 | " in report.split(
+        "## The question's own run")[1]
+    parts = json.loads((folder / "reports/advice/pipeline.json").read_text())["per_batch"]
+    assert set(parts) == {"32"} and parts["32"]["total"] > 1
+    assert "The question's pipeline taken apart" in report
     # the answer's advice: every claim a row with a verdict, its figure drawn
     advice = report.split("## The answer's advice, tested here")[1]
     rows = [line for line in advice.splitlines() if line.startswith("| ") and "**" in line]
-    assert len(rows) == 7 and "Of the accepted answer's 6 claims tested here" in advice
-    assert "not tested here" in rows[1]  # the tiny sweep trains no batch 1
+    assert len(rows) == 10 and "Of the accepted answer's 8 claims tested here" in advice
+    assert "not tested here" in rows[1] and "not tested here" in rows[3]  # no batch 1 here
     for name in ("advice_memory", "advice_cores", "advice_blocks"):
         assert f"(figures/{name}.png)" in advice
         assert (folder / "reports/figures" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
@@ -160,13 +167,15 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     planned = [json.loads((folder / f"reports/cells/{stage}/plan.json").read_text())["cells"]
                for stage in ("refine", "seeds", "race")]
     assert len(planned[1]) >= 1  # at least the sweet spot reached the target: one more seed
-    measured = ("sweep", "steptime", "cores", "memory", "blocks")  # runs that train no cell
-    trained = [r for r in runs if r.data.tags.get("kind") not in measured]
+    measured = ("sweep", "steptime", "cores", "memory", "blocks", "pipeline")  # train no cell
+    asked = [r for r in runs if r.data.tags.get("dvc_stage") == "question"]
+    assert sorted(int(r.data.params["batch_size"]) for r in asked) == [1, 6000]
+    trained = [r for r in runs if r.data.tags.get("kind") not in measured and r not in asked]
     sample = [r for r in trained if r.data.params.get("sweep_stage") == "reproduce"]
     trained = [r for r in trained if r not in sample]  # the sample checks the cells: no cell
     assert len(children) == 2 + sum(map(len, planned)) == len(trained)  # the race's are cells
     assert len(sample) == json.loads((folder / "reports/reproduce.json").read_text())["sampled"]
-    kinds = [r.data.tags["kind"] for r in runs if r not in trained + sample]
+    kinds = [r.data.tags["kind"] for r in runs if r not in trained + sample + asked]
     assert kinds.count("steptime") == 2 and all(kinds.count(k) == 1 for k in measured[2:])
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     assert parent.data.metrics["sweet_spot_batch_size"] == metrics["batch_size"]
@@ -219,7 +228,8 @@ def test_a_report_only_edit_leaves_every_cell_and_timing_stage_up_to_date(projec
     commands import: tests/test_paths.py), and the stages that plan from it retrain nothing."""
     folder, _ = project
     before = stale(folder)
-    timing = ("sweep@", "extremes@", "steptime", "bench", "cores", "memory", "blocks")
+    timing = ("sweep@", "extremes@", "steptime", "bench", "cores", "memory", "blocks",
+              "pipeline", "question")
     cells = {p: p.read_bytes() for p in sweep_cells(folder)}
     for module in ("report/writeup.py", "answer/analysis.py"):
         source = folder / "src/sweetspot" / module

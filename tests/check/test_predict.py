@@ -10,6 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from sweetspot import cli, paths
 from sweetspot.answer import estimate
+from sweetspot.check.predict import STEPS_MD5
+from sweetspot.data.idx import md5
 
 NETWORK = "Linear(784,256)-sigmoid-Linear(256,10)"
 
@@ -84,6 +86,7 @@ def test_predict_for_real_from_a_table_or_a_run(workdir, capsys):
     (written,) = (folder / "reports").glob("predict-*.json")
     assert written == folder / paths.predict_file("cpu-tensor-exact-1threads")
     doc = json.loads(written.read_text())
+    assert doc[STEPS_MD5] == md5(path)  # the table it predicted from
     spot = doc["prediction"]["0.8"]["spot"]
     assert spot["batch_size"] == 32 and spot["low"] <= spot["estimate"] <= spot["high"]
     assert doc["steptime"]["stack"]["threads"] == 1
@@ -101,3 +104,4 @@ def test_predict_for_real_from_a_table_or_a_run(workdir, capsys):
     with pytest.raises(SystemExit) as again:  # the same table, from an MLflow run
         cli.main(["predict", "--steps", run.info.run_id, "--threads", "1"])
     assert again.value.code == 0 and "target 0.8: sweet spot 32" in capsys.readouterr().out
+    assert json.loads(written.read_text())[STEPS_MD5] == doc[STEPS_MD5]  # the same bytes

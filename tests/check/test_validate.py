@@ -1,6 +1,8 @@
-"""`sweetspot validate`: the comparison of predicted and measured on hand-made numbers, and one
-real tiny validation (predict, then a reduced sweep that really trains)."""
+"""`sweetspot validate`: the comparison of predicted and measured on hand-made numbers, the
+document it writes, and one real tiny validation (predict, then a reduced sweep that really
+trains)."""
 
+import hashlib
 import json
 import math
 
@@ -10,7 +12,9 @@ from mlflow.tracking import MlflowClient
 from test_predict import steps_rows, write_table
 
 from sweetspot import cli, paths
-from sweetspot.check.validate import goal, neighbours
+from sweetspot.check.predict import STEPS_MD5
+from sweetspot.check.validate import document, goal, neighbours
+from sweetspot.data.idx import md5
 
 GRID = [16, 32, 64, 128, 256]
 
@@ -50,6 +54,22 @@ def test_a_censored_batch_size_is_never_the_measured_spot_nor_an_error():
     assert held({32: 1.0}, {32: math.inf}, 32, GRID)["measured_spot"] is None
 
 
+def test_the_document_records_the_md5_of_the_steps_table_it_predicted_from(tmp_path):
+    table = write_table(tmp_path, steps_rows({32: [141, 141], 64: [110, 125]}))
+    result = {"stack": "cpu-tensor-exact-2threads", "run_id": "p1",
+              "steptime": {"seconds": {"32": 1e-4, "64": 2e-4}}}
+    check = held({32: 1.0, 64: 0.8}, {32: 1.1, 64: 0.9}, 64, GRID)
+    runs = [{"batch_size": b, "seed": 0, "lr": 1.0, "run_id": f"r{b}"} for b in (32, 64)]
+    measured = pd.DataFrame({"quiet_time": [1.1, 0.9], "time": [1.2, 1.0]})
+    doc = document(result, md5(table), 0.97, {32: 1.0, 64: 1.0}, [0], check, runs,
+                   measured)
+    assert doc[STEPS_MD5] == hashlib.md5(table.read_bytes()).hexdigest()  # as dvc.lock's md5
+    assert doc["stack"] == "cpu-tensor-exact-2threads" and doc["batch_sizes"] == [32, 64]
+    assert doc["predict_run_id"] == "p1" and doc["goal_met"] == check["goal_met"]
+    assert [(r["time"], r["clock"], r["run_id"]) for r in doc["runs"]] == [
+        (1.1, 1.2, "r32"), (0.9, 1.0, "r64")]
+
+
 @pytest.mark.slow
 def test_validate_for_real_on_the_tiny_config(workdir, capsys):
     folder, env = workdir
@@ -60,6 +80,7 @@ def test_validate_for_real_on_the_tiny_config(workdir, capsys):
     out = folder / paths.validate_file("MNIST", "mlp", "cpu-tensor-exact-1threads")
     doc = json.loads(out.read_text())
     assert doc["stack"] == "cpu-tensor-exact-1threads" and doc["target"] == 0.8
+    assert doc[STEPS_MD5] == md5(table)
     assert doc["batch_sizes"] == neighbours(doc["predicted_spot"], [32, 64, 128])
     assert doc["seeds"] == [0, 1]  # sweep.seeds then sweep.extra_seeds
     assert len(doc["runs"]) == 2 * len(doc["batch_sizes"])

@@ -8,6 +8,8 @@ import pytest
 from conftest import B_NOISE, S_MIN, T0, C, fake_run, tiny_params
 from sweetspot import paths
 from sweetspot.answer import analysis, costmodel, estimate
+from sweetspot.check import predict
+from sweetspot.data.idx import md5
 from sweetspot.report import checks, report, writeup
 from sweetspot.report.answer import (
     Answer,
@@ -112,11 +114,13 @@ def test_text_names_the_sweet_spot_and_keeps_the_censored(answer):
     md = text(spots, cells)
     b = spots[0.97]["batch_size"]
     assert md.startswith("# Which batch size reaches the target fastest here? MNIST")
-    assert "**Sweet region: batch sizes 32-64, a tie within 1%.**" in md
+    assert "**Sweet region: batch sizes 32-64, a tie within 1%**, at learning rate 1 (the " \
+           "question trained at 0.1" in md
     assert f"**batch size {b}**" in md and "wins 100% of the resamples" in md
     assert "Measured on a busy machine" not in md and "24 of 25 rounds quiet" in md
     assert "B_noise = 40" in md
-    row = next(line for line in md.splitlines() if line.startswith("| 1024 |"))
+    factors = md.split("## The two factors")[1]
+    row = next(line for line in factors.splitlines() if line.startswith("| 1024 |"))
     assert "not reached" in row and "0/2" in row  # censored, never dropped
 
 
@@ -125,7 +129,7 @@ def test_text_explains_what_makes_the_comparison_fair(answer):
     md = text(spots, cells)
     assert "## What makes the comparison fair" in md
     assert "chosen by steps, not seconds" in md
-    assert "1024 at lr 1, seed 0 (not_reached, 1.0 epochs)" in md  # what the budget cut off
+    assert "| 1024 | 0.3, 1 | 4 | 1 |" in md  # what the budget cut off: rates, runs, epochs
     assert "never by the clock" in md
 
 
@@ -164,6 +168,25 @@ def test_text_has_a_validation_section_only_when_there_are_checks(answer):
     assert "met on 1 of 2: cpu-1thread-tensor" in md
 
 
+def test_a_validation_made_with_an_older_steps_table_says_so(root):
+    """CHECK records no MD5 (made before validations did): older, as is one whose MD5 is not the
+    table's; by default the table is the committed file."""
+    assert checks.STEPS_MD5 == predict.STEPS_MD5  # the key validate writes is the one read
+    (root / paths.STEPS_TABLE).parent.mkdir()
+    (root / paths.STEPS_TABLE).write_text("batch_size,steps\n32,4969\n")
+    now = {**CHECK, "stack": "cpu-2threads", predict.STEPS_MD5: md5(root / paths.STEPS_TABLE)}
+    old = {**CHECK, "stack": "cuda-tensor", predict.STEPS_MD5: "0" * 32}
+    md = "\n".join(checks.validation_section([now, old, CHECK]))
+    assert "| cpu-2threads | 32 | 64 | [16, 32, 64] | 6 | 8% | current |" in md
+    assert "| cuda-tensor | 32 | 64 | [16, 32, 64] | 6 | 8% | older |" in md
+    assert "| cpu-1thread-tensor | 32 | 64 | [16, 32, 64] | 6 | 8% | older |" in md
+    assert "Predicted from an older table of steps than this report's" in md
+    assert "recorded): cuda-tensor, cpu-1thread-tensor." in md
+    assert "this table of steps" not in md  # the intro claims no table for them
+    md = "\n".join(checks.validation_section([now], table_md5=now[predict.STEPS_MD5]))
+    assert "| current |" in md and "older" not in md
+
+
 def test_no_step_times_is_no_answer_not_a_crash():
     spots = estimate.answers([fake_run(32, 1.0, 0)], {4096: [0.01] * 3}, [0.97], resamples=200)
     spot = spots[0.97]
@@ -189,8 +212,9 @@ def test_each_data_path_is_answered_from_the_same_steps(answer):
     md = text(spots, cells, loaders=both)
     assert "## The question's own data pipeline" in md
     ratio = loader[0.97]["estimate"] / spots[0.97]["estimate"]
-    assert f"the sweet region is {writeup.region_text(loader[0.97])}" in md
-    assert f"{ratio:.1f}x the time on the tensor path, from the same steps" in md
+    assert (f"| torchvision | 0.97 | {writeup.region_text(loader[0.97])} | "
+            f"{loader[0.97]['batch_size']} |") in md
+    assert f"the same steps take {ratio:.1f}x as long" in md
     row = next(line for line in md.splitlines()
                if line.startswith(f"| torchvision | {model['t0'] * 1e6:.0f} |"))
     assert f"| {model['b_star']:.0f} | {loader[0.97]['batch_size']} |" in row

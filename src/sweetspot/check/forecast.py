@@ -28,7 +28,7 @@ from sweetspot.measure import machine, steptime
 from sweetspot.track import tracking
 from sweetspot.train.networks import network_name, network_slug
 
-HEADLINE = "early"  # the MLP's sweep: B_noise fitted 43, B_simple early 83, averaged 342
+HEADLINE = "early"  # nearer the MLP sweep's fitted B_noise than the averaged (docs/method.md)
 
 
 def relative_times(seconds: dict[int, float], b_noise: float) -> dict[int, float]:

@@ -3,8 +3,9 @@
 Reads a steps table (reports/steps_to_target.csv by default, or a path, or an MLflow run id whose
 artifacts hold one) and params.yaml; measures seconds per step here and now with the stack asked
 for (--device, --loader, --threads, --compile); prints the predicted seconds to each target per
-batch size and the sweet spot with its interval; writes reports/predict-<stack>.json and one
-MLflow run. Trains nothing. Run: `sweetspot predict --threads 1`.
+batch size and the sweet spot with its interval; writes reports/predict-<stack>.json (with the
+MD5 of the steps table it read) and one MLflow run. Trains nothing. Run: `sweetspot predict
+--threads 1`.
 """
 
 from __future__ import annotations
@@ -17,21 +18,31 @@ import pandas as pd
 from sweetspot import paths
 from sweetspot.answer import estimate, fastest
 from sweetspot.config import Params
+from sweetspot.data.idx import md5
 from sweetspot.data.load import load_data, resolve_device
 from sweetspot.errors import ConfigError
 from sweetspot.measure import machine, steptime
 from sweetspot.track import outage, tracking
 from sweetspot.train import networks
 
+# The key under which a prediction or a validation records the MD5 of the steps table it read:
+# the file's, as dvc.lock records reports/steps_to_target.csv (the report compares the two).
+STEPS_MD5 = "steps_table_md5"  # report/checks.py repeats it (tests/report holds them equal)
 
-def load_steps(source: str | None) -> pd.DataFrame:
-    """The steps table from a path (default: the committed one) or an MLflow run's artifacts."""
+
+def steps_file(source: str | None) -> Path:
+    """The steps table's file: a path (default: the committed one) or an MLflow run's artifact."""
     path = Path(source) if source else paths.STEPS_TABLE
     if source and not path.exists() and _looks_like_run_id(source):
         path = _from_run(source)
     if not path.is_file():
         raise ConfigError(f"--steps: no steps table at {path} (run `dvc repro report`, or give "
                           "a path or an MLflow run id)")
+    return path
+
+
+def load_steps(path: Path) -> pd.DataFrame:
+    """The steps table in `path` (steps_file), refused whole when it is not one."""
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
@@ -141,10 +152,11 @@ def run(params: Params, table: pd.DataFrame) -> dict:
 def main(params: Params, steps: str | None) -> int:
     """Check everything first (the table, the stack's device, the data), then measure and
     predict; params.train is the stack asked for (already checked)."""
-    table = load_steps(steps)
+    path = steps_file(steps)
+    table, table_md5 = load_steps(path), md5(path)
     check_problem(table, params)
     resolve_device(params.train.device)  # a missing CUDA device: one line, before any work
-    result = run(params, table)
+    result = {**run(params, table), STEPS_MD5: table_md5}
     out = paths.predict_file(result["stack"])
     paths.write_json(out, result)
     print(table_text(result["prediction"], result["stack"], result["steptime"]["load"]))

@@ -5,8 +5,9 @@ a step-time measurement taken now), then measures for real: a reduced sweep of t
 and its neighbours among the table's batch sizes, each at the table's rate, with every seed of
 sweep.seeds and sweep.extra_seeds, every run a tracked training run, each run's time taken as
 its quiet time (analysis.quiet_time: as robust to load as the prediction's seconds). Writes
-reports/validation/validate-<dataset>-<network>-<stack>.json (the report draws this problem's)
-and prints the comparison.
+reports/validation/validate-<dataset>-<network>-<stack>.json, with the MD5 of the steps table it
+predicted from (the report draws this problem's, and says which came from an older table), and
+prints the comparison.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sweetspot.answer import analysis
 from sweetspot.answer.estimate import ERROR_GOAL, beside_measured, direct_spot
 from sweetspot.check import predict
 from sweetspot.config import Params
+from sweetspot.data.idx import md5
 from sweetspot.data.load import resolve_device
 from sweetspot.errors import ConfigError
 from sweetspot.sweep import sweep
@@ -74,8 +76,24 @@ def train_runs(params: Params, plan: dict[int, float], seeds: list[int]) -> list
     return results
 
 
+def document(result: dict, steps_md5: str, target: float, plan: dict[int, float],
+             seeds: list[int], check: dict, runs: list[dict], measured: pd.DataFrame) -> dict:
+    """What reports/validation/ keeps of one stack's check: the prediction (`result`, from
+    predict.run) with the MD5 of the steps table it came from, the batch sizes and seeds of the
+    reduced sweep, the goal (`check`), and each run with its quiet time and its clock (`measured`,
+    analysis.target_table's rows of `runs` at the target). Pure."""
+    return {"stack": result["stack"], "target": target, "batch_sizes": list(plan), "seeds": seeds,
+            "predict_run_id": result["run_id"], "steptime_seconds": result["steptime"]["seconds"],
+            predict.STEPS_MD5: steps_md5,
+            **check, "runs": [{"batch_size": r["batch_size"], "seed": r["seed"], "lr": r["lr"],
+                               "time": quiet, "clock": clock, "run_id": r["run_id"]}
+                              for r, quiet, clock in zip(runs, measured["quiet_time"],
+                                                         measured["time"], strict=True)]}
+
+
 def main(params: Params, steps: str | None) -> int:
-    table = predict.load_steps(steps)
+    path = predict.steps_file(steps)
+    table, table_md5 = predict.load_steps(path), md5(path)  # as read, not as it may be later
     predict.check_problem(table, params)
     resolve_device(params.train.device)
     target = params.sweep.targets[0]
@@ -96,12 +114,7 @@ def main(params: Params, steps: str | None) -> int:
     measured_table = analysis.target_table(runs, [target])
     predicted = pd.DataFrame([r for r in found["per_batch"] if r["batch_size"] in plan])
     check = goal(beside_measured(predicted, measured_table, target), spot, grid)
-    doc = {"stack": result["stack"], "target": target, "batch_sizes": list(plan), "seeds": seeds,
-           "predict_run_id": result["run_id"], "steptime_seconds": result["steptime"]["seconds"],
-           **check, "runs": [{"batch_size": r["batch_size"], "seed": r["seed"], "lr": r["lr"],
-                              "time": quiet, "clock": clock, "run_id": r["run_id"]}
-                             for r, quiet, clock in zip(runs, measured_table["quiet_time"],
-                                                        measured_table["time"], strict=True)]}
+    doc = document(result, table_md5, target, plan, seeds, check, runs, measured_table)
     out = paths.validate_file(params.data.dataset, network_slug(params.train), result["stack"])
     paths.write_json(out, doc)
     print(f"validate {result['stack']}: predicted spot {spot}, measured {check['measured_spot']}"

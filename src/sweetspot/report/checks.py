@@ -1,14 +1,21 @@
 """The report's checks of its own answer, in words: the runs timed on this machine against the
 estimate (and the one line that opens the report when they part), the steps table against the one
 the checkout came with, and the predictions for other stacks against their validations. Pure: the
-checks' numbers in, Markdown lines out."""
+checks' numbers in, Markdown lines out (but for the MD5 of the committed steps table, read when a
+caller does not give it)."""
 
 from __future__ import annotations
 
+from sweetspot import paths
 from sweetspot.answer.estimate import ERROR_GOAL
+from sweetspot.data.idx import md5
 from sweetspot.fmt import fmt, table
 
 REMEASURE = "dvc repro -f -s steptime && dvc repro"  # the command that re-measures the seconds
+# The key under which `sweetspot validate` records the MD5 of its steps table: check/predict.py's
+# STEPS_MD5, repeated so that the report stage does not depend on predict's code and the measuring
+# code it imports (tests/report holds the two equal).
+STEPS_MD5 = "steps_table_md5"
 
 
 def self_check_alarm(check: dict) -> str:
@@ -72,19 +79,37 @@ def sample_sentence(sample: dict) -> str:
     return text
 
 
-def validation_section(checks: list[dict]) -> list[str]:
-    """Predicted against measured on stacks the sweep did not use (`sweetspot validate`)."""
+def steps_table(check: dict, table_md5: str | None) -> str:
+    """Which steps table a validation predicted from: "current" when the MD5 it recorded is this
+    report's table's, "older" when it differs or none was recorded (made before they were)."""
+    return "current" if table_md5 and check.get(STEPS_MD5) == table_md5 else "older"
+
+
+def validation_section(checks: list[dict], table_md5: str | None = None) -> list[str]:
+    """Predicted against measured on stacks the sweep did not use (`sweetspot validate`), each
+    marked by whether it predicted from this report's steps table (table_md5; default: the MD5 of
+    the committed file, which the report stage writes before its text)."""
     if not checks:
         return []
+    if table_md5 is None and paths.STEPS_TABLE.is_file():
+        table_md5 = md5(paths.STEPS_TABLE)
     lines = ["## Validation on stacks the sweep did not use", "",
-             "Each stack: `sweetspot predict` (this table of steps x a step-time measurement on "
-             "that stack), then a real reduced sweep around the predicted spot "
+             "Each stack: `sweetspot predict` (a table of steps x a step-time measurement on that "
+             "stack), then a real reduced sweep around the predicted spot "
              "(`sweetspot validate`).", "",
              *table(["stack", "predicted spot", "measured spot", "batch sizes", "runs",
-                     "median abs. error"], "lrrlrr",
+                     "median abs. error", "steps table"], "lrrlrrl",
                     [[c["stack"], c["predicted_spot"], c["measured_spot"], c["batch_sizes"],
-                      len(c["runs"]), fmt(c["median_abs_error"], ".0%", "-")] for c in checks])]
+                      len(c["runs"]), fmt(c["median_abs_error"], ".0%", "-"),
+                      steps_table(c, table_md5)] for c in checks])]
     met = [c["stack"] for c in checks if c["goal_met"]]
-    return [*lines, "", f"Goal (measured spot = predicted or a grid neighbour, error <= "
-            f"{ERROR_GOAL:.0%}) met on {len(met)} of {len(checks)}: "
-            f"{', '.join(met) or 'none'}.", ""]
+    older = [c["stack"] for c in checks if steps_table(c, table_md5) == "older"]
+    lines += ["", f"Goal (measured spot = predicted or a grid neighbour, error <= "
+              f"{ERROR_GOAL:.0%}) met on {len(met)} of {len(checks)}: "
+              f"{', '.join(met) or 'none'}."]
+    if older:
+        lines += ["", f"Predicted from an older table of steps than this report's (the MD5 "
+                  f"recorded differs, or none was recorded): {', '.join(older)}. Their predicted "
+                  f"spots are that table's answer, not this one's; `sweetspot validate` on a "
+                  f"stack checks this table."]
+    return [*lines, ""]
