@@ -127,7 +127,15 @@ def certainty(answer: Answer) -> str:
                     "its seeds allow it more than the race's margin slower).")
     own = [d for d in answer.held if (d["dataset"], d["network"]) == (
         answer.params.data.dataset, network_slug(answer.params.train))]
+    region = sorted(r["batch_size"] for r in answer.spots[answer.target]["region"])
     for doc in own:
+        asked = doc["answer"]
+        if (asked["spot"], sorted(asked["region"])) != (
+                answer.spots[answer.target]["batch_size"], region):
+            told.append(f"The fresh seeds last checked an earlier answer (spot {asked['spot']}, "
+                        f"region {sizes(asked['region'], asked['tried'])}): `sweetspot heldout` "
+                        "checks this one.")
+            continue
         checked = [r for r in doc["rows"] if r["agrees"] is not None]
         wrong = [r for r in checked if not r["agrees"]]
         seeds = ", ".join(map(str, checked[0]["seeds"])) if checked else ""
