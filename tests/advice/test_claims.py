@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import tiny_params
-from sweetspot.advice import blocks, claims, cores, floors, memory
+from sweetspot.advice import blocks, claims, cores, ends, floors, memory
 
 POWERS = [4, 5, 6, 7, 8, 9, 10]
 
@@ -158,7 +158,7 @@ def test_the_claims_from_an_answer():
     row = claims.answer_procedure(replayed, spot)
     assert row["verdict"] == claims.PART and "picks 48" in row["numbers"]
     assert "outside the region (16-32)" in row["numbers"]
-    small = claims.small_end(spot["per_batch"], spot, 3, ["b1-lr3.0-s0-tensor"])
+    small = ends.batch_one(spot["per_batch"], spot, 3, ["b1-lr3.0-s0-tensor"])
     assert small["verdict"] == claims.HOLDS
     assert small["numbers"] == ("1: 20.00 s (6.7x); 8: 5.00 s (1.7x); 1 runs at rates not "
                                 "chosen stopped short in 3 epochs")
@@ -240,14 +240,14 @@ def test_the_whole_set_in_one_batch_loses_per_example_not_per_step():
     steps = {1: 96000, 8: 15000, 16: 9000, 32: 5000, 48: 4000, 64: 3600, 96: 3500, 128: 3400,
              256: 3100, 512: math.inf, 1024: math.inf}
     spot = with_steps(ESTIMATES, steps, [16, 32])
-    row = claims.whole_batch(spot["per_batch"], spot, QUESTION_RUN, 0.97)
+    row = ends.whole_batch(spot["per_batch"], spot, QUESTION_RUN, 0.97)
     assert row["verdict"] == claims.HOLDS  # stuck near chance, and 256 sees 5x the examples
     assert row["numbers"].startswith("the question's run at 60000: 11.0% after 3 epochs (3 steps)")
     assert "sees 5.0x the examples the spot 32 sees, in 0.62x its steps" in row["numbers"]
     # a run of the whole set that reached the target: the claim holds only in part
     reached = {**QUESTION_RUN, "runs": {**QUESTION_RUN["runs"], "60000": {"epochs": [
         {"epoch": 1, "test_acc": 0.98}]}}}
-    assert claims.whole_batch(spot["per_batch"], spot, reached, 0.97)["verdict"] == claims.PART
+    assert ends.whole_batch(spot["per_batch"], spot, reached, 0.97)["verdict"] == claims.PART
 
 
 def test_batch_one_over_emphasis_is_its_seeds_spread_against_the_spots():
@@ -258,7 +258,7 @@ def test_batch_one_over_emphasis_is_its_seeds_spread_against_the_spots():
                                              strict=True)]  # seed 3 is not compared
     rows += [(32, 0.3, 0, 20000)]  # another rate is not compared either
     table = pd.DataFrame(rows, columns=["batch_size", "lr", "seed", "steps"]).assign(target=0.97)
-    row = claims.single_image(table, spot, 0.97)
+    row = ends.single_image(table, spot, 0.97)
     assert "batch 1: 90000-144000 steps (56% of the median)" in row["numbers"]
     assert "the spot 32: 5000-6000 (18%): 3.1x" in row["numbers"]
     assert row["verdict"] == claims.HOLDS
@@ -266,12 +266,12 @@ def test_batch_one_over_emphasis_is_its_seeds_spread_against_the_spots():
 
 def test_the_extremes_hold_where_batch_1_is_slow_and_the_whole_set_stuck():
     spot = spot_of(ESTIMATES, [16, 32])
-    row = claims.extremes(spot["per_batch"], spot, QUESTION_RUN, 0.97, 20)
+    row = ends.extremes(spot["per_batch"], spot, QUESTION_RUN, 0.97, 20)
     assert row["verdict"] == claims.HOLDS
     assert row["numbers"] == ("batch 1 takes 6.7x the spot's time; batch 60000 (the question's "
                               "run) is at 11.0% after 3 epochs; 512 and 1024 never reach 0.97 in "
                               "20 epochs")
-    assert claims.extremes(spot["per_batch"], spot, None, 0.97, 20)["verdict"] == claims.PART
+    assert ends.extremes(spot["per_batch"], spot, None, 0.97, 20)["verdict"] == claims.PART
 
 
 def test_an_undecided_member_decides_no_claim():

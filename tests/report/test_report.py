@@ -10,7 +10,7 @@ from sweetspot import paths
 from sweetspot.answer import analysis, costmodel, estimate
 from sweetspot.check import predict
 from sweetspot.data.idx import md5
-from sweetspot.report import checks, report, writeup
+from sweetspot.report import checks, firstscreen, report, writeup
 from sweetspot.report.answer import (
     Answer,
     cost_model,
@@ -212,7 +212,7 @@ def test_each_data_path_is_answered_from_the_same_steps(answer):
     md = text(spots, cells, loaders=both)
     assert "## The question's own data pipeline" in md
     ratio = loader[0.97]["estimate"] / spots[0.97]["estimate"]
-    assert (f"| torchvision | 0.97 | {writeup.region_text(loader[0.97])} | "
+    assert (f"| torchvision | 0.97 | {firstscreen.region_text(loader[0.97])} | "
             f"{loader[0.97]['batch_size']} |") in md
     assert f"the same steps take {ratio:.1f}x as long" in md
     row = next(line for line in md.splitlines()

@@ -94,7 +94,7 @@ def replay(per_batch, n_train: int, spot: dict, undecided: list[int] = ()) -> di
 # Each row: what the answer says (its words, quoted, or closely paraphrased in brackets), the
 # test, this machine's numbers, the verdict and the figure that shows it.
 
-def _row(said, test, numbers, verdict, figure):
+def claim(said, test, numbers, verdict, figure):
     return {"claim": said, "test": test, "numbers": numbers, "verdict": verdict,
             "figure": figure}
 
@@ -104,7 +104,7 @@ def _sizes(spot: dict) -> str:
     return sizes([r["batch_size"] for r in spot["region"]], spot["per_batch"]["batch_size"])
 
 
-def _ratio(per_batch, spot: dict, b: int) -> float:
+def ratio_to_spot(per_batch, spot: dict, b: int) -> float:
     at = per_batch.set_index("batch_size")["estimate"]
     return float(at[b]) / spot["estimate"] if b in at.index else math.nan
 
@@ -119,112 +119,15 @@ def time_per_epoch(per_batch, spot: dict, n_train: int, max_epochs: int) -> dict
     """The question's metric against the target's: the batch size with the fastest epoch."""
     epochs = epoch_seconds(per_batch, n_train)
     fast = min(epochs, key=epochs.get)
-    ratio = _ratio(per_batch, spot, fast)
+    ratio = ratio_to_spot(per_batch, spot, fast)
     region = [r["batch_size"] for r in spot["region"]]
     reach = (f"reaches it in {fmt(ratio, '.1f')}x the spot's time" if math.isfinite(ratio)
              else f"does not reach it in {max_epochs} epochs")
-    return _row("\"you are measuring execution time per epoch, rather than total Time-to-Train\"",
-                "each batch size's epoch (steps x seconds per step) against its time to the "
-                "target", f"the fastest epoch is batch {fast}'s ({fmt(epochs[fast])} s, the "
-                f"spot {spot['batch_size']}'s {fmt(epochs[spot['batch_size']])} s); it {reach}",
-                HOLDS if fast not in region else NOT, "epoch_vs_target")
-
-
-def small_end(per_batch, spot: dict, budget: int, censored: list[str]) -> dict:
-    """Batch 1 and the rest below the region; `censored` names the runs the budget stopped."""
-    said = "\"a batch size of 1 is almost guaranteed to be sub-optimal\""
-    rows = per_batch[per_batch["batch_size"] < min(r["batch_size"] for r in spot["region"])]
-    if 1 not in set(per_batch["batch_size"]):
-        return _row(said, "batch 1 as a cell", "not trained (sweep.extremes lacks 1)", UNTESTED,
-                    "two_factors")
-
-    def one(r):
-        if not math.isfinite(r.estimate):
-            return f"{int(r.batch_size)}: not in {budget} epochs"
-        ratio = _ratio(per_batch, spot, r.batch_size)
-        return f"{int(r.batch_size)}: {fmt(r.estimate)} s ({fmt(ratio, '.1f')}x)"
-
-    stopped = (f"; {len(censored)} runs at rates not chosen stopped short in {budget} epochs"
-               if censored else "")
-    inside = 1 in [r["batch_size"] for r in spot["region"]]
-    return _row(said, f"batch sizes below the region trained like the grid ({budget}-epoch "
-                "budget), steps x seconds", "; ".join(map(one, rows.itertuples())) + stopped,
-                NOT if inside else HOLDS, "two_factors")
-
-
-def whole_batch(per_batch, spot: dict, question: dict | None, target: float) -> dict:
-    """The whole training set in one batch: the question's own run, and the examples seen to the
-    target as the batch size grows (steps x B) beside the steps."""
-    said = ("\"[batch 60000] tends to lose the learning you can get from focusing on little-seen "
-            "features\"")
-    test = ("the question's run at the whole set (lr 0.1), and the examples seen to the target "
-            "(steps x batch size) against the spot's; why (little-seen features) is not tested "
-            "apart")
-    reached = per_batch[per_batch["estimate"].map(math.isfinite)]
-    big = reached.loc[reached["batch_size"].idxmax()]
-    at = per_batch.set_index("batch_size").loc[spot["batch_size"]]
-    examples = big.median_steps * big.batch_size / (at.median_steps * spot["batch_size"])
-    numbers = (f"to {target:g}, batch {int(big.batch_size)} (the largest to reach it) sees "
-               f"{fmt(examples, '.1f')}x the examples the spot {spot['batch_size']} sees, in "
-               f"{fmt(big.median_steps / at.median_steps, '.2f')}x its steps")
-    stuck = False
-    if question:
-        last = question["runs"][str(question["n_train"])]["epochs"][-1]
-        stuck = last["test_acc"] < target
-        numbers = (f"the question's run at {question['n_train']}: {last['test_acc']:.1%} after "
-                   f"{last['epoch']} epochs ({last['epoch']} steps); {numbers}")
-    verdict = HOLDS if stuck and examples > 2 else PART if stuck or examples > 2 else NOT
-    return _row(said, test, numbers, verdict, "steps_to_target")
-
-
-def single_image(table, spot: dict, target: float, seeds=(0, 1, 2)) -> dict:
-    """Batch 1's steps to the target over the same seeds as the spot's, at each one's rate: how
-    much more the order of single images moves them (range over median)."""
-    said = "\"[batch 1] tends to over-emphasize individual effects\""
-    test = (f"the spread of steps to the target over seeds {', '.join(map(str, seeds))} (range "
-            "over median), batch 1 against the spot, each at its rate; the \"too much weight to "
-            "the first few images\" is not tested apart")
-
-    def spread(b):
-        at = table[(table["batch_size"] == b) & (table["lr"] == lr_of[b]) & (
-            table["seed"].isin(seeds)) & (table["target"] == target)]["steps"]
-        return (at.max() - at.min()) / at.median(), at
-
-    lr_of = dict(zip(spot["per_batch"]["batch_size"], spot["per_batch"]["lr"], strict=True))
-    if 1 not in lr_of:
-        return _row(said, test, "batch 1 not trained", UNTESTED, "steps_to_target")
-    (one, ones), (mine, spots) = spread(1), spread(spot["batch_size"])
-    ratio = one / mine if mine else math.inf
-    numbers = (f"batch 1: {fmt(ones.min(), '.0f')}-{fmt(ones.max(), '.0f')} steps "
-               f"({fmt(one, '.0%')} of the median); the spot {spot['batch_size']}: "
-               f"{fmt(spots.min(), '.0f')}-{fmt(spots.max(), '.0f')} ({fmt(mine, '.0%')}): "
-               f"{fmt(ratio, '.1f')}x")
-    verdict = HOLDS if ratio >= 2 else PART if ratio > 1.25 else NOT
-    return _row(said, test, numbers, verdict, "steps_to_target")
-
-
-def extremes(per_batch, spot: dict, question: dict | None, target: float,
-             max_epochs: int) -> dict:
-    """Batch 1 and the whole set in one batch, against the spot."""
-    said = "\"Either of these approaches is an extreme case, usually absurd in application\""
-    ratio = _ratio(per_batch, spot, 1)
-    censored = [int(r.batch_size) for r in per_batch.itertuples()
-                if not math.isfinite(r.estimate)]
-    parts = [f"batch 1 takes {fmt(ratio, '.1f')}x the spot's time" if math.isfinite(ratio)
-             else "batch 1 not trained"]
-    stuck = False
-    if question:
-        last = question["runs"][str(question["n_train"])]["epochs"][-1]
-        stuck = last["test_acc"] < target
-        parts.append(f"batch {question['n_train']} (the question's run) is at "
-                     f"{last['test_acc']:.1%} after {last['epoch']} epochs")
-    if censored:
-        parts.append(f"{' and '.join(map(str, censored))} never reach {target:g} in "
-                     f"{max_epochs} epochs")
-    slow = math.isfinite(ratio) and ratio >= 2
-    verdict = HOLDS if slow and stuck else PART if slow or stuck else NOT
-    return _row(said, "batch 1's time to the target over the spot's; the whole set in one batch "
-                "in the question's run", "; ".join(parts), verdict, "two_factors")
+    return claim("\"you are measuring execution time per epoch, rather than total Time-to-Train\"",
+                 "each batch size's epoch (steps x seconds per step) against its time to the "
+                 "target", f"the fastest epoch is batch {fast}'s ({fmt(epochs[fast])} s, the "
+                 f"spot {spot['batch_size']}'s {fmt(epochs[spot['batch_size']])} s); it {reach}",
+                 HOLDS if fast not in region else NOT, "epoch_vs_target")
 
 
 def answer_procedure(found: dict, spot: dict) -> dict:
@@ -235,8 +138,8 @@ def answer_procedure(found: dict, spot: dict) -> dict:
     test = (f"the procedure replayed on the estimates (grid {found['grid']}), against the region's "
             "members the race decided")
     if found["best"] is None:
-        return _row(said, test, "no batch size of its grid reached the target", UNTESTED,
-                    "two_factors")
+        return claim(said, test, "no batch size of its grid reached the target", UNTESTED,
+                     "two_factors")
     missing = f"; {found['missing']} untrained" if found["missing"] else ""
     where = ("in the region but undecided in the race" if found["undecided"] else
              "a decided member of the region" if found["in_region"] else "outside the region")
@@ -244,7 +147,7 @@ def answer_procedure(found: dict, spot: dict) -> dict:
                f"{found['best']} at {fmt(found['estimate'])} s, {fmt(found['ratio'], '.2f')}x the "
                f"spot {spot['batch_size']}'s, {where} ({_sizes(spot)}){missing}")
     verdict = HOLDS if found["in_region"] else PART if found["ratio"] <= 1.25 else NOT
-    return _row(said, test, numbers, verdict, "two_factors")
+    return claim(said, test, numbers, verdict, "two_factors")
 
 
 def neighbours(per_batch, spot: dict, undecided: list[int] = ()) -> dict:
@@ -261,12 +164,12 @@ def neighbours(per_batch, spot: dict, undecided: list[int] = ()) -> dict:
         return ("undecided" if b in undecided else "in the region" if b in region else
                 "out of the region")
 
-    said = ", ".join(f"{b}: {fmt(_ratio(per_batch, spot, b), '.2f')}x ({status(b)})"
+    said = ", ".join(f"{b}: {fmt(ratio_to_spot(per_batch, spot, b), '.2f')}x ({status(b)})"
                      for b in beside)
-    return _row("\"You will likely see very little difference between your 'sweet spot' and the "
-                "adjacent batch sizes\"", "the spot's neighbours' estimates over the spot's, and "
-                "the region's decided members", said, HOLDS if len(inside) == len(beside) else
-                PART if inside else NOT, "steps_to_target")
+    return claim("\"You will likely see very little difference between your 'sweet spot' and the "
+                 "adjacent batch sizes\"", "the spot's neighbours' estimates over the spot's, and "
+                 "the region's decided members", said, HOLDS if len(inside) == len(beside) else
+                 PART if inside else NOT, "steps_to_target")
 
 
 def memory(found: dict, cost: dict | None, spot: dict) -> dict:
@@ -286,10 +189,10 @@ def memory(found: dict, cost: dict | None, spot: dict) -> dict:
                f"{found['stops_falling']} (working set {fmt(stop['working_set'] / 2**20)} MiB, "
                f"{stop['level']}); jumps: {jumps}{fitted}")
     verdict = HOLDS if found["stops_falling"] <= spot["batch_size"] else PART
-    return _row("\"you want to be able to ingest the entire batch into memory at once [...] If "
-                "you under-use the memory, you leave some potential performance untapped\"",
-                "us per example from batch 1 up, beside the working set, the cache sizes and the "
-                "step's arithmetic and memory floors", numbers, verdict, "advice_memory")
+    return claim("\"you want to be able to ingest the entire batch into memory at once [...] If "
+                 "you under-use the memory, you leave some potential performance untapped\"",
+                 "us per example from batch 1 up, beside the working set, the cache sizes and the "
+                 "step's arithmetic and memory floors", numbers, verdict, "advice_memory")
 
 
 def _workers(n: int) -> str:
@@ -326,19 +229,19 @@ def processors(cores: dict, spot_best: dict | None, spot_question: dict | None) 
     tensor_gains = any(v["q1"] > 1 + MEANINGFUL for v in tensor_speed.values())
     verdict = (HOLDS if best["beyond"] else PART if tensor_gains or any(
         v["q1"] > 1 + MEANINGFUL for v in ratios.values()) else NOT)
-    return _row("\"if you're on a multi-processor chip, you want to keep them all busy\" [some on "
-                "the model, some on I/O: 28 of 32 cores in the answer's project]",
-                "both paths at every split of the CPUs (the question's pipeline: loader workers x "
-                "torch threads; the tensor path: threads), interleaved rounds; a 2-CPU machine "
-                "cannot test a reserve like 4 of 32 cores", numbers, verdict, "advice_cores")
+    return claim("\"if you're on a multi-processor chip, you want to keep them all busy\" [some on "
+                 "the model, some on I/O: 28 of 32 cores in the answer's project]",
+                 "both paths at every split of the CPUs (the question's pipeline: loader workers x "
+                 "torch threads; the tensor path: threads), interleaved rounds; a 2-CPU machine "
+                 "cannot test a reserve like 4 of 32 cores", numbers, verdict, "advice_cores")
 
 
 def blocks(verdict: dict) -> dict:
-    return _row("\"a batch size that is 2^n or 3 * 2^n for some n, works best, simply because of "
-                "block sizes\"", "seconds per step at 2^n and 3*2^(n-1) against the line through "
-                "their neighbours at +-1 (odd) and +-8 (multiples of 8), interleaved rounds; a "
-                "verdict only beyond the rounds' spread and the seeds' spread",
-                verdict["sentence"], verdict["verdict"], "advice_blocks")
+    return claim("\"a batch size that is 2^n or 3 * 2^n for some n, works best, simply because of "
+                 "block sizes\"", "seconds per step at 2^n and 3*2^(n-1) against the line through "
+                 "their neighbours at +-1 (odd) and +-8 (multiples of 8), interleaved rounds; a "
+                 "verdict only beyond the rounds' spread and the seeds' spread",
+                 verdict["sentence"], verdict["verdict"], "advice_blocks")
 
 
 def headline(rows: list[dict], cores: dict, spot_best: dict | None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from sweetspot import paths
-from sweetspot.advice import claims, figures, floors
+from sweetspot.advice import claims, ends, figures, floors
 from sweetspot.answer import analysis, estimate, fastest
 from sweetspot.config import Params
 
@@ -37,10 +37,10 @@ def build(params: Params, results: list[dict], per_loader: dict, target: float,
     replayed = claims.replay(per_batch, params.train.n_train, spot, undecided)
     spread = (spot["high"] - spot["low"]) / 2 / spot["estimate"]  # the seeds' and rounds'
     rows = [claims.time_per_epoch(per_batch, spot, params.train.n_train, s.max_epochs),
-            claims.small_end(per_batch, spot, s.extremes_max_epochs, censored(results, params)),
-            claims.whole_batch(per_batch, spot, question, target),
-            claims.single_image(steps, spot, target),
-            claims.extremes(per_batch, spot, question, target, s.max_epochs),
+            ends.batch_one(per_batch, spot, s.extremes_max_epochs, censored(results, params)),
+            ends.whole_batch(per_batch, spot, question, target),
+            ends.single_image(steps, spot, target),
+            ends.extremes(per_batch, spot, question, target, s.max_epochs),
             claims.memory(found, cost, spot),
             claims.processors(cores, spot_best, spot_question),
             claims.blocks(verdict := claims.block_verdict(

@@ -1,0 +1,169 @@
+"""The first screen of reports/report.md: the sweet region and its rate, the spot, how sure the
+answer is (the resamples, the race, the fresh seeds), the question's pipeline beside the tensor
+path, and why per-epoch time misleads. Pure: the answer in, Markdown out."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from sweetspot.advice import claims
+from sweetspot.answer.estimate import REGION_RULE
+from sweetspot.fmt import fmt, sizes, table
+from sweetspot.report.answer import Answer
+from sweetspot.sweep import race
+from sweetspot.train.networks import network_slug
+
+
+def interval(low, high) -> str:
+    if low is None or not math.isfinite(low):
+        return "-"
+    return f"{low:.2f}-{fmt(high, '.2f', 'inf')}"
+
+
+def headline(answer: Answer) -> list[str]:
+    """The first screen: the answer and its rate, how sure it is (the resamples, the race, the
+    fresh seeds), the question's pipeline taken apart, and the question's own run."""
+    spots, targets = answer.spots, answer.params.sweep.targets
+    spot = spots[targets[0]]
+    if spot["batch_size"] is None:
+        return [f"No batch size reached {targets[0]:g} test accuracy: {spot['reason']}.", ""]
+    rows = spot["per_batch"]
+    here = rows[rows["batch_size"] == spot["batch_size"]].iloc[0]
+    lines = [
+        f"**Sweet region: {region_text(spot)}**, at {rates(rows, spot)} (the question trained "
+        f"at 0.1; each batch size's rate is the one of "
+        f"{', '.join(f'{lr:g}' for lr in answer.params.sweep.lrs)} that "
+        f"reaches the target in the fewest steps). {region_members(spot)}",
+        f"Its spot, **batch size {spot['batch_size']}**, wins {spot['share']:.0%} of the resamples "
+        f"of seeds and timing rounds and reaches {targets[0]:g} test accuracy in "
+        f"**{spot['estimate']:.2f} s** of training, estimated as {spot['median_steps']:.0f} steps "
+        f"(median over seeds) x {spot['seconds_per_step'] * 1e6:.0f} µs per step (the fastest "
+        f"timing round), 95% interval {spot['low']:.2f}-{spot['high']:.2f} s. Measured directly, "
+        f"its runs took {fmt(here['measured'])} s (median of their quiet times), "
+        f"{fmt(here['ratio'], '.2f', '-')}x the estimate; by measured time alone the fastest was "
+        f"batch {spot['direct']}.", certainty(answer), ""]
+    lines += [" ".join(filter(None, [pipeline_sentence(answer), epoch_sentence(answer)])), ""]
+    if len(targets) > 1:
+        lines += table(["target", "sweet region", "spot", "seconds (estimate)", "95% interval",
+                        "wins"], "lrrrlr",
+                       [[f"{t:g}", region_text(spots[t]) if spots[t]["batch_size"] else "-",
+                         spots[t]["batch_size"], fmt(spots[t].get("estimate")),
+                         interval(spots[t].get("low"), spots[t].get("high")),
+                         fmt(spots[t].get("share"), ".0%", "-")] for t in targets])
+        lines.append("")
+    return lines
+
+
+def rates(rows: pd.DataFrame, spot: dict) -> str:
+    """The region's learning rates: "learning rate 1" where they share one, else each."""
+    region = rows[rows["batch_size"].isin([r["batch_size"] for r in spot["region"]])]
+    found = sorted(set(region["lr"]))
+    if len(found) == 1:
+        return f"learning rate {found[0]:g}"
+    return "learning rates " + ", ".join(f"{r.lr:g} ({int(r.batch_size)})"
+                                         for r in region.itertuples())
+
+
+def certainty(answer: Answer) -> str:
+    """What the race left undecided, and what fresh seeds said: in one sentence each."""
+    told = []
+    open_ = race.undecided(answer.raced)
+    if open_:
+        told.append(f"The race left {', '.join(map(str, open_))} undecided (in the region, but "
+                    "its seeds allow it more than the race's margin slower).")
+    own = [d for d in answer.held if (d["dataset"], d["network"]) == (
+        answer.params.data.dataset, network_slug(answer.params.train))]
+    region = sorted(r["batch_size"] for r in answer.spots[answer.target]["region"])
+    for doc in own:
+        asked = doc["answer"]
+        if (asked["spot"], sorted(asked["region"])) != (
+                answer.spots[answer.target]["batch_size"], region):
+            told.append(f"The fresh seeds last checked an earlier answer (spot {asked['spot']}, "
+                        f"region {sizes(asked['region'], asked['tried'])}): `sweetspot heldout` "
+                        "checks this one.")
+            continue
+        checked = [r for r in doc["rows"] if r["agrees"] is not None]
+        wrong = [r for r in checked if not r["agrees"]]
+        seeds = ", ".join(map(str, checked[0]["seeds"])) if checked else ""
+        right = [f"{r['batch_size']} ({r['verdict']})" for r in checked if r["agrees"]]
+        if wrong:
+            told.append(f"Fresh seeds ({seeds}) disagree at " + ", ".join(
+                f"{r['batch_size']}, a member that took {fmt(r['ratio'], '.2f')}x the spot's "
+                f"time (beyond the {doc['margin']:.0%} margin)" if r["verdict"] == "in" else
+                f"{r['batch_size']}, excluded but as fast ({fmt(r['ratio'], '.2f')}x)"
+                for r in wrong) + (f"; they agree at {', '.join(right)}" if right else "")
+                + " ([held out](#held-out-fresh-seeds-against-the-verdicts)).")
+        elif checked:
+            told.append(f"Fresh seeds ({seeds}) agree with every verdict they tested: "
+                        f"{', '.join(right)} ([held out]"
+                        "(#held-out-fresh-seeds-against-the-verdicts)).")
+    return " ".join(told)
+
+
+def pipeline_sentence(answer: Answer) -> str:
+    """The question's pipeline against the tensor path, and its two parts (advice/pipeline.py)."""
+    target = answer.target
+    (first, base), *others = answer.loaders.items()
+    if not others:
+        return ""
+    spot, ours = others[0][1]["spots"][target], base["spots"][target]
+    if spot["batch_size"] is None or ours["batch_size"] is None:
+        return ""
+    text = (f"Through the question's own pipeline (its DataLoader and its eager autograd step) "
+            f"the same steps take {spot['estimate'] / ours['estimate']:.1f}x as long (batch "
+            f"{spot['batch_size']}: {spot['estimate']:.2f} s)")
+    parts = ((answer.advice or {}).get("pipeline") or {}).get("per_batch", {})
+    at = parts.get(str(ours["batch_size"]))
+    if at:
+        text += (f". Of its step at batch {ours['batch_size']}, the DataLoader adds "
+                 f"{at['loader_share']:.0%} and the eager step {at['step_share']:.0%} to the "
+                 f"tensor path's engine step (alone, {at['loader']:.1f}x and {at['step']:.1f}x "
+                 "it; [taken apart](#the-questions-own-data-pipeline))")
+    return text + "."
+
+
+def epoch_sentence(answer: Answer) -> str:
+    """Per-epoch time misleads: the cheapest epoch (as the claims compute it) and the question's
+    own run here."""
+    spot = answer.spots[answer.target]
+    epochs = claims.epoch_seconds(spot["per_batch"], answer.params.train.n_train)
+    cheapest = min(epochs, key=epochs.get)
+    row = spot["per_batch"].set_index("batch_size").loc[cheapest]
+    fate = ("never gets there within "
+            f"{answer.params.sweep.max_epochs} epochs" if not math.isfinite(row["estimate"]) else
+            f"gets there in {row['estimate'] / spot['estimate']:.1f}x the spot's time")
+    text = (f"Per-epoch time misleads: batch {cheapest} has the cheapest epoch "
+            f"({epochs[cheapest]:.2f} s) and {fate}.")
+    question = (answer.advice or {}).get("question")
+    if question:
+        one, whole = (question["runs"][k]["epochs"] for k in ("1", str(question["n_train"])))
+        text += (f" The question's own run, here: batch 1 takes {one[0]['epoch_time']:.0f} s an "
+                 f"epoch and is at {one[0]['test_acc']:.1%} after one; batch "
+                 f"{question['n_train']} takes {whole[0]['epoch_time']:.1f} s and is at "
+                 f"{whole[-1]['test_acc']:.1%} after {whole[-1]['epoch']} "
+                 "([the question's table](#the-questions-own-run)).")
+    return text
+
+
+def region_text(spot: dict) -> str:
+    """"batch sizes 32-64, a tie within 4%" for a region of several (a set where it is not
+    contiguous: fmt.sizes), "batch size 32 alone" for one."""
+    region = spot["region"]
+    if len(region) == 1:
+        return f"batch size {region[0]['batch_size']} alone"
+    spread = max(max(r["distance"] for r in region), 0.01)  # "within 1%" for closer ones too
+    members = sizes([r["batch_size"] for r in region], spot["per_batch"]["batch_size"])
+    return f"batch sizes {members}, a tie within {spread:.0%}"
+
+
+def region_members(spot: dict) -> str:
+    """Each region member's distance from the spot, and the rule that put it there."""
+    if len(spot["region"]) == 1:
+        return (f"No other batch size is {REGION_RULE}: batch {spot['batch_size']} is fastest "
+                "beyond what seeds and timing rounds can move.")
+    members = ", ".join(f"{r['batch_size']} ({r['distance']:+.0%}, as fast in "
+                        f"{r['as_fast']:.0%} of resamples)" for r in spot["region"]
+                        if r["batch_size"] != spot["batch_size"])
+    return f"Beside its spot {spot['batch_size']}, each of {members} is {REGION_RULE}."
