@@ -137,6 +137,8 @@ BAD_PARAMS = [
     ("blocks", {"advice": {"block_powers": [4, 13]}},
      "advice.block_powers: batch size 12296 is larger than the training set (6000)"),
     ("blocks", {"advice": {"rounds": 2}}, "advice.rounds: must be >= 3"),
+    ("pipeline", {"advice": {"pipeline_batch_sizes": [16, 8192]}},
+     "advice.pipeline_batch_sizes: batch size 8192 is larger than the training set (6000)"),
     ("race", {"race": {"margin": 0}}, "race.margin: must be in (0, 1)"),
     ("race", {"race": {"max_cells": -1}}, "race: budgets must be >= 0"),
     ("forecast", {"train": {"network": "torch.nn:Flatten"}},

@@ -58,7 +58,7 @@ def test_another_network_and_dataset_is_forecast_swept_and_compared(tmp_path, mn
               cwd=folder).stdout == ""  # no cell of the experiment left behind
     text = (folder / "reports/report.md").read_text()
     assert text.startswith("# Which batch size reaches the target fastest here? MNIST, Linear(")
-    assert "## Beyond one network" in text and "- cnn on FashionMNIST: " in text  # its verdict
+    assert "## Beyond one network" in text and "| cnn on FashionMNIST | " in text  # its moves
     (row,) = [line for line in text.splitlines() if line.startswith("| LeNet-5") and
               "| FashionMNIST |" in line]
     assert "| 0.5 |" in row and made[:16] in row

@@ -105,7 +105,7 @@ def test_the_report_gives_each_batch_size_its_seeds_verdict_and_reason():
     lines = race.section({"budget": vars(BUDGET), "cells": 4, "seconds": 60.0,
                           "added": {16: 0, 32: 2, 64: 2, 128: 0}, **decided})
     rows = {int(line.split("|")[1]): line for line in lines if line[:3] in ("| 1", "| 3", "| 6")}
-    assert "It added 4 cell(s), 60 s of training and evaluation." in " ".join(lines)
+    assert "It added 4 cells, 60 s of training and evaluation." in " ".join(lines)
     assert "| 3 (0) | 2." in rows[16]  # about twice the steps of the spot's
     assert "| out | as fast as the spot in under 5% of resamples, and over 5% slower |" in rows[16]
     assert "| 3 (0) | censored | out | censored at its rate |" in rows[128]

@@ -12,6 +12,7 @@ from sweetspot.advice import claims
 from sweetspot.answer.estimate import REGION_RULE
 from sweetspot.fmt import fmt, sizes, table
 from sweetspot.report.answer import Answer
+from sweetspot.report.asked import ASKED
 from sweetspot.sweep import race
 from sweetspot.train.networks import network_slug
 
@@ -142,8 +143,11 @@ def epoch_sentence(answer: Answer) -> str:
         text += (f" The question's own run, here: batch 1 takes {one[0]['epoch_time']:.0f} s an "
                  f"epoch and is at {one[0]['test_acc']:.1%} after one; batch "
                  f"{question['n_train']} takes {whole[0]['epoch_time']:.1f} s and is at "
-                 f"{whole[-1]['test_acc']:.1%} after {whole[-1]['epoch']} "
-                 "([the question's table](#the-questions-own-run)).")
+                 f"{whole[-1]['test_acc']:.1%} after {whole[-1]['epoch']}")
+        if question["n_train"] == 60000 and len(whole) == len(ASKED[60000]):
+            text += (f" (the question: {ASKED[1][0][0]:.0f} s and {ASKED[1][0][1]:.1%}; "
+                     f"{ASKED[60000][0][0]:.1f} s and {ASKED[60000][-1][1]:.1%})")
+        text += " ([the question's table](#the-questions-own-run))."
     return text
 
 

@@ -77,7 +77,7 @@ def question_section(question: dict | None, spot: dict, max_epochs: int) -> list
     """The question's own run here, beside the figures it printed (train/question.py)."""
     if not question:
         return []
-    from sweetspot.train.question import ASKED
+    from sweetspot.report.asked import ASKED
 
     n, runs = question["n_train"], question["runs"]
     one, whole = runs["1"]["epochs"], runs[str(n)]["epochs"]

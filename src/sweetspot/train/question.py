@@ -2,7 +2,7 @@
 the whole training set in one batch, at its lr 0.1 through its torchvision DataLoader and its
 eager step, each a tracked run evaluated once an epoch, printed as the question's table of seconds
 per epoch and test accuracy. Reads data/<dataset>/raw; writes two MLflow runs and, with `out`,
-the table as JSON (the report sets it beside ASKED)."""
+the table as JSON (the report sets it beside report/asked.py's figures)."""
 
 from __future__ import annotations
 
@@ -18,16 +18,6 @@ from sweetspot.train import run
 QUESTION = {"network": "mlp", "lr": 0.1, "loader": "torchvision", "optimizer": "sgd",
             "width": 256, "activation": "sigmoid", "stop_at_target": False, "max_seconds": 0,
             "loader_workers": 0, "lr_warmup_steps": 0}
-
-# The question's own table, as it printed it: per epoch (seconds, test accuracy), batch 1 and
-# batch 60000, each 10 epochs at lr 0.1. Its seconds include its test pass; ours are training only.
-ASKED = {
-    1: [(63.99, 0.9623), (63.97, 0.9673), (63.97, 0.9715), (64.24, 0.9707), (64.20, 0.9723),
-        (63.97, 0.9753), (63.60, 0.9770), (63.59, 0.9795), (63.67, 0.9782), (63.93, 0.9806)],
-    60000: [(6.54, 0.1174), (6.34, 0.1179), (6.16, 0.1141), (6.18, 0.1145), (6.14, 0.1157),
-            (6.31, 0.1178), (6.06, 0.1225), (6.17, 0.1289), (6.16, 0.1393), (6.08, 0.1535)],
-}
-
 
 def main(params: Params, epochs: int, out: Path | None = None) -> int:
     """Batch 1, then one batch of the whole training set: per-epoch lines as the question printed
