@@ -44,9 +44,9 @@ TINY = {
 }
 
 
-# The files that take longest, first: pytest-xdist (`-n 2 --dist loadfile`, the README's test
-# command) hands whole files to its workers in collection order, so these start at once and the
-# quick ones fill in beside them.
+# The files that take longest, first: pytest-xdist (`-n auto --dist loadfile`, pyproject.toml's
+# addopts, so the README's `.venv/bin/pytest` too) hands whole files to its workers in collection
+# order, so these start at once and the quick ones fill in beside them.
 LONGEST_FIRST = ("test_pipeline.py", "test_experiments.py", "test_server.py", "test_cluster.py",
                  "test_mlproject.py")
 

@@ -252,6 +252,7 @@ def test_a_report_only_edit_leaves_every_cell_and_timing_stage_up_to_date(projec
     assert stale(folder) == before
 
 
+@pytest.mark.slow
 def test_held_out_seeds_are_checked_against_the_verdicts(project):
     """`sweetspot heldout` trains new seeds at the spot, the region's largest member and the first
     size it leaves out, and the report sets their times beside the verdicts; a seed the answer

@@ -7,6 +7,7 @@ import torch
 from conftest import tiny_params
 from sweetspot.data.load import load_data
 from sweetspot.sweep import sweep
+from sweetspot.train import loop
 from sweetspot.train.loop import Tally, stop_reason, train_one, warmup_factor
 from sweetspot.train.run import summary_metrics
 
@@ -15,13 +16,27 @@ def tiny_cfg(**overrides):
     return tiny_params(train=overrides).train
 
 
-def test_evaluation_stays_off_the_clock(tiny_data):
+def test_evaluation_stays_off_the_clock(tiny_data, monkeypatch):
     """Evaluating after every batch is booked as eval_time, and changes nothing of the training.
-    How little it moves the training clock is measured by `sweetspot bench` (eval_off_clock)."""
+    The training clock is a stand-in that moves a millisecond a read, and each evaluation moves it
+    on by 1000 s: none of that reaches the training time. (How little a real evaluation moves the
+    training clock is measured by `sweetspot bench`, eval_off_clock.)"""
+    now = [0.0]
+
+    def stand_in(device):
+        now[0] += 1e-3
+        return now[0]
+
+    def a_long_evaluation(point):
+        now[0] += 1000.0
+
     rare = train_one(tiny_cfg(eval_every_examples=6000, target_accuracy=1.0), tiny_data)
-    often = train_one(tiny_cfg(eval_every_examples=64, target_accuracy=1.0), tiny_data)
+    monkeypatch.setattr(loop, "clock", stand_in)
+    often = train_one(tiny_cfg(eval_every_examples=64, target_accuracy=1.0), tiny_data,
+                      on_eval=a_long_evaluation)
     assert rare["steps"] == often["steps"] == 94
     assert len(often["curve"]) == 94 and len(rare["curve"]) == 1
+    assert often["train_time"] < 1.0  # 94 evaluations x 1000 s, none of it on the clock
     assert often["eval_time"] > 0 and often["curve"][-1]["time"] == often["train_time"]
     times = [p["time"] for p in often["curve"]]
     assert times == sorted(times) and len(set(times)) == len(times)  # the clock only runs on
