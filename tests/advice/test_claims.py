@@ -48,14 +48,14 @@ def test_a_gain_over_odd_sizes_only_is_no_gain_of_powers_of_two():
     found = claims.block_verdict(per_round, blocks.centres(POWERS), 200)
     assert {c["verdict"] for c in found["centres"] if c["d"] == 1} == {"faster"}
     assert {c["verdict"] for c in found["centres"] if c["d"] == 8} == {"no difference"}
-    assert found["verdict"] == claims.PART and found["faster"] == 0
+    assert found["verdict"] == claims.NOT and found["faster"] == 0  # any multiple of 8 would do
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_no_effect_is_not_invented(seed):
     found = claims.block_verdict(noisy_rounds(0.0, seed), blocks.centres(POWERS), 500)
     assert all(c["verdict"] == "no difference" for c in found["centres"])
-    assert found["verdict"] == claims.NOT and "at 0 and 0" in found["sentence"]
+    assert found["verdict"] == claims.NOT and "at 0 of 7 and 0 of 7" in found["sentence"]
 
 
 def test_block_sizes_are_each_centre_and_its_neighbours_at_1_and_8():
@@ -155,7 +155,7 @@ def test_the_claims_from_an_answer():
     replayed = claims.replay(spot["per_batch"], 60_000, spot)
     assert (replayed["grid_best"], replayed["best"], replayed["in_region"]) == (64, 48, False)
     assert replayed["ratio"] == pytest.approx(3.4 / 3.0)
-    row = claims.answer_procedure(replayed, spot)
+    row = claims.answer_procedure(replayed, spot, 0.25)
     assert row["verdict"] == claims.PART and "picks 48" in row["numbers"]
     assert "outside the region (16-32)" in row["numbers"]
     small = ends.batch_one(spot["per_batch"], spot, 3, ["b1-lr3.0-s0-tensor"])
@@ -165,7 +165,7 @@ def test_the_claims_from_an_answer():
     assert claims.neighbours(spot["per_batch"], spot)["verdict"] == claims.PART  # 16 in, 48 out
     epoch = claims.time_per_epoch(spot["per_batch"], spot, 60_000, 20)
     assert epoch["verdict"] == claims.HOLDS and "batch 1024's" in epoch["numbers"]
-    assert "does not reach it in 20 epochs" in epoch["numbers"]
+    assert "batch 1024 does not reach the target in 20 epochs" in epoch["numbers"]
     rows = [epoch, row]
     assert claims.headline(rows, {}, None, None, 0.97) == (
         "Of the accepted answer's 2 claims tested here, 1 holds, 1 holds in part and 0 do not.")
@@ -199,13 +199,15 @@ def test_a_split_holds_only_where_it_beats_the_questions_in_three_rounds_of_four
                                                             "q3": 1.3}}}
     tensor = claims.processors(both, None, None)
     assert tensor["verdict"] == claims.PART
-    assert "the tensor path: fastest on 2 threads, batch 32: 1.30x" in tensor["numbers"]
+    assert ("the tensor path: its fastest round on 2 threads, batch 32: 1.30x fastest round "
+            "against fastest (round by round, quartiles 1.10-1.30)") in tensor["numbers"]
     spot = spot_of(ESTIMATES, [16, 32])
     assert claims.headline([], cores_doc([0.82, 0.81], best=(2, 0)), spot, spot, 0.97) == (
         "Of the accepted answer's 0 claims tested here, 0 hold, 0 hold in part and 0 do not; no "
         "split of the CPUs between DataLoader workers and torch threads makes the question's "
         "pipeline faster beyond the rounds' spread (the best, 0 loader workers and 2 threads, "
-        "0.86x), so its answer stays 3.00 s at batch 32.")
+        "0.86x in geometric mean over the batch sizes timed), so its answer stays 3.00 s at "
+        "batch 32.")
 
 
 def test_a_small_end_run_is_censored_as_the_project_reads_a_curve():
@@ -277,10 +279,10 @@ def test_the_extremes_hold_where_batch_1_is_slow_and_the_whole_set_stuck():
 def test_an_undecided_member_decides_no_claim():
     spot = spot_of(ESTIMATES, [32, 48])
     replayed = claims.replay(spot["per_batch"], 60_000, spot, undecided=[48])
-    row = claims.answer_procedure(replayed, spot)
+    row = claims.answer_procedure(replayed, spot, 0.25)
     assert row["verdict"] == claims.PART  # picks 48, in the region but undecided
     assert "in the region but undecided in the race (32-48)" in row["numbers"]
-    decided = claims.answer_procedure(claims.replay(spot["per_batch"], 60_000, spot), spot)
+    decided = claims.answer_procedure(claims.replay(spot["per_batch"], 60_000, spot), spot, 0.1)
     assert decided["verdict"] == claims.HOLDS
     near = claims.neighbours(spot["per_batch"], spot, undecided=[48])
     assert near["verdict"] == claims.NOT and "48: 1.13x (undecided)" in near["numbers"]

@@ -299,15 +299,19 @@ def test_no_run_timed_here_leaves_the_estimate_unchecked(answer):
 def test_the_sample_sentence_says_how_far_a_cell_moved_and_why():
     assert checks.sample_sentence(sampled()).startswith(
         "5 of 5 sampled cells reproduced their steps (every seed of the sweet spot, batch 32, "
-        "and one seed at each edge of the sweet region, retrained here in 61 s")
-    moved = {"name": "b12-lr1.0-s0-tensor", "identical": False, "ratio": 1.0256,
+        "retrained here in 61 s")
+    edges = [{"role": "edge", "batch_size": b, "identical": True} for b in (16, 64)]
+    assert ("batch 32, and one seed of 16 and 64, the sweet region's other edges, retrained" in
+            checks.sample_sentence(sampled(edges)))
+    moved = {"name": "b12-lr1.0-s0-tensor", "batch_size": 12, "lr": 1.0, "seed": 0,
+             "role": "edge", "identical": False, "ratio": 1.0256,
              "committed": {"0.97": 7800.0, "0.95": 5000.0},
              "here": {"0.97": 8000.0, "0.95": 5000.0},
              "causes": ["the CPU's vector width (AVX2 there, AVX512 here)"]}
     said = checks.sample_sentence(sampled([moved]))
     assert said.startswith("4 of 5 sampled cells reproduced their steps")
-    assert ("b12-lr1.0-s0-tensor: 7800 -> 8000 steps to 0.97, 1.026x; likely the CPU's vector "
-            "width (AVX2 there, AVX512 here).") in said
+    assert ("Batch 12 at lr 1, seed 0: 7800 -> 8000 steps to 0.97, 1.026x; likely the CPU's "
+            "vector width (AVX2 there, AVX512 here).") in said
     unexplained = {**moved, "causes": [], "here": {"0.97": None, "0.95": 5000.0}, "ratio": None}
     assert ("7800 -> never steps to 0.97; not explained by the vector width, the torch version "
             "or the rate.") in checks.sample_sentence(sampled([unexplained]))

@@ -27,8 +27,9 @@ def batch_one(per_batch, spot: dict, budget: int, censored: list[str]) -> dict:
     stopped = (f"; {len(censored)} runs at rates not chosen stopped short in {budget} epochs"
                if censored else "")
     inside = 1 in [r["batch_size"] for r in spot["region"]]
-    return claim(said, f"batch sizes below the region trained like the grid ({budget}-epoch "
-                 "budget), steps x seconds", "; ".join(map(one, rows.itertuples())) + stopped,
+    return claim(said, f"batch sizes below the region trained like the grid ({budget} epochs for "
+                 "the small end, the grid's budget above it), steps x seconds",
+                 "; ".join(map(one, rows.itertuples())) + stopped,
                  NOT if inside else HOLDS, "two_factors")
 
 
@@ -74,7 +75,10 @@ def single_image(table, spot: dict, target: float, seeds=(0, 1, 2)) -> dict:
     if 1 not in lr_of:
         return claim(said, test, "batch 1 not trained", UNTESTED, "steps_to_target")
     (one, ones), (mine, spots) = spread(1), spread(spot["batch_size"])
-    ratio = one / mine if mine else math.inf
+    if not (math.isfinite(one) and math.isfinite(mine)):  # a seed missing or censored
+        return claim(said, test, "steps missing at batch 1 or the spot", UNTESTED,
+                     "steps_to_target")
+    ratio = one / mine if mine else math.inf if one else 1.0
     numbers = (f"batch 1: {fmt(ones.min(), '.0f')}-{fmt(ones.max(), '.0f')} steps "
                f"({fmt(one, '.0%')} of the median); the spot {spot['batch_size']}: "
                f"{fmt(spots.min(), '.0f')}-{fmt(spots.max(), '.0f')} ({fmt(mine, '.0%')}): "

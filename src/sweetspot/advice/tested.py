@@ -46,7 +46,7 @@ def build(params: Params, results: list[dict], per_loader: dict, target: float,
             claims.blocks(verdict := claims.block_verdict(
                 {int(b): v["rounds"] for b, v in blocks["steptime"]["per_batch"].items()},
                 [tuple(c) for c in blocks["centres"]], s.resamples, spread)),
-            claims.answer_procedure(replayed, spot),
+            claims.answer_procedure(replayed, spot, params.race.margin),
             claims.neighbours(per_batch, spot, undecided)]
     sentence = claims.headline(rows, cores, spot_best, spot_question, target)
     drawn = {"advice_memory": figures.memory(found), "advice_cores": figures.cores(cores),

@@ -62,10 +62,12 @@ def reproduced(here: dict | None) -> list[str]:
 def sample_sentence(sample: dict) -> str:
     """The sample's steps against the committed cells': how many agree, and for each that does
     not, how far and the likely cause."""
+    edges = sorted({r["batch_size"] for r in sample["rows"] if r["role"] == "edge"})
+    edged = (f", and one seed of {' and '.join(map(str, edges))}, the sweet region's other "
+             f"{'edge' if len(edges) == 1 else 'edges'}" if edges else "")
     text = (f"{sample['identical']} of {sample['sampled']} sampled cells reproduced their steps "
-            f"(every seed of the sweet spot, batch {sample['spot']}, and one seed at each edge of "
-            f"the sweet region, retrained here in {sample['seconds']:.0f} s and compared with "
-            f"the committed cells to every target).")
+            f"(every seed of the sweet spot, batch {sample['spot']}{edged}, retrained here in "
+            f"{sample['seconds']:.0f} s and compared with the committed cells to every target).")
     for row in sample["rows"]:
         if row["identical"]:
             continue
@@ -75,7 +77,8 @@ def sample_sentence(sample: dict) -> str:
         how = f", {row['ratio']:.3f}x" if row["ratio"] else ""
         why = ("; likely " + " or ".join(row["causes"]) if row["causes"] else
                "; not explained by the vector width, the torch version or the rate")
-        text += f" {row['name']}: {steps}{how}{why}."
+        text += (f" Batch {row['batch_size']} at lr {row['lr']:g}, seed {row['seed']}: "
+                 f"{steps}{how}{why}.")
     return text
 
 

@@ -12,7 +12,7 @@ from sweetspot.advice import claims
 from sweetspot.answer.estimate import REGION_RULE
 from sweetspot.fmt import fmt, sizes, table
 from sweetspot.report.answer import Answer
-from sweetspot.report.asked import ASKED
+from sweetspot.report.asked import ASKED, ASKED_LR
 from sweetspot.sweep import race
 from sweetspot.train.networks import network_slug
 
@@ -34,9 +34,8 @@ def headline(answer: Answer) -> list[str]:
     here = rows[rows["batch_size"] == spot["batch_size"]].iloc[0]
     lines = [
         f"**Sweet region: {region_text(spot)}**, at {rates(rows, spot)} (the question trained "
-        f"at 0.1; each batch size's rate is the one of "
-        f"{', '.join(f'{lr:g}' for lr in answer.params.sweep.lrs)} that "
-        f"reaches the target in the fewest steps). {region_members(spot)}",
+        f"at {ASKED_LR:g}; each batch size's rate is the one of its grid that reaches the "
+        f"target in the fewest steps: {grids(answer.params)}). {region_members(spot)}",
         f"Its spot, **batch size {spot['batch_size']}**, wins {spot['share']:.0%} of the resamples "
         f"of seeds and timing rounds and reaches {targets[0]:g} test accuracy in "
         f"**{spot['estimate']:.2f} s** of training, estimated as {spot['median_steps']:.0f} steps "
@@ -55,6 +54,16 @@ def headline(answer: Answer) -> list[str]:
                          fmt(spots[t].get("share"), ".0%", "-")] for t in targets])
         lines.append("")
     return lines
+
+
+def grids(params) -> str:
+    """The rates tried: the grid's, and the small end's (sweep.extremes_lrs)."""
+    s = params.sweep
+    text = ", ".join(f"{lr:g}" for lr in s.lrs)
+    if s.extremes:
+        text += (f" (batch sizes {sizes(s.extremes, s.extremes)}: "
+                 + ", ".join(f"{lr:g}" for lr in s.extremes_lrs) + ")")
+    return text
 
 
 def rates(rows: pd.DataFrame, spot: dict) -> str:
@@ -112,16 +121,20 @@ def pipeline_sentence(answer: Answer) -> str:
     spot, ours = others[0][1]["spots"][target], base["spots"][target]
     if spot["batch_size"] is None or ours["batch_size"] is None:
         return ""
+    b = ours["batch_size"]  # both paths at one batch size: the same steps, two seconds per step
+    theirs = spot["per_batch"].set_index("batch_size").loc[b, "estimate"]
     text = (f"Through the question's own pipeline (its DataLoader and its eager autograd step) "
-            f"the same steps take {spot['estimate'] / ours['estimate']:.1f}x as long (batch "
-            f"{spot['batch_size']}: {spot['estimate']:.2f} s)")
+            f"the same steps take {theirs / ours['estimate']:.1f}x as long (batch {b}: "
+            f"{theirs:.2f} s" + ("" if spot["batch_size"] == b else
+                                 f"; that path's own spot is {spot['batch_size']}") + ")")
     parts = ((answer.advice or {}).get("pipeline") or {}).get("per_batch", {})
-    at = parts.get(str(ours["batch_size"]))
+    at = parts.get(str(b))
     if at:
-        text += (f". Of its step at batch {ours['batch_size']}, the DataLoader adds "
-                 f"{at['loader_share']:.0%} and the eager step {at['step_share']:.0%} to the "
-                 f"tensor path's engine step (alone, {at['loader']:.1f}x and {at['step']:.1f}x "
-                 "it; [taken apart](#the-questions-own-data-pipeline))")
+        text += (f". Of the question's step at batch {b}, {at['loader_share']:.0%} is what its "
+                 f"DataLoader adds to the tensor path's engine step and {at['step_share']:.0%} "
+                 f"what its eager step adds (each alone, {at['loader']:.1f}x and "
+                 f"{at['step']:.1f}x the engine step; [taken apart]"
+                 "(#the-questions-own-data-pipeline))")
     return text + "."
 
 

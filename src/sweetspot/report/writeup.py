@@ -40,11 +40,14 @@ def markdown(answer: Answer, drawn: list[str]) -> str:
                   f"{load_text(timing['load'])}.", ""]
     lines += headline(answer)
     if plan:
-        around = ", ".join(f"{near} ({loader})" for loader, near in
-                           plan["coarse_near_best"].items())
-        lines += [f"Refinement (automatic, as the answer prescribes): the coarse batch sizes "
-                  f"estimated within {REFINE_WINDOW:.0%} of the best were {around}, so their "
-                  f"3x2^n neighbours {plan['batch_sizes'] or 'none'} were added.", ""]
+        several = len(plan["coarse_near_best"]) > 1
+        around = "; ".join(", ".join(map(str, near)) + (f" ({loader})" if several else "")
+                           for loader, near in plan["coarse_near_best"].items())
+        added = ", ".join(map(str, plan["batch_sizes"])) or "none"
+        lines += [f"Refinement (automatic, as the answer prescribes): the grid's batch sizes whose "
+                  f"first-seed estimate was within {REFINE_WINDOW:.0%} of the best were {around}, "
+                  "so their 3x2^n neighbours, and the x3 neighbours of the answer's own grid pick, "
+                  f"were added: {added}.", ""]
     lines += fairness(params, spots[target]["per_batch"], cells, target)
     lines += factors_section(spots[target]["per_batch"], cells, target)
     lines += machine_factor(timing)
@@ -72,8 +75,11 @@ def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
              target: float) -> list[str]:
     """How each batch size's rate was chosen, and what the budget cut off."""
     s = params.sweep
-    rule = {"tuned": f"every rate of the grid {list(s.lrs)} at every batch size, each batch "
-                     "size taking the rate with the smallest median steps to the target",
+    small = (f" (batch sizes {sizes(s.extremes, s.extremes)}: "
+             + ", ".join(f"{lr:g}" for lr in s.extremes_lrs) + ")" if s.extremes else "")
+    rule = {"tuned": "every rate of the grid, " + ", ".join(f"{lr:g}" for lr in s.lrs)
+                     + f"{small}, at every batch size, each batch size taking the rate with the "
+                     "smallest median steps to the target",
             "fixed": f"the one rate {s.lrs[0]:g} at every batch size",
             "linear": f"{s.lrs[0]:g} at batch {s.ref_batch}, scaled linearly with the batch size",
             "sqrt": f"{s.lrs[0]:g} at batch {s.ref_batch}, scaled with the square root of the "
@@ -83,7 +89,8 @@ def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
              f"Rates: {rule} (`sweep.lr_policy: {s.lr_policy}`). The rate is chosen by steps, not "
              "seconds: at a fixed batch size the seconds per step do not depend on it, and steps "
              "do not depend on the machine, so no burst of load can pick it. Seeds: "
-             f"{list(s.seeds)} everywhere, then {list(s.extra_seeds)} at each batch size's rate.",
+             f"{', '.join(map(str, s.seeds))} everywhere, then "
+             f"{', '.join(map(str, s.extra_seeds))} at each batch size's rate.",
              f"Budget: each run stops at {s.max_epochs} epochs ({s.extremes_max_epochs} for "
              f"batch sizes {sizes(s.extremes, s.extremes)}), or at its first evaluation at or "
              "above the highest target, never by the clock, so its steps are the same on any "
