@@ -34,6 +34,8 @@ MACHINE = REPORTS / "machine.json"  # this machine, stack and speed: steptime an
 STEPTIME = REPORTS / "steptime.json"
 REFINE_PLAN = REPORTS / "refine_plan.json"  # the batch sizes refinement adds, and its cells
 STEPS_TABLE = REPORTS / "steps_to_target.csv"  # the table a machine does not change
+STEPS_MD5 = "steps_table_md5"  # the key under which a prediction or validation records the MD5
+                               # of the steps table it read (the report compares it with the file)
 VALIDATION = REPORTS / "validation"  # validate-<stack>.json, one per stack validated
 FORECAST = REPORTS / "forecast"  # <dataset>-<network>.json: a sweet spot forecast before its sweep
 COMPARE = REPORTS / "compare"  # <dataset>-<network>.json: each swept problem's answer, summarised

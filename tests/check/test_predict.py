@@ -10,8 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from sweetspot import cli, paths
 from sweetspot.answer import estimate
-from sweetspot.check.predict import STEPS_MD5
 from sweetspot.data.idx import md5
+from sweetspot.paths import STEPS_MD5
 
 NETWORK = "Linear(784,256)-sigmoid-Linear(256,10)"
 

@@ -12,9 +12,9 @@ from mlflow.tracking import MlflowClient
 from test_predict import steps_rows, write_table
 
 from sweetspot import cli, paths
-from sweetspot.check.predict import STEPS_MD5
 from sweetspot.check.validate import document, goal, neighbours
 from sweetspot.data.idx import md5
+from sweetspot.paths import STEPS_MD5
 
 GRID = [16, 32, 64, 128, 256]
 

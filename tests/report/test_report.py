@@ -8,7 +8,6 @@ import pytest
 from conftest import B_NOISE, S_MIN, T0, C, fake_run, tiny_params
 from sweetspot import paths
 from sweetspot.answer import analysis, costmodel, estimate
-from sweetspot.check import predict
 from sweetspot.data.idx import md5
 from sweetspot.report import checks, firstscreen, report, writeup
 from sweetspot.report.answer import (
@@ -171,11 +170,10 @@ def test_text_has_a_validation_section_only_when_there_are_checks(answer):
 def test_a_validation_made_with_an_older_steps_table_says_so(root):
     """CHECK records no MD5 (made before validations did): older, as is one whose MD5 is not the
     table's; by default the table is the committed file."""
-    assert checks.STEPS_MD5 == predict.STEPS_MD5  # the key validate writes is the one read
     (root / paths.STEPS_TABLE).parent.mkdir()
     (root / paths.STEPS_TABLE).write_text("batch_size,steps\n32,4969\n")
-    now = {**CHECK, "stack": "cpu-2threads", predict.STEPS_MD5: md5(root / paths.STEPS_TABLE)}
-    old = {**CHECK, "stack": "cuda-tensor", predict.STEPS_MD5: "0" * 32}
+    now = {**CHECK, "stack": "cpu-2threads", paths.STEPS_MD5: md5(root / paths.STEPS_TABLE)}
+    old = {**CHECK, "stack": "cuda-tensor", paths.STEPS_MD5: "0" * 32}
     md = "\n".join(checks.validation_section([now, old, CHECK]))
     assert "| cpu-2threads | 32 | 64 | [16, 32, 64] | 6 | 8% | current |" in md
     assert "| cuda-tensor | 32 | 64 | [16, 32, 64] | 6 | 8% | older |" in md
@@ -183,7 +181,7 @@ def test_a_validation_made_with_an_older_steps_table_says_so(root):
     assert "Predicted from an older table of steps than this report's" in md
     assert "recorded): cuda-tensor, cpu-1thread-tensor." in md
     assert "this table of steps" not in md  # the intro claims no table for them
-    md = "\n".join(checks.validation_section([now], table_md5=now[predict.STEPS_MD5]))
+    md = "\n".join(checks.validation_section([now], table_md5=now[paths.STEPS_MD5]))
     assert "| current |" in md and "older" not in md
 
 

@@ -25,12 +25,8 @@ from sweetspot.measure import machine, steptime
 from sweetspot.track import outage, tracking
 from sweetspot.train import networks
 
-# The key under which a prediction or a validation records the MD5 of the steps table it read:
-# the file's, as dvc.lock records reports/steps_to_target.csv (the report compares the two).
-STEPS_MD5 = "steps_table_md5"  # report/checks.py repeats it (tests/report holds them equal)
 
-
-def steps_file(source: str | None) -> Path:
+def _steps_file(source: str | None) -> Path:
     """The steps table's file: a path (default: the committed one) or an MLflow run's artifact."""
     path = Path(source) if source else paths.STEPS_TABLE
     if source and not path.exists() and _looks_like_run_id(source):
@@ -41,8 +37,10 @@ def steps_file(source: str | None) -> Path:
     return path
 
 
-def load_steps(path: Path) -> pd.DataFrame:
-    """The steps table in `path` (steps_file), refused whole when it is not one."""
+def load_steps(source: str | None) -> tuple[pd.DataFrame, str]:
+    """The steps table from a path (default: the committed one) or an MLflow run's artifacts,
+    refused whole when it is not one, and the MD5 of the file as read (as dvc.lock records it)."""
+    path = _steps_file(source)
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
@@ -58,7 +56,7 @@ def load_steps(path: Path) -> pd.DataFrame:
     if len(bad) or not (table["batch_size"] > 0).all():
         raise ConfigError(f"--steps: {path} has a row that is neither censored nor a positive "
                           "number of steps at a positive batch size")
-    return table
+    return table, md5(path)
 
 
 def _looks_like_run_id(text: str) -> bool:
@@ -152,11 +150,10 @@ def run(params: Params, table: pd.DataFrame) -> dict:
 def main(params: Params, steps: str | None) -> int:
     """Check everything first (the table, the stack's device, the data), then measure and
     predict; params.train is the stack asked for (already checked)."""
-    path = steps_file(steps)
-    table, table_md5 = load_steps(path), md5(path)
+    table, table_md5 = load_steps(steps)
     check_problem(table, params)
     resolve_device(params.train.device)  # a missing CUDA device: one line, before any work
-    result = {**run(params, table), STEPS_MD5: table_md5}
+    result = {**run(params, table), paths.STEPS_MD5: table_md5}
     out = paths.predict_file(result["stack"])
     paths.write_json(out, result)
     print(table_text(result["prediction"], result["stack"], result["steptime"]["load"]))

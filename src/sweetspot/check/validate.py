@@ -27,7 +27,6 @@ from sweetspot.answer import analysis
 from sweetspot.answer.estimate import ERROR_GOAL, beside_measured, direct_spot
 from sweetspot.check import predict
 from sweetspot.config import Params
-from sweetspot.data.idx import md5
 from sweetspot.data.load import resolve_device
 from sweetspot.errors import ConfigError
 from sweetspot.sweep import sweep
@@ -84,7 +83,7 @@ def document(result: dict, steps_md5: str, target: float, plan: dict[int, float]
     analysis.target_table's rows of `runs` at the target). Pure."""
     return {"stack": result["stack"], "target": target, "batch_sizes": list(plan), "seeds": seeds,
             "predict_run_id": result["run_id"], "steptime_seconds": result["steptime"]["seconds"],
-            predict.STEPS_MD5: steps_md5,
+            paths.STEPS_MD5: steps_md5,
             **check, "runs": [{"batch_size": r["batch_size"], "seed": r["seed"], "lr": r["lr"],
                                "time": quiet, "clock": clock, "run_id": r["run_id"]}
                               for r, quiet, clock in zip(runs, measured["quiet_time"],
@@ -92,8 +91,7 @@ def document(result: dict, steps_md5: str, target: float, plan: dict[int, float]
 
 
 def main(params: Params, steps: str | None) -> int:
-    path = predict.steps_file(steps)
-    table, table_md5 = predict.load_steps(path), md5(path)  # as read, not as it may be later
+    table, table_md5 = predict.load_steps(steps)  # the MD5 as read, not as it may be later
     predict.check_problem(table, params)
     resolve_device(params.train.device)
     target = params.sweep.targets[0]

@@ -12,10 +12,6 @@ from sweetspot.data.idx import md5
 from sweetspot.fmt import fmt, table
 
 REMEASURE = "dvc repro -f -s steptime && dvc repro"  # the command that re-measures the seconds
-# The key under which `sweetspot validate` records the MD5 of its steps table: check/predict.py's
-# STEPS_MD5, repeated so that the report stage does not depend on predict's code and the measuring
-# code it imports (tests/report holds the two equal).
-STEPS_MD5 = "steps_table_md5"
 
 
 def self_check_alarm(check: dict) -> str:
@@ -85,7 +81,7 @@ def sample_sentence(sample: dict) -> str:
 def steps_table(check: dict, table_md5: str | None) -> str:
     """Which steps table a validation predicted from: "current" when the MD5 it recorded is this
     report's table's, "older" when it differs or none was recorded (made before they were)."""
-    return "current" if table_md5 and check.get(STEPS_MD5) == table_md5 else "older"
+    return "current" if table_md5 and check.get(paths.STEPS_MD5) == table_md5 else "older"
 
 
 def validation_section(checks: list[dict], table_md5: str | None = None) -> list[str]:
