@@ -10,6 +10,11 @@ from sweetspot.advice.claims import HOLDS, NOT, PART, UNTESTED, claim, ratio_to_
 from sweetspot.fmt import fmt
 
 
+def question_epochs(question: dict) -> tuple[list[dict], list[dict]]:
+    """The question's own run (reports/question.json): batch 1's epochs, then the whole set's."""
+    return tuple(question["runs"][k]["epochs"] for k in ("1", str(question["n_train"])))
+
+
 def batch_one(per_batch, spot: dict, budget: int, censored: list[str]) -> dict:
     """Batch 1 and the rest below the region; `censored` names the runs the budget stopped."""
     said = "\"a batch size of 1 is almost guaranteed to be sub-optimal\""
@@ -50,7 +55,7 @@ def whole_batch(per_batch, spot: dict, question: dict | None, target: float) -> 
                f"{fmt(big.median_steps / at.median_steps, '.2f')}x its steps")
     stuck = False
     if question:
-        last = question["runs"][str(question["n_train"])]["epochs"][-1]
+        last = question_epochs(question)[1][-1]
         stuck = last["test_acc"] < target
         numbers = (f"the question's run at {question['n_train']}: {last['test_acc']:.1%} after "
                    f"{last['epoch']} epochs ({last['epoch']} steps); {numbers}")
@@ -98,7 +103,7 @@ def extremes(per_batch, spot: dict, question: dict | None, target: float,
              else "batch 1 not trained"]
     stuck = False
     if question:
-        last = question["runs"][str(question["n_train"])]["epochs"][-1]
+        last = question_epochs(question)[1][-1]
         stuck = last["test_acc"] < target
         parts.append(f"batch {question['n_train']} (the question's run) is at "
                      f"{last['test_acc']:.1%} after {last['epoch']} epochs")

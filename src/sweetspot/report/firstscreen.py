@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from sweetspot.advice import claims
+from sweetspot.advice import claims, ends
 from sweetspot.answer.estimate import REGION_RULE
 from sweetspot.fmt import fmt, sizes, table
 from sweetspot.report.answer import Answer
@@ -152,7 +152,7 @@ def epoch_sentence(answer: Answer) -> str:
             f"({epochs[cheapest]:.2f} s) and {fate}.")
     question = (answer.advice or {}).get("question")
     if question:
-        one, whole = (question["runs"][k]["epochs"] for k in ("1", str(question["n_train"])))
+        one, whole = ends.question_epochs(question)
         text += (f" The question's own run, here: batch 1 takes {one[0]['epoch_time']:.0f} s an "
                  f"epoch and is at {one[0]['test_acc']:.1%} after one; batch "
                  f"{question['n_train']} takes {whole[0]['epoch_time']:.1f} s and is at "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 
+from sweetspot.advice import ends
 from sweetspot.fmt import fmt, table
 from sweetspot.report.asked import ASKED
 from sweetspot.report.firstscreen import interval, region_text
@@ -17,26 +18,26 @@ def data_paths(loaders: dict, targets, pipeline: dict | None = None) -> list[str
     and the cost model of each."""
     if len(loaders) < 2:
         return []
+    answers, costs = [], []
+    for name, path in loaders.items():
+        for t in targets:
+            spot = path["spots"][t]
+            answers.append([name, f"{t:g}", region_text(spot) if spot["batch_size"] is not None
+                            else "-", spot["batch_size"], fmt(spot.get("estimate")),
+                            interval(spot.get("low"), spot.get("high"))])
+        m = path["cost"]
+        if m:
+            costs.append([name, f"{m['t0'] * 1e6:.0f}", f"{m['c'] * 1e6:.2f}",
+                          f"{m['b_noise']:.0f}", f"{m['b_star']:.0f}",
+                          path["spots"][targets[0]]["batch_size"]])
     lines = ["## The question's own data pipeline", "",
              "The steps to a target do not depend on the data path, so each path's answer is "
              "the sweep's steps x that path's seconds per step, measured by steptime in the "
              "same interleaved rounds.", "",
-             "| data path | target | sweet region | spot | seconds (estimate) | 95% interval |",
-             "|---|---:|---|---:|---:|---|"]
-    for name, path in loaders.items():
-        for t in targets:
-            spot = path["spots"][t]
-            region = region_text(spot) if spot["batch_size"] is not None else "-"
-            lines.append(f"| {name} | {t:g} | {region} | {spot['batch_size']} | "
-                         f"{fmt(spot.get('estimate'))} | "
-                         f"{interval(spot.get('low'), spot.get('high'))} |")
-    lines += ["", "| data path | t0 (µs per step) | c (µs per example) | B_noise | "
-              "B* = sqrt(B_noise t0 / c) | spot |", "|---|---:|---:|---:|---:|---:|"]
-    for name, path in loaders.items():
-        m, spot = path["cost"], path["spots"][targets[0]]
-        if m:
-            lines.append(f"| {name} | {m['t0'] * 1e6:.0f} | {m['c'] * 1e6:.2f} | "
-                         f"{m['b_noise']:.0f} | {m['b_star']:.0f} | {spot['batch_size']} |")
+             *table(["data path", "target", "sweet region", "spot", "seconds (estimate)",
+                     "95% interval"], "lrlrrl", answers), "",
+             *table(["data path", "t0 (µs per step)", "c (µs per example)", "B_noise",
+                     "B* = sqrt(B_noise t0 / c)", "spot"], "lrrrrr", costs)]
     (first, base), *others = loaders.items()
     dearer = [f"the {name} path's t0 is {m['t0'] / base['cost']['t0']:.1f}x and its c "
               f"{m['c'] / base['cost']['c']:.1f}x the {first} path's"
@@ -78,8 +79,8 @@ def question_section(question: dict | None, spot: dict, max_epochs: int) -> list
     """The question's own run here, beside the figures it printed (train/question.py)."""
     if not question:
         return []
-    n, runs = question["n_train"], question["runs"]
-    one, whole = runs["1"]["epochs"], runs[str(n)]["epochs"]
+    n = question["n_train"]
+    one, whole = ends.question_epochs(question)
     asked = {1: ASKED[1], n: ASKED[60000]} if n == 60000 else {}
 
     def cell(b, i, k):  # ours, then the question's (seconds, accuracy) where it printed them
