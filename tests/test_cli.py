@@ -140,7 +140,7 @@ BAD_PARAMS = [
     ("pipeline", {"advice": {"pipeline_batch_sizes": [16, 8192]}},
      "advice.pipeline_batch_sizes: batch size 8192 is larger than the training set (6000)"),
     ("race", {"race": {"margin": 0}}, "race.margin: must be in (0, 1)"),
-    ("race", {"race": {"max_cells": -1}}, "race: budgets must be >= 0"),
+    ("race", {"race": {"max_cells": -1}}, "race.max_cells: must be >= 0"),
     ("forecast", {"train": {"network": "torch.nn:Flatten"}},
      "torch.nn:Flatten gives outputs of shape [784]"),
 ]

