@@ -1,4 +1,5 @@
-"""The advice's verdicts on hand-made numbers: block sizes, the step's floors, the claims."""
+"""The advice's verdicts on hand-made numbers: block sizes, the step's floors, the claims (and
+the numbers report/advice.py words them with)."""
 
 import math
 
@@ -9,6 +10,7 @@ import torch
 
 from conftest import tiny_params
 from sweetspot.advice import blocks, claims, cores, ends, floors, memory
+from sweetspot.report import advice
 
 POWERS = [4, 5, 6, 7, 8, 9, 10]
 
@@ -36,8 +38,8 @@ def test_a_real_ten_percent_effect_at_powers_of_two_is_found(seed):
     assert found["verdict"] == claims.HOLDS and found["faster"] == len(POWERS)
     # the same gain, smaller than the seeds' spread of time to the target: it cannot show there
     hidden = claims.block_verdict(noisy_rounds(0.10, seed), blocks.centres(POWERS), 500, 0.2)
-    assert hidden["verdict"] == claims.PART and "spread of time to the target 20%" in hidden[
-        "sentence"]
+    assert hidden["verdict"] == claims.PART
+    assert "spread of time to the target 20%" in advice.blocks(hidden)[2]
 
 
 def test_a_gain_over_odd_sizes_only_is_no_gain_of_powers_of_two():
@@ -55,7 +57,7 @@ def test_a_gain_over_odd_sizes_only_is_no_gain_of_powers_of_two():
 def test_no_effect_is_not_invented(seed):
     found = claims.block_verdict(noisy_rounds(0.0, seed), blocks.centres(POWERS), 500)
     assert all(c["verdict"] == "no difference" for c in found["centres"])
-    assert found["verdict"] == claims.NOT and "at 0 of 7 and 0 of 7" in found["sentence"]
+    assert found["verdict"] == claims.NOT and "at 0 of 7 and 0 of 7" in advice.blocks(found)[2]
 
 
 def test_block_sizes_are_each_centre_and_its_neighbours_at_1_and_8():
@@ -156,25 +158,16 @@ def test_the_claims_from_an_answer():
     assert (replayed["grid_best"], replayed["best"], replayed["in_region"]) == (64, 48, False)
     assert replayed["ratio"] == pytest.approx(3.4 / 3.0)
     row = claims.answer_procedure(replayed, spot, 0.25)
-    assert row["verdict"] == claims.PART and "picks 48" in row["numbers"]
-    assert "outside the region (16-32)" in row["numbers"]
+    assert row["verdict"] == claims.PART and "picks 48" in advice.procedure(row)[2]
+    assert "outside the region (16-32)" in advice.procedure(row)[2]
     small = ends.batch_one(spot["per_batch"], spot, 3, ["b1-lr3.0-s0-tensor"])
     assert small["verdict"] == claims.HOLDS
-    assert small["numbers"] == ("1: 20.00 s (6.7x); 8: 5.00 s (1.7x); 1 runs at rates not "
+    assert advice.batch_1(small)[2] == ("1: 20.00 s (6.7x); 8: 5.00 s (1.7x); 1 runs at rates not "
                                 "chosen stopped short in 3 epochs")
     assert claims.neighbours(spot["per_batch"], spot)["verdict"] == claims.PART  # 16 in, 48 out
     epoch = claims.time_per_epoch(spot["per_batch"], spot, 60_000, 20)
-    assert epoch["verdict"] == claims.HOLDS and "batch 1024's" in epoch["numbers"]
-    assert "batch 1024 does not reach the target in 20 epochs" in epoch["numbers"]
-    rows = [epoch, row]
-    assert claims.headline(rows, {}, None, None, 0.97) == (
-        "Of the accepted answer's 2 claims tested here, 1 holds, 1 holds in part and 0 do not.")
-
-
-def test_a_region_is_a_range_only_where_it_is_contiguous_in_the_sizes_tried():
-    assert claims._sizes(spot_of(ESTIMATES, [16, 32, 48])) == "16-48"
-    assert claims._sizes(spot_of(ESTIMATES, [16, 48])) == "{16, 48}"  # 32 tried, and out
-    assert claims._sizes(spot_of(ESTIMATES, [32])) == "32"
+    assert epoch["verdict"] == claims.HOLDS and "batch 1024's" in advice.time_per_epoch(epoch)[2]
+    assert "batch 1024 does not reach the target in 20 epochs" in advice.time_per_epoch(epoch)[2]
 
 
 def cores_doc(q1s: list[float], best=(1, 2)) -> dict:
@@ -191,8 +184,8 @@ def test_a_split_holds_only_where_it_beats_the_questions_in_three_rounds_of_four
     # two threads and no worker, no faster beyond the rounds' spread: the question's is as good
     same = claims.processors(cores_doc([0.82, 0.81], best=(2, 0)), None, None)
     assert same["verdict"] == claims.NOT
-    assert "0 loader workers and 2 threads" in same["numbers"]
-    assert "within the rounds' spread of the question's own split" in same["numbers"]
+    assert "0 loader workers and 2 threads" in advice.processors(same)[2]
+    assert "within the rounds' spread of the question's own split" in advice.processors(same)[2]
     # the tensor path on both threads, beyond its rounds' spread: in part, whatever the loader
     both = cores_doc([0.82, 0.81], best=(2, 0))
     both["tensor_threads"] = {"best": 2, "speedup": {"32": {"speedup": 1.3, "q1": 1.1,
@@ -200,31 +193,7 @@ def test_a_split_holds_only_where_it_beats_the_questions_in_three_rounds_of_four
     tensor = claims.processors(both, None, None)
     assert tensor["verdict"] == claims.PART
     assert ("the tensor path: its fastest round on 2 threads, batch 32: 1.30x fastest round "
-            "against fastest (round by round, quartiles 1.10-1.30)") in tensor["numbers"]
-    spot = spot_of(ESTIMATES, [16, 32])
-    assert claims.headline([], cores_doc([0.82, 0.81], best=(2, 0)), spot, spot, 0.97) == (
-        "Of the accepted answer's 0 claims tested here, 0 hold, 0 hold in part and 0 do not; no "
-        "split of the CPUs between DataLoader workers and torch threads makes the question's "
-        "pipeline faster beyond the rounds' spread (the best, 0 loader workers and 2 threads, "
-        "0.86x in geometric mean over the batch sizes timed), so its answer stays 3.00 s at "
-        "batch 32.")
-
-
-def test_a_small_end_run_is_censored_as_the_project_reads_a_curve():
-    from sweetspot.advice import tested
-
-    def run(name, batch, accuracies, losses):
-        curve = [{"time": i, "step": i, "examples": i, "epoch": i, "train_loss": loss,
-                  "test_loss": loss, "test_acc": acc}
-                 for i, (acc, loss) in enumerate(zip(accuracies, losses, strict=True))]
-        return {"name": name, "batch_size": batch, "curve": curve}
-
-    params = tiny_params(sweep={"extremes": [1, 2]})  # the headline target: 0.8
-    results = [run("b1-reached", 1, [0.5, 0.9], [1.0, 0.5]),
-               run("b1-short", 1, [0.5, 0.7], [1.0, 0.5]),
-               run("b2-diverged", 2, [0.5, 0.9], [math.nan, math.nan]),  # nan, then a high read
-               run("b32-short", 32, [0.5, 0.7], [1.0, 0.5])]  # not an extreme
-    assert tested.censored(results, params) == ["b1-short", "b2-diverged"]
+            "against fastest (round by round, quartiles 1.10-1.30)") in advice.processors(tensor)[2]
 
 
 QUESTION_RUN = {"n_train": 60000, "runs": {"1": {"epochs": [{"epoch": 1, "test_acc": 0.96}]},
@@ -244,8 +213,9 @@ def test_the_whole_set_in_one_batch_loses_per_example_not_per_step():
     spot = with_steps(ESTIMATES, steps, [16, 32])
     row = ends.whole_batch(spot["per_batch"], spot, QUESTION_RUN, 0.97)
     assert row["verdict"] == claims.HOLDS  # stuck near chance, and 256 sees 5x the examples
-    assert row["numbers"].startswith("the question's run at 60000: 11.0% after 3 epochs (3 steps)")
-    assert "sees 5.0x the examples the spot 32 sees, in 0.62x its steps" in row["numbers"]
+    words = advice.whole_batch(row)[2]
+    assert words.startswith("the question's run at 60000: 11.0% after 3 epochs (3 steps)")
+    assert "sees 5.0x the examples the spot 32 sees, in 0.62x its steps" in words
     # a run of the whole set that reached the target: the claim holds only in part
     reached = {**QUESTION_RUN, "runs": {**QUESTION_RUN["runs"], "60000": {"epochs": [
         {"epoch": 1, "test_acc": 0.98}]}}}
@@ -261,8 +231,8 @@ def test_batch_one_over_emphasis_is_its_seeds_spread_against_the_spots():
     rows += [(32, 0.3, 0, 20000)]  # another rate is not compared either
     table = pd.DataFrame(rows, columns=["batch_size", "lr", "seed", "steps"]).assign(target=0.97)
     row = ends.single_image(table, spot, 0.97)
-    assert "batch 1: 90000-144000 steps (56% of the median)" in row["numbers"]
-    assert "the spot 32: 5000-6000 (18%): 3.1x" in row["numbers"]
+    assert "batch 1: 90000-144000 steps (56% of the median)" in advice.single_image(row)[2]
+    assert "the spot 32: 5000-6000 (18%): 3.1x" in advice.single_image(row)[2]
     assert row["verdict"] == claims.HOLDS
 
 
@@ -270,9 +240,9 @@ def test_the_extremes_hold_where_batch_1_is_slow_and_the_whole_set_stuck():
     spot = spot_of(ESTIMATES, [16, 32])
     row = ends.extremes(spot["per_batch"], spot, QUESTION_RUN, 0.97, 20)
     assert row["verdict"] == claims.HOLDS
-    assert row["numbers"] == ("batch 1 takes 6.7x the spot's time; batch 60000 (the question's "
-                              "run) is at 11.0% after 3 epochs; 512 and 1024 never reach 0.97 in "
-                              "20 epochs")
+    assert advice.extremes(row)[2] == (
+        "batch 1 takes 6.7x the spot's time; batch 60000 (the question's run) is at 11.0% after 3 "
+        "epochs; 512 and 1024 never reach 0.97 in 20 epochs")
     assert ends.extremes(spot["per_batch"], spot, None, 0.97, 20)["verdict"] == claims.PART
 
 
@@ -281,11 +251,11 @@ def test_an_undecided_member_decides_no_claim():
     replayed = claims.replay(spot["per_batch"], 60_000, spot, undecided=[48])
     row = claims.answer_procedure(replayed, spot, 0.25)
     assert row["verdict"] == claims.PART  # picks 48, in the region but undecided
-    assert "in the region but undecided in the race (32-48)" in row["numbers"]
+    assert "in the region but undecided in the race (32-48)" in advice.procedure(row)[2]
     decided = claims.answer_procedure(claims.replay(spot["per_batch"], 60_000, spot), spot, 0.1)
     assert decided["verdict"] == claims.HOLDS
     near = claims.neighbours(spot["per_batch"], spot, undecided=[48])
-    assert near["verdict"] == claims.NOT and "48: 1.13x (undecided)" in near["numbers"]
+    assert near["verdict"] == claims.NOT and "48: 1.13x (undecided)" in advice.neighbours(near)[2]
 
 
 def test_the_pipeline_factors_and_shares():

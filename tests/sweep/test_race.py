@@ -96,20 +96,16 @@ def test_a_far_rate_gets_no_seeds():
     assert not any(lr == 0.3 for cells in rounds for _, lr, _ in cells)
 
 
-def test_the_report_gives_each_batch_size_its_seeds_verdict_and_reason():
+def test_each_batch_size_gets_a_verdict_and_its_reason():
     truth = {(16, 1.0): (2000, 0.02), (32, 1.0): (1000, 0.02), (64, 1.0): (1000, 0.15)}
     start = table(truth, {key: THREE for key in truth})
     censored = pd.DataFrame([{**draw(truth, 16, 1.0, s), "batch_size": 128, "censored": True,
                               "steps": np.nan} for s in THREE])
     decided = race.verdicts(pd.concat([start, censored]), SECONDS, 0.97, 0.10, 500)
-    lines = race.section({"budget": vars(BUDGET), "cells": 4, "seconds": 60.0,
-                          "added": {16: 0, 32: 2, 64: 2, 128: 0}, **decided})
-    rows = {int(line.split("|")[1]): line for line in lines if line[:3] in ("| 1", "| 3", "| 6")}
-    assert "It added 4 cells, 60 s of training and evaluation." in " ".join(lines)
-    assert "| 3 (0) | 2." in rows[16]  # about twice the steps of the spot's
-    assert "| out | as fast as the spot in under 5% of resamples, and over 5% slower |" in rows[16]
-    assert "| 3 (0) | censored | out | censored at its rate |" in rows[128]
+    batch = decided["batch"]
+    assert batch[16]["status"] == race.OUT and 1 <= batch[16]["distance"] < 2  # twice the steps
+    assert batch[128]["status"] == race.OUT and batch[128]["distance"] == np.inf  # censored
     spot, other = (32, 64) if decided["spot"] == 32 else (64, 32)
-    assert "| the spot | wins the most resamples |" in rows[spot]
-    assert decided["batch"][other]["status"] == race.UNDECIDED  # three noisy seeds
-    assert "| in, undecided (the budget was spent) | as fast as the spot in " in rows[other]
+    assert batch[spot]["status"] == race.SPOT
+    assert batch[other]["status"] == race.UNDECIDED  # three noisy seeds
+    assert batch[other]["bound"] > 1.10 and 0 < batch[other]["as_fast"] < 1

@@ -20,7 +20,6 @@ from sweetspot import paths
 from sweetspot.answer import analysis, estimate, fastest
 from sweetspot.config import Params
 from sweetspot.errors import ConfigError
-from sweetspot.fmt import fmt, table
 from sweetspot.sweep import race, sweep
 from sweetspot.train.networks import network_slug
 
@@ -90,26 +89,6 @@ def main(params: Params, seeds: list[int]) -> int:
     told = ", ".join(f"{r['batch_size']} ({r['verdict']}) x{r['ratio']:.2f}" for r in doc["rows"])
     print(f"heldout: {told}; wrote {path}")
     return 0
-
-
-def section(docs: list[dict]) -> list[str]:
-    """The report's held-out check: per problem, each pick's fresh time against the verdict."""
-    if not docs:
-        return []
-    lines = ["## Held out: fresh seeds against the verdicts", "",
-             "After each answer was written, seeds no cell of it used were trained at its spot, "
-             "its sweet region's largest member and the first batch size above the region "
-             "(`sweetspot heldout`); their median steps x the same seconds per step. A member "
-             "agrees when it is within the race's margin of the spot, an excluded one when it "
-             "is slower than the spot.", "",
-             *table(["problem", "batch size", "verdict", "seeds", "median steps",
-                     "time / the spot's", "agrees"], "lrllrrl",
-                    [[f"{d['network']} on {d['dataset']}", r["batch_size"], r["verdict"],
-                      ", ".join(map(str, r["seeds"])), fmt(r["median_steps"], ".0f"),
-                      fmt(r["ratio"], ".2f", "-"),
-                      {None: "-", True: "yes", False: "**no**"}[r["agrees"]]]
-                     for d in docs for r in d["rows"]])]
-    return [*lines, ""]
 
 
 def documents() -> list[dict]:

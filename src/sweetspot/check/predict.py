@@ -21,6 +21,7 @@ from sweetspot.config import Params
 from sweetspot.data.idx import md5
 from sweetspot.data.load import load_data, resolve_device
 from sweetspot.errors import ConfigError
+from sweetspot.fmt import table
 from sweetspot.measure import machine, steptime
 from sweetspot.track import outage, tracking
 from sweetspot.train import networks
@@ -103,14 +104,12 @@ def predict(params: Params, table: pd.DataFrame, doc: dict) -> dict:
 def table_text(prediction: dict, name: str, load: dict | None) -> str:
     lines = [f"predicted seconds of training to each target on {name}; while measuring, "
              f"{machine.load_text(load)}:", "",
-             "| target | batch size | lr | steps | µs/step | seconds | 95% interval | wins |",
-             "|---:|---:|---:|---:|---:|---:|---|---:|"]
-    for target, found in prediction.items():
-        for r in found["per_batch"]:
-            lines.append(f"| {target} | {r['batch_size']} | {r['lr']:g} | "
-                         f"{r['median_steps']:.0f} | {r['seconds_per_step'] * 1e6:.0f} | "
-                         f"{r['estimate']:.2f} | {r['low']:.2f}-{r['high']:.2f} | "
-                         f"{r['share']:.0%} |")
+             *table(["target", "batch size", "lr", "steps", "µs/step", "seconds",
+                     "95% interval", "wins"], "rrrrrrlr",
+                    [[target, r["batch_size"], f"{r['lr']:g}", f"{r['median_steps']:.0f}",
+                      f"{r['seconds_per_step'] * 1e6:.0f}", f"{r['estimate']:.2f}",
+                      f"{r['low']:.2f}-{r['high']:.2f}", f"{r['share']:.0%}"]
+                     for target, found in prediction.items() for r in found["per_batch"]])]
     for target, found in prediction.items():
         s = found["spot"]
         if s["batch_size"] is None:

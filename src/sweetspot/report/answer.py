@@ -13,13 +13,12 @@ import numpy as np
 import pandas as pd
 
 from sweetspot import paths
-from sweetspot.advice import tested
 from sweetspot.answer import analysis, costmodel, estimate, fastest
 from sweetspot.check import heldout, reproduce
 from sweetspot.config import Params
 from sweetspot.data import idx
 from sweetspot.measure import machine
-from sweetspot.report import compare, figures
+from sweetspot.report import advice, compare, figures
 from sweetspot.sweep import race, sweep
 from sweetspot.train.networks import network_name, network_slug
 
@@ -45,7 +44,7 @@ class Answer:
     held: list = field(default_factory=list)  # held-out checks (heldout.documents)
     problems: list = field(default_factory=list)  # every problem's summary, this one's included
     summary: dict | None = None  # this problem's (compare.summary)
-    advice: dict | None = None  # the accepted answer's advice (tested.build)
+    advice: dict | None = None  # the accepted answer's advice (advice.build)
     results: list = field(default_factory=list)  # every cell, every data path
     steps: pd.DataFrame | None = None  # the steps table (estimate.steps_table)
 
@@ -198,6 +197,6 @@ def build(params: Params) -> Answer:
         here=reproduced_here(headline, per_batch, targets, reproduce.document()),
         raced=raced,
         held=heldout.documents(), problems=summaries(own, summary_file(params)), summary=own,
-        advice=tested.build(params, results, per_loader, targets[0], cost, steps,
+        advice=advice.build(params, results, per_loader, targets[0], cost, steps,
                             race.undecided(raced)), results=results,
         steps=steps)

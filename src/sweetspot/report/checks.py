@@ -1,15 +1,18 @@
 """The report's checks of its own answer, in words: the runs timed on this machine against the
 estimate (and the one line that opens the report when they part), the steps table against the one
-the checkout came with, and the predictions for other stacks against their validations. Pure: the
-checks' numbers in, Markdown lines out (but for the MD5 of the committed steps table, read when a
-caller does not give it)."""
+the checkout came with, the predictions for other stacks against their validations, the race's
+verdicts and the fresh seeds' (heldout.py). Pure: the checks' numbers in, Markdown lines out (but
+for the MD5 of the committed steps table, read when a caller does not give it)."""
 
 from __future__ import annotations
+
+import math
 
 from sweetspot import paths
 from sweetspot.answer.estimate import ERROR_GOAL
 from sweetspot.data.idx import md5
 from sweetspot.fmt import fmt, table
+from sweetspot.sweep import race
 
 REMEASURE = "dvc repro -f -s steptime && dvc repro"  # the command that re-measures the seconds
 
@@ -112,3 +115,62 @@ def validation_section(checks: list[dict], table_md5: str | None = None) -> list
                   f"spots are that table's answer, not this one's; `sweetspot validate` on a "
                   f"stack checks this table."]
     return [*lines, ""]
+
+
+def _why(v: dict, margin: float) -> tuple[str, str]:
+    """A race verdict and its reason, in the words of the rule."""
+    if v["status"] == race.SPOT:
+        return "the spot", "wins the most resamples"
+    if v["status"] == race.OUT:
+        return "out", ("censored at its rate" if not math.isfinite(v["distance"]) else
+                       "as fast as the spot in under 5% of resamples, and over 5% slower")
+    told = (f"as fast as the spot in {v['as_fast']:.0%} of resamples; {race.QUANTILE:.0%} bound "
+            f"{v['bound']:.3f}")
+    if v["status"] == race.IN:
+        return "in", f"{told} <= {1 + margin:.2f}"
+    return "in, undecided (the budget was spent)", f"{told} > {1 + margin:.2f}"
+
+
+def race_section(raced: dict | None) -> list[str]:
+    """The race (race.summary): per batch size its seeds, in or out and why."""
+    if not raced:
+        return []
+    b = raced["budget"]
+    lines = ["## The race: seeds where the region was undecided", "",
+             f"After the grid and the seeds stage, the race (`race` stage) gave one more seed per "
+             f"round to the spot and to each batch size the region held but could not yet "
+             f"decide: in, when the spot's time over its own stays under {1 + b['margin']:.2f} in "
+             f"{race.QUANTILE:.0%} of resamples of the seeds; out, when the region's rule drops "
+             f"it (budget: {b['max_seeds']} seeds per batch size, {b['max_cells']} cells). It "
+             f"added {raced['cells']} {'cell' if raced['cells'] == 1 else 'cells'}, "
+             f"{raced['seconds']:.0f} s of training and evaluation.", "",
+             *table(["batch size", "rate", "seeds (raced)", "estimate / the spot's", "verdict",
+                     "why"], "rrrrll",
+                    [[size, f"{v['lr']:g}", f"{v['seeds']} ({raced['added'][size]})",
+                      fmt(1 + v["distance"], ".2f", "censored"), *_why(v, b["margin"])]
+                     for size, v in sorted(raced["batch"].items())])]
+    rates = ", ".join(f"{size} ({', '.join(f'{lr:g}' for lr in lrs)})"
+                      for size, lrs in sorted(raced["rates"].items()))
+    if rates:
+        lines += ["", f"Rates still close to the chosen one on fewer seeds: {rates}."]
+    return [*lines, ""]
+
+
+def heldout_section(docs: list[dict]) -> list[str]:
+    """The held-out check (heldout.py): per problem, each pick's fresh time against the
+    verdict."""
+    if not docs:
+        return []
+    return ["## Held out: fresh seeds against the verdicts", "",
+            "After each answer was written, seeds no cell of it used were trained at its spot, "
+            "its sweet region's largest member and the first batch size above the region "
+            "(`sweetspot heldout`); their median steps x the same seconds per step. A member "
+            "agrees when it is within the race's margin of the spot, an excluded one when it "
+            "is slower than the spot.", "",
+            *table(["problem", "batch size", "verdict", "seeds", "median steps",
+                    "time / the spot's", "agrees"], "lrllrrl",
+                   [[f"{d['network']} on {d['dataset']}", r["batch_size"], r["verdict"],
+                     ", ".join(map(str, r["seeds"])), fmt(r["median_steps"], ".0f"),
+                     fmt(r["ratio"], ".2f", "-"),
+                     {None: "-", True: "yes", False: "**no**"}[r["agrees"]]]
+                    for d in docs for r in d["rows"]]), ""]

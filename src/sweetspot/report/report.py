@@ -71,9 +71,6 @@ def headline(doc: dict) -> dict:
             "b_star": rounded(cost.get("b_star"))}
 
 
-# --- main: the only part that touches disk and MLflow ----------------------------------------
-
-
 def sweep_key(params: Params) -> str:
     """Names one sweep definition, so repeated `dvc repro`s update the same parent run."""
     doc = json.dumps([config.as_dict(params.sweep), config.as_dict(params.train),

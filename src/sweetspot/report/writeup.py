@@ -10,17 +10,14 @@ import math
 import pandas as pd
 
 from sweetspot.answer.fastest import NEAR_FASTEST
-from sweetspot.check import heldout
 from sweetspot.config import Params
 from sweetspot.fmt import fmt, sizes, table
 from sweetspot.measure.machine import load_text
-from sweetspot.report import compare
+from sweetspot.report import advice, checks, compare
 from sweetspot.report.answer import Answer
-from sweetspot.report.checks import reproduced, self_check_alarm, validation_section
 from sweetspot.report.figures import CAPTIONS
 from sweetspot.report.firstscreen import headline, interval
 from sweetspot.report.question import data_paths, question_section
-from sweetspot.sweep import race
 from sweetspot.sweep.sweep import REFINE_WINDOW
 from sweetspot.train.networks import network_name
 
@@ -34,7 +31,7 @@ def markdown(answer: Answer, drawn: list[str]) -> str:
              f"{network_name(params.train)}", ""]
     check = (here or {}).get("self_check")
     if check and check["departs"]:
-        lines += [f"**{self_check_alarm(check)}**", ""]
+        lines += [f"**{checks.self_check_alarm(check)}**", ""]
     if timing.get("load") and timing["load"]["busy"]:
         lines += [f"**Measured on a busy machine.** While the seconds per step were measured, "
                   f"{load_text(timing['load'])}.", ""]
@@ -57,18 +54,18 @@ def markdown(answer: Answer, drawn: list[str]) -> str:
     lines += data_paths(answer.loaders, params.sweep.targets,
                         (answer.advice or {}).get("pipeline"))
     lines += final_section(answer.final)
-    lines += reproduced(here)
-    lines += validation_section(answer.validations)
+    lines += checks.reproduced(here)
+    lines += checks.validation_section(answer.validations)
     lines += [f"![{CAPTIONS[name]}](figures/{name}.png)" for name in drawn]
     lines += ["", *compare.section(answer.problems), "## Measured on", ""]
     lines += [f"- {k}: {v}" for k, v in answer.measured_on.items()]
     lines += ["", "Timings: training clock only (device synchronised, evaluation and warm-up "
               "off the clock). Re-measure the seconds with `dvc repro -f -s steptime && dvc "
               "repro`.", ""]
-    if answer.raced:
-        lines += race.section(answer.raced)
-    lines += heldout.section(answer.held)
-    return "\n".join(lines) + "\n" + (answer.advice or {}).get("markdown", "")
+    lines += checks.race_section(answer.raced) + checks.heldout_section(answer.held)
+    if answer.advice:
+        lines += advice.section(answer.advice["claims"], target)
+    return "\n".join(lines) + "\n"
 
 
 def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
@@ -109,15 +106,13 @@ def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
 
 def factors_section(per_batch: pd.DataFrame, cells: pd.DataFrame, target: float) -> list[str]:
     lines = ["## The two factors, and the direct measurement beside them", "",
-             f"| batch size | lr | steps to {target:g} | reached | µs per step | "
-             "estimate (s) | 95% interval | wins | measured (s) | measured / estimate | "
-             "clock (s) |",
-             "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|"]
-    for r in per_batch.itertuples():
-        lines.append(f"| {r.batch_size} | {r.lr:g} | {fmt(r.median_steps, '.0f')} | "
-                     f"{r.n_reached}/{r.n_runs} | {r.seconds_per_step * 1e6:.0f} | "
-                     f"{fmt(r.estimate)} | {interval(r.low, r.high)} | {r.share:.0%} | "
-                     f"{fmt(r.measured)} | {fmt(r.ratio, '.2f', '-')} | {fmt(r.clock)} |")
+             *table(["batch size", "lr", f"steps to {target:g}", "reached", "µs per step",
+                     "estimate (s)", "95% interval", "wins", "measured (s)",
+                     "measured / estimate", "clock (s)"], "rrrlrrlrrrr",
+                    [[r.batch_size, f"{r.lr:g}", fmt(r.median_steps, ".0f"),
+                      f"{r.n_reached}/{r.n_runs}", f"{r.seconds_per_step * 1e6:.0f}",
+                      fmt(r.estimate), interval(r.low, r.high), f"{r.share:.0%}", fmt(r.measured),
+                      fmt(r.ratio, ".2f", "-"), fmt(r.clock)] for r in per_batch.itertuples()])]
     ratios = per_batch["ratio"].replace([math.inf], math.nan).dropna()
     lines += ["", "Measured: each run's quiet time, its steps to the target x its own fastest "
               "seconds per step between two evaluations, plus its fastest epoch start per epoch "
@@ -185,6 +180,5 @@ def final_section(final: dict | None) -> list[str]:
             f"the first evaluation at or above the highest target, with {final['accuracy']:.2%} "
             f"of the 10000 test images right. Its weakest class is {worst} "
             f"({per_class[worst]:.1%}); the confusion matrix (scikit-learn) is drawn below.", "",
-            "| class | " + " | ".join(str(c) for c in per_class) + " |",
-            "|---" * (len(per_class) + 1) + "|",
-            "| accuracy | " + " | ".join(f"{a:.1%}" for a in per_class.values()) + " |", ""]
+            *table(["class", *map(str, per_class)], "l" * (len(per_class) + 1),
+                   [["accuracy", *(f"{a:.1%}" for a in per_class.values())]]), ""]

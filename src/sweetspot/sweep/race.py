@@ -35,7 +35,6 @@ import pandas as pd
 from sweetspot import paths
 from sweetspot.answer import analysis, estimate, fastest
 from sweetspot.config import Params
-from sweetspot.fmt import fmt
 from sweetspot.sweep import sweep
 
 IN, OUT, UNDECIDED, SPOT = "in", "out", "undecided", "spot"
@@ -227,42 +226,3 @@ def undecided(raced: dict | None) -> list[int]:
     """The region's members the race left undecided (none without a race)."""
     return sorted(int(b) for b, v in (raced or {}).get("batch", {}).items()
                   if v["status"] == UNDECIDED)
-
-
-def _why(v: dict, margin: float) -> str:
-    """A verdict and its reason, in the words of the rule."""
-    if v["status"] == SPOT:
-        return "the spot | wins the most resamples"
-    if v["status"] == OUT:
-        reason = ("censored at its rate" if not np.isfinite(v["distance"]) else
-                  "as fast as the spot in under 5% of resamples, and over 5% slower")
-        return f"out | {reason}"
-    told = f"as fast as the spot in {v['as_fast']:.0%} of resamples; {QUANTILE:.0%} bound " \
-           f"{v['bound']:.3f}"
-    if v["status"] == IN:
-        return f"in | {told} <= {1 + margin:.2f}"
-    return f"in, undecided (the budget was spent) | {told} > {1 + margin:.2f}"
-
-
-def section(race: dict) -> list[str]:
-    """The report's account of the race: per batch size its seeds, in or out and why."""
-    b = race["budget"]
-    lines = ["## The race: seeds where the region was undecided", "",
-             f"After the grid and the seeds stage, the race (`race` stage) gave one more seed per "
-             f"round to the spot and to each batch size the region held but could not yet "
-             f"decide: in, when the spot's time over its own stays under {1 + b['margin']:.2f} in "
-             f"{QUANTILE:.0%} of resamples of the seeds; out, when the region's rule drops it "
-             f"(budget: {b['max_seeds']} seeds per batch size, {b['max_cells']} cells). It "
-             f"added {race['cells']} {'cell' if race['cells'] == 1 else 'cells'}, "
-             f"{race['seconds']:.0f} s of training and "
-             "evaluation.", "",
-             "| batch size | rate | seeds (raced) | estimate / the spot's | verdict | why |",
-             "|---:|---:|---:|---:|---|---|"]
-    for size, v in sorted(race["batch"].items()):
-        lines.append(f"| {size} | {v['lr']:g} | {v['seeds']} ({race['added'][size]}) | "
-                     f"{fmt(1 + v['distance'], '.2f', 'censored')} | {_why(v, b['margin'])} |")
-    rates = ", ".join(f"{size} ({', '.join(f'{lr:g}' for lr in lrs)})"
-                      for size, lrs in sorted(race["rates"].items()))
-    if rates:
-        lines += ["", f"Rates still close to the chosen one on fewer seeds: {rates}."]
-    return [*lines, ""]
