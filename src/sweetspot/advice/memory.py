@@ -6,7 +6,7 @@ Reads data/<dataset>/raw, reports/machine.json's caches and params.yaml (`advice
 writes reports/advice/memory.json and one MLflow run. Run: `dvc repro memory`.
 
 Measured, in interleaved rounds (fastest each): seconds per step at advice.memory_batch_sizes
-(steptime's Stepper on the tensor path), the bandwidth of copies of growing size (from inside L1
+(steptime.timer on the tensor path), the bandwidth of copies of growing size (from inside L1
 to four times the last cache), and the matmul rate. Counted, off the clock: the step's FLOPs
 (torch's FlopCounterMode on one forward and backward) and its bytes (the parameters, and each
 layer's output per example). The floors are claims.floors'.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import time
 
@@ -27,7 +26,6 @@ from sweetspot.advice import rounds
 from sweetspot.config import Params
 from sweetspot.measure import steptime
 from sweetspot.train import networks
-from sweetspot.train.loop import use_threads
 
 COPY_MOVES = 64 << 20  # bytes each bandwidth reading copies at least (repeats of small copies)
 MATMUL = 1024  # n of the n x n x n matmul whose rate is the arithmetic floor's
@@ -108,19 +106,15 @@ def main(params: Params) -> int:
     a, cfg = params.advice, dataclasses.replace(params.train, loader="tensor", loader_workers=0)
     data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
     levels = cache_bytes(json.loads(paths.MACHINE.read_text()).get("caches", {}))
-    torch.manual_seed(cfg.seed)
-    use_threads(cfg)
-    timers, counts = {}, {}
-    for b in a.memory_batch_sizes:
-        stepper = steptime.Stepper(dataclasses.replace(cfg, batch_size=b), data)
-        stepper.block(cfg.warmup_steps)
-        n = max(1, math.ceil(params.steptime.min_examples / b))
-        timers[f"step b{b}"] = lambda s=stepper, n=n: s.seconds_per_step(n)
-        counts[str(b)] = counted(cfg, data.x_train[:b], data.y_train[:b])
+    once = dataclasses.replace(params.steptime, min_steps=1)  # large batches: one step a block
+    timers = {f"step b{b}": rounds.step_timer(dataclasses.replace(cfg, batch_size=b), data, once)
+              for b in a.memory_batch_sizes}
+    counts = {str(b): counted(cfg, data.x_train[:b], data.y_train[:b])
+              for b in a.memory_batch_sizes}
     sizes = copy_sizes(levels)
     timers |= {f"copy {s}": copy_timer(s) for s in sizes}
     timers["matmul"] = matmul_timer()
-    rows = rounds.interleave(timers, a.rounds, "memory")
+    rows = steptime.interleave(rounds.named(timers), a.rounds, "memory")
     fastest = rounds.fastest(rows)
     doc = {"caches": levels, "load": steptime.load_summary(rows), "rows": rows,
            "seconds_per_step": {str(b): fastest[f"step b{b}"] for b in a.memory_batch_sizes},
