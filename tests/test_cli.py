@@ -104,6 +104,9 @@ BAD_VALUES = [
     (["predict", "--device", "tpu"], "train.device: unknown value 'tpu'"),
     (["predict", "--threads", "-1"], "train.threads: must be >= 0"),
     (["predict", "--compile", "maybe"], "train.compile: expected bool, got 'maybe'"),
+    (["predict", "--loader-workers", "999"], "train.loader_workers: 999 is outside 0.."),
+    (["predict", "--loader", "torchvision", "--loader-workers", "1"],  # a stack it accepts
+     "--steps: no steps table"),
     (["validate", "--steps", "nowhere.csv"], "--steps: no steps table at nowhere.csv"),
     (["validate", "--threads", "two"], "train.threads: expected int, got 'two'"),
     (["sweep", "--batch-size", "64"], "one cell needs --base-lr, --seed, --loader"),

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from sweetspot import config, errors, paths
+from sweetspot.measure.machine import STACK
 from sweetspot.track import outage
 
-STACK = ("device", "loader", "threads", "compile")  # what seconds per step depend on
 # The commands that build train.network (checked before they start)
 TRAINS = ("sweep", "refine", "seeds", "race", "heldout", "reproduce", "steptime", "predict",
           "validate", "machine", "cores", "memory", "blocks", "pipeline")
@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the steps table: a CSV, or an MLflow run id holding one "
                             "(default: reports/steps_to_target.csv)")
         for key in STACK:
-            p.add_argument(f"--{key}", default=None, help=f"override train.{key} (the stack)")
+            p.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None,
+                           help=f"override train.{key} (the stack)")
 
     p = sub.add_parser("forecast", help="a network's sweet spot before its sweep: seconds per "
                                         "step and the noise scale of one short run, through "

@@ -156,7 +156,7 @@ def test_the_stage_writes_the_fingerprint_and_keeps_its_speed_while_the_probe_ag
 def test_a_reading_of_this_machine_is_consistent():
     now = machine.usage()
     if now is None:
-        pytest.skip("no /proc/stat here")
+        pytest.skip("no CPU times here")
     assert 0 <= now.own <= now.busy <= now.total and 0 <= now.steal <= now.busy
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from conftest import tiny_params
@@ -40,6 +41,49 @@ def test_rounds_are_interleaved_across_batch_sizes(tiny_data):
     assert [r["order"] for r in rows] == list(range(9))
     # at least min_examples (600) and min_steps (5) a block
     assert {r["batch_size"]: r["steps"] for r in rows} == {32: 19, 128: 5, 64: 10}
+
+
+def test_interleave_reads_every_timer_once_a_round_with_the_rounds_load(capsys):
+    calls = []
+
+    def timer(name):
+        return lambda: calls.append(name) or {"key": name, "seconds": len(calls)}
+
+    rows = steptime.interleave([timer("a"), timer("b")], 2, "test")
+    assert calls == ["a", "b", "a", "b"]
+    assert [(r["round"], r["order"], r["key"], r["seconds"]) for r in rows] == [
+        (0, 0, "a", 1), (0, 1, "b", 2), (1, 2, "a", 3), (1, 3, "b", 4)]
+    assert rows[0]["load"] is rows[1]["load"]  # read once a round
+    assert set(rows[0]) == {"round", "order", "key", "seconds", "load"}
+    lines = capsys.readouterr().err.splitlines()  # progress on stderr, a line a round
+    assert [line.split(",")[0] for line in lines] == ["test: round 1/2", "test: round 2/2"]
+    steptime.interleave([timer("a")], 2)
+    assert capsys.readouterr().err == ""  # no label, no progress
+
+
+def test_a_timer_reads_one_block_in_its_own_threads(tiny_data):
+    params = tiny_params()
+    cfg = dataclasses.replace(params.train, batch_size=100, threads=1)
+    found = torch.get_num_threads()
+    read = steptime.timer(cfg, tiny_data, params.steptime)
+    torch.set_num_threads(2)  # another stack's, timed in between
+    try:
+        row = read()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(found)
+    assert set(row) == {"batch_size", "steps", "seconds", "epoch_starts"}
+    assert (row["batch_size"], row["steps"], len(row["epoch_starts"])) == (100, 6, 1)
+
+
+def test_the_stack_carries_every_setting_it_names_loader_workers_too():
+    cfg = dataclasses.replace(tiny_params().train, loader="torchvision", threads=1,
+                              loader_workers=2)
+    assert steptime.stack(cfg) == {"device": "cpu", "loader": "torchvision", "step": "eager",
+                                   "threads": 1, "loader_workers": 2}
+    assert steptime.stack_name(cfg) == "cpu-torchvision-eager-1threads-2workers"
+    # every setting the stack names is one predict accepts, compile as the step it picks
+    assert set(steptime.stack(cfg)) == set(machine.STACK) - {"compile"} | {"step"}
 
 
 def test_the_summary_spreads_each_epoch_start_and_takes_the_fastest_round():

@@ -148,6 +148,14 @@ def test_provenance_names_the_code_libraries_and_machine(root, monkeypatch):
     assert tags["git_dirty"] == "true" and tags["dvc_stage"] == "sweep@0"
 
 
+def test_cpuinfo_reads_the_first_cpus_fields():
+    text = ("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\n\n"
+            "processor\t: 1\nmodel name\t: other\n")
+    assert tracking.cpuinfo(text) == {"processor": "0", "model name": "AMD EPYC 7B13",
+                                      "flags": "fpu avx2"}
+    assert tracking.cpuinfo("") == {}
+
+
 def test_provenance_outside_git_says_unknown(root):
     assert tracking.provenance("cpu")["git_commit"] == "unknown"
 

@@ -7,7 +7,7 @@ Reads data/<dataset>/raw and params.yaml (`advice` for the rounds and batch size
 the network); writes reports/advice/cores.json and one MLflow run. Run: `dvc repro cores`.
 
 Every split (threads 1..n x workers 0..n on n CPUs) is a training step drawn as a run draws it
-(steptime's Stepper), timed at advice.split_batch_sizes in interleaved rounds, fastest round each.
+(steptime.timer), timed at advice.split_batch_sizes in interleaved rounds, fastest round each.
 The best split for the question's pipeline (the smallest geometric mean over those batch sizes)
 is then measured as steptime measures, at every batch size the sweep may train, so the report
 answers for the question's pipeline at its best split beside num_workers=0: when it beats the
@@ -22,8 +22,6 @@ import math
 import os
 import statistics
 import time
-
-import torch
 
 from sweetspot import paths
 from sweetspot.advice import rounds
@@ -77,19 +75,11 @@ def main(params: Params) -> int:
     cpus, sizes = len(os.sched_getaffinity(0)), list(a.split_batch_sizes)
     configs = [("torchvision", t, w) for t, w in splits(cpus)]
     configs += [("tensor", t, 0) for t in range(1, cpus + 1)]
-    timers = {}
-    for loader, threads, workers in configs:
-        for b in sizes:
-            one = dataclasses.replace(cfg, loader=loader, threads=threads, loader_workers=workers,
-                                      batch_size=b)
-            stepper = steptime.Stepper(one, data)
-            torch.set_num_threads(threads)
-            stepper.block(cfg.warmup_steps + stepper.ahead)
-            n = max(params.steptime.min_steps, math.ceil(params.steptime.min_examples / b))
-            timers[key(loader, threads, workers, b)] = (
-                lambda s=stepper, t=threads, n=n: torch.set_num_threads(t) or s.seconds_per_step(n))
+    timers = {key(loader, t, w, b): rounds.step_timer(dataclasses.replace(
+        cfg, loader=loader, threads=t, loader_workers=w, batch_size=b), data, params.steptime)
+        for loader, t, w in configs for b in sizes}
     print(f"cores: {len(timers)} (split, batch size) pairs on {cpus} CPUs x {a.rounds} rounds")
-    rows = rounds.interleave(timers, a.rounds, "cores")
+    rows = steptime.interleave(rounds.named(timers), a.rounds, "cores")
     fastest, per_round = rounds.fastest(rows), rounds.per_key(rows)
     best = best_split(fastest, cpus, sizes)
     tensor_best = min(range(1, cpus + 1), key=lambda t: sum(

@@ -2,13 +2,13 @@
 memory at once ... if you under-use the memory, you leave some potential performance untapped."
 On a CPU the memory that matters is the cache hierarchy.
 
-Reads data/<dataset>/raw, reports/machine.json's caches and params.yaml (`advice`, `train`);
-writes reports/advice/memory.json and one MLflow run. Run: `dvc repro memory`.
+Reads data/<dataset>/raw, reports/machine.json's caches and params.yaml (`advice`, `train`,
+`bench.matmul_size`); writes reports/advice/memory.json and one MLflow run. Run: `dvc repro memory`.
 
 Measured, in interleaved rounds (fastest each): seconds per step at advice.memory_batch_sizes
-(steptime's Stepper on the tensor path), the bandwidth of copies of growing size (from inside L1
-to four times the last cache), and the matmul rate. Counted, off the clock: the step's FLOPs
-(torch's FlopCounterMode on one forward and backward) and its bytes (the parameters, and each
+(steptime.timer on the tensor path), the bandwidth of copies of growing size (from inside L1
+to four times the last cache), and the matmul rate (flops.matmul_timer, bench.matmul_size).
+Counted, off the clock (flops.counted): the step's FLOPs and its bytes (the parameters, and each
 layer's output per example). The floors are claims.floors'.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import time
 
@@ -25,12 +24,9 @@ import torch
 from sweetspot import paths
 from sweetspot.advice import rounds
 from sweetspot.config import Params
-from sweetspot.measure import steptime
-from sweetspot.train import networks
-from sweetspot.train.loop import use_threads
+from sweetspot.measure import flops, steptime
 
 COPY_MOVES = 64 << 20  # bytes each bandwidth reading copies at least (repeats of small copies)
-MATMUL = 1024  # n of the n x n x n matmul whose rate is the arithmetic floor's
 
 
 def cache_bytes(caches: dict[str, str]) -> dict[str, int]:
@@ -69,37 +65,6 @@ def copy_timer(nbytes: int):
     return timer
 
 
-def matmul_timer(n: int = MATMUL):
-    """Seconds per FLOP of an n x n x n float32 matmul."""
-    a, b = torch.rand(n, n), torch.rand(n, n)
-    torch.mm(a, b)
-
-    def timer():
-        start = time.perf_counter()
-        torch.mm(a, b)
-        return (time.perf_counter() - start) / (2 * n ** 3)
-    return timer
-
-
-def counted(cfg, x: torch.Tensor, y: torch.Tensor) -> dict:
-    """What one step of the network does, counted off the clock on a batch: its FLOPs (forward
-    and backward), its parameters' bytes, and the bytes of every layer's output per example."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    torch.manual_seed(cfg.seed)
-    net = networks.build(cfg)
-    outputs = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.numel()))
-             for m in net.modules() if not list(m.children())]
-    with FlopCounterMode(display=False) as flops:
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-    for hook in hooks:
-        hook.remove()
-    return {"flops": flops.get_total_flops(),
-            "weight_bytes": 4 * sum(p.numel() for p in net.parameters()),
-            "input_bytes": 4 * x[0].numel(), "activation_bytes": 4 * sum(outputs) // len(x)}
-
-
 def main(params: Params) -> int:
     from sweetspot.data.load import load_data, resolve_device
 
@@ -108,19 +73,15 @@ def main(params: Params) -> int:
     a, cfg = params.advice, dataclasses.replace(params.train, loader="tensor", loader_workers=0)
     data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
     levels = cache_bytes(json.loads(paths.MACHINE.read_text()).get("caches", {}))
-    torch.manual_seed(cfg.seed)
-    use_threads(cfg)
-    timers, counts = {}, {}
-    for b in a.memory_batch_sizes:
-        stepper = steptime.Stepper(dataclasses.replace(cfg, batch_size=b), data)
-        stepper.block(cfg.warmup_steps)
-        n = max(1, math.ceil(params.steptime.min_examples / b))
-        timers[f"step b{b}"] = lambda s=stepper, n=n: s.seconds_per_step(n)
-        counts[str(b)] = counted(cfg, data.x_train[:b], data.y_train[:b])
+    once = dataclasses.replace(params.steptime, min_steps=1)  # large batches: one step a block
+    timers = {f"step b{b}": rounds.step_timer(dataclasses.replace(cfg, batch_size=b), data, once)
+              for b in a.memory_batch_sizes}
+    counts = {str(b): flops.counted(cfg, data.x_train[:b].cpu(), data.y_train[:b].cpu())
+              for b in a.memory_batch_sizes}
     sizes = copy_sizes(levels)
     timers |= {f"copy {s}": copy_timer(s) for s in sizes}
-    timers["matmul"] = matmul_timer()
-    rows = rounds.interleave(timers, a.rounds, "memory")
+    timers["matmul"] = flops.matmul_timer(params.bench.matmul_size, torch.device("cpu"))
+    rows = steptime.interleave(rounds.named(timers), a.rounds, "memory")
     fastest = rounds.fastest(rows)
     doc = {"caches": levels, "load": steptime.load_summary(rows), "rows": rows,
            "seconds_per_step": {str(b): fastest[f"step b{b}"] for b in a.memory_batch_sizes},

@@ -11,7 +11,6 @@ Run: `dvc repro pipeline`.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import torch
@@ -20,7 +19,6 @@ from sweetspot import paths
 from sweetspot.advice import rounds
 from sweetspot.config import Params
 from sweetspot.measure import steptime
-from sweetspot.train.loop import use_threads
 
 STACKS = (("tensor", "exact"), ("tensor", "eager"), ("torchvision", "exact"),
           ("torchvision", "eager"))  # the last is the question's: its DataLoader, its step
@@ -54,18 +52,12 @@ def main(params: Params) -> int:
     rounds.check(params, "pipeline_batch_sizes", max(sizes))
     cfg = dataclasses.replace(params.train, loader_workers=0)
     data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
-    use_threads(cfg)
-    timers = {}
-    for loader, kind in STACKS:
-        for b in sizes:
-            stepper = steptime.Stepper(dataclasses.replace(cfg, loader=loader, batch_size=b),
-                                       data, kind)
-            stepper.block(cfg.warmup_steps)
-            n = max(params.steptime.min_steps, math.ceil(params.steptime.min_examples / b))
-            timers[key(loader, kind, b)] = lambda s=stepper, n=n: s.seconds_per_step(n)
+    timers = {key(loader, kind, b): rounds.step_timer(dataclasses.replace(
+        cfg, loader=loader, batch_size=b), data, params.steptime, kind)
+        for loader, kind in STACKS for b in sizes}
     print(f"pipeline: {len(timers)} (stack, batch size) pairs x {params.advice.rounds} rounds, "
           f"{torch.get_num_threads()} thread(s)")
-    rows = rounds.interleave(timers, params.advice.rounds, "pipeline")
+    rows = steptime.interleave(rounds.named(timers), params.advice.rounds, "pipeline")
     found = factors(rounds.fastest(rows), sizes)
     rounds.write(params, paths.PIPELINE, {"batch_sizes": sizes, "stacks": STACKS,
                                           "per_batch": found, "rows": rows,

@@ -1,17 +1,16 @@
-"""Interleaved rounds, the one timing estimator of the advice stages: every timer once per round,
-in order, then again; each key's fastest round counts (load from other processes only adds time),
-and how busy the machine was is read in every round (machine.busy_share)."""
+"""The advice stages' timings in steptime's interleaved rounds (steptime.interleave), by key: each
+key's fastest round counts (load from other processes only adds time)."""
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Callable
 
 from sweetspot import paths
-from sweetspot.config import Params
+from sweetspot.config import Params, SteptimeConfig, TrainConfig
+from sweetspot.data.load import Data
 from sweetspot.errors import ConfigError
-from sweetspot.measure import machine
+from sweetspot.measure import machine, steptime
 from sweetspot.track import tracking
 
 
@@ -22,19 +21,17 @@ def check(params: Params, key: str, largest: int) -> None:
                           f"({params.train.n_train})")
 
 
-def interleave(timers: dict[str, Callable[[], float]], rounds: int, label: str) -> list[dict]:
-    """Rows {round, key, seconds, load}: each timer's reading (seconds per its own unit) in each
-    round, with the round's busy share. One progress line per round on stderr."""
-    rows = []
-    for rnd in range(rounds):
-        before, mine = machine.usage(), []
-        for key, timer in timers.items():
-            mine.append({"round": rnd, "key": key, "seconds": timer()})
-        load = machine.busy_share(before, machine.usage())
-        rows += [{**row, "load": load} for row in mine]
-        busy = "" if load is None else f", other processes {load['other']:.0%}"
-        print(f"{label}: round {rnd + 1}/{rounds}{busy}", file=sys.stderr, flush=True)
-    return rows
+def named(timers: dict[str, Callable[[], float]]) -> list[Callable[[], dict]]:
+    """Timers of seconds (per step, per byte, per FLOP) as steptime.interleave's: each reading
+    {key, seconds}."""
+    return [lambda k=k, t=t: {"key": k, "seconds": t()} for k, t in timers.items()]
+
+
+def step_timer(cfg: TrainConfig, data: Data, st: SteptimeConfig,
+               kind: str | None = None) -> Callable[[], float]:
+    """steptime.timer at cfg's stack and batch size, read as seconds per step."""
+    read = steptime.timer(cfg, data, st, kind)
+    return lambda: steptime.row_seconds(read(), len(data.x_train))
 
 
 def per_key(rows: list[dict]) -> dict[str, list[float]]:
@@ -47,8 +44,6 @@ def per_key(rows: list[dict]) -> dict[str, list[float]]:
 
 def fastest(rows: list[dict]) -> dict[str, float]:
     return {key: min(values) for key, values in per_key(rows).items()}
-
-
 
 
 def with_rounds(params: Params) -> Params:

@@ -26,7 +26,7 @@ from sweetspot.answer import fastest
 from sweetspot.config import Params
 from sweetspot.data.load import Data, epoch_batches, load_data, resolve_device, tensor_batches
 from sweetspot.fmt import fmt, table
-from sweetspot.measure import machine
+from sweetspot.measure import flops, machine
 from sweetspot.track import tracking
 from sweetspot.train.loop import clock, train_one, use_threads
 from sweetspot.train.networks import MLP, network_name
@@ -42,29 +42,6 @@ LOOPS = {  # name -> what its timed loop runs
 }
 ENGINES = ("engine", "compiled")  # the loops compared with the question's and with matmul
 FLOPS_FROM = 4096  # batch sizes from here on also report the fraction of matmul FLOP/s
-
-
-def flops_per_example(width: int, n_in: int = 784, n_out: int = 10) -> int:
-    """Matmul FLOPs of one training step per example, 2 per multiply-add, as the step runs them:
-    forward x.W1^T and a.W2^T, weight gradients dz^T.a and dh^T.x, and dz.W2 for the hidden
-    gradient; no dh.W1, as the input needs no gradient. So 2(2 n_in w + 3 w n_out) = 818,176 for
-    the question's MLP, not the textbook 6 x parameters (1.22 M), which counts that input gradient.
-    Elementwise work (bias, activation, softmax, update) is O(w) per example and left out."""
-    return 2 * (2 * n_in * width + 3 * width * n_out)
-
-
-def matmul_flops(n: int, repeats: int, device: torch.device) -> float:
-    """This machine's FLOP/s on a plain n x n x n float32 torch.mm: the fastest of `repeats`, after
-    one untimed warm-up."""
-    a, b = torch.rand(n, n, device=device), torch.rand(n, n, device=device)
-    out = torch.empty(n, n, device=device)
-    torch.mm(a, b, out=out)
-    times = []
-    for _ in range(repeats):
-        t0 = clock(device)
-        torch.mm(a, b, out=out)
-        times.append(clock(device) - t0)
-    return 2 * n**3 / float(fastest.machine_seconds(times))
 
 
 def endless(epoch):
@@ -154,10 +131,10 @@ def eval_off_clock(params: Params, data: Data, repeats: int, n: int = 6000) -> d
             "eval_over_train": best("often", "eval_time") / best("rare", "train_time")}
 
 
-def summarise(rows: list[dict], width: int, matmul: float | None) -> dict:
+def summarise(rows: list[dict], per_example: float, matmul: float | None) -> dict:
     """Per batch size: the fastest seconds per epoch of each loop measured, each engine's speed-ups
-    and compile seconds, and at batch >= FLOPS_FROM its achieved FLOP/s as a fraction of `matmul`
-    (pure)."""
+    and compile seconds, and at batch >= FLOPS_FROM its achieved FLOP/s (`per_example` FLOPs an
+    example) as a fraction of `matmul` (pure)."""
     out = {}
     for batch_size in sorted({r["batch_size"] for r in rows}):
         cell = {}
@@ -177,7 +154,7 @@ def summarise(rows: list[dict], width: int, matmul: float | None) -> dict:
                     r["compile_seconds"] for r in rows
                     if r["batch_size"] == batch_size and r["loop"] == name)
             if matmul and batch_size >= FLOPS_FROM:
-                gflops = flops_per_example(width) * config.TRAIN_SIZE / seconds / 1e9
+                gflops = per_example * config.TRAIN_SIZE / seconds / 1e9
                 cell[f"{name}_gflops"] = gflops
                 cell[f"{name}_flops_fraction"] = gflops * 1e9 / matmul
         out[f"b{batch_size}"] = cell
@@ -255,8 +232,11 @@ def main(params: Params) -> int:
     load = machine.busy_share(before, machine.usage())  # how busy, while the loops were timed
     matmul = None
     if max(bench.batch_sizes) >= FLOPS_FROM:
-        matmul = matmul_flops(bench.matmul_size, bench.repeats, device)
-    summary = summarise(rows, cfg.width, matmul)
+        timer = flops.matmul_timer(bench.matmul_size, device)
+        matmul = 1 / float(fastest.machine_seconds([timer() for _ in range(bench.repeats)]))
+    # as torch counts a step: 2 per multiply-add of its matmuls; none for the input's gradient
+    per_example = flops.counted(cfg, data.x_train[:1].cpu(), data.y_train[:1].cpu())["flops"]
+    summary = summarise(rows, per_example, matmul)
     off_clock = eval_off_clock(params, data, bench.repeats)
     result = {
         "device": str(device), "gpu_name": tags.get("gpu_name", ""),
@@ -264,7 +244,7 @@ def main(params: Params) -> int:
         "cpu_model": tags["cpu_model"], "repeats": bench.repeats,
         "min_examples": bench.min_examples, "warmup_steps": cfg.warmup_steps,
         "network": network_name(cfg), "optimizer": cfg.optimizer,
-        "flops_per_example": flops_per_example(cfg.width),
+        "flops_per_example": per_example,
         **({"matmul_size": bench.matmul_size, "matmul_gflops": matmul / 1e9} if matmul else {}),
         **summary, "eval_off_clock": off_clock, "load": load}
     fig = figure(rows, f"{result['network']}, {cfg.optimizer}: {device}, {result['threads']} "

@@ -13,12 +13,14 @@ last one quiet), and one within it leaves the file byte-identical, so DVC sees a
 dependency and re-runs nothing. The output persists, so the stage reads the speed it recorded
 last.
 
-`usage()` and `busy_share()` read /proc/stat around a measurement: the share of the machine's CPU
-time that went to other processes, and steal time, so a report can say when it was busy.
+`usage()` and `busy_share()` read the CPU times (psutil) around a measurement: the share of the
+machine's CPU time that went to other processes, and steal time, so a report can say when it was
+busy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,8 +31,14 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import psutil
+
 from sweetspot import paths
 from sweetspot.config import Params
+
+# The train settings seconds per step depend on besides the batch size: the stack (steptime's
+# document, predict's options). Here, not in steptime, so that the CLI reads it without torch.
+STACK = ("device", "loader", "compile", "threads", "loader_workers")
 
 QUIET = 0.10  # a timed round is quiet when other processes and steal took less than this share
 QUIET_ROUNDS = 0.25  # busy: fewer than this share of the rounds (or fewer than 3) were quiet
@@ -72,18 +80,14 @@ def describe(found: dict) -> str:
             f"L2 {found.get('caches', {}).get('L2', '?')})")
 
 
-def cpu_identity(cpuinfo: str | None = None) -> dict:
+def cpu_identity(text: str | None = None) -> dict:
     """The first CPU's family, model number and stepping, and which of VECTOR_FLAGS it has, from
     /proc/cpuinfo (a virtual machine may hide the name, not these). Empty where there is none."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return {}
-    fields = {}
-    for line in cpuinfo.split("\n\n", 1)[0].splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
+    from sweetspot.track.tracking import cpuinfo  # not at the top: the CLI imports this module
+
+    fields = cpuinfo(text)
+    if not fields:
+        return {}
     flags = set(fields.get("flags", "").split())
     return {"cpu_family": fields.get("cpu family", ""), "cpu_model_number": fields.get("model", ""),
             "cpu_stepping": fields.get("stepping", ""),
@@ -187,33 +191,21 @@ class Usage:
 
 
 def usage() -> Usage | None:
-    """A reading of /proc/stat and of this process's CPU time (its live children's included);
-    None where there is no /proc."""
+    """The machine's CPU times and this process's, its children's included (its DataLoader
+    workers are ours, not other processes'; live ones and those that ended); None where psutil
+    cannot read them."""
     try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    except OSError:
+        cpu, me = psutil.cpu_times(), psutil.Process()
+        mine = me.cpu_times()
+        own = mine.user + mine.system + mine.children_user + mine.children_system
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):  # gone meanwhile
+                own += sum(child.cpu_times()[:2])  # user, system
+    except (psutil.Error, OSError):
         return None
-    # cpu user nice system idle iowait irq softirq steal (guest time is inside user)
-    jiffies = [int(v) for v in fields[1:9]]
-    hz = os.sysconf("SC_CLK_TCK")
-    total = sum(jiffies) / hz
-    idle = (jiffies[3] + jiffies[4]) / hz
-    own = os.times()
-    return Usage(total - idle, total, jiffies[7] / hz, own.user + own.system + children(hz))
-
-
-def children(hz: int) -> float:
-    """CPU seconds used so far by this process's live children (its DataLoader workers: ours,
-    not other processes'), from /proc/<pid>/stat."""
-    me, ticks = str(os.getpid()), 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # gone meanwhile
-        if fields[1] == me:  # state, ppid, ...; utime and stime are the 12th and 13th
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / hz
+    total = sum(cpu) - getattr(cpu, "guest", 0.0) - getattr(cpu, "guest_nice", 0.0)  # in user
+    idle = cpu.idle + getattr(cpu, "iowait", 0.0)
+    return Usage(total - idle, total, getattr(cpu, "steal", 0.0), own)  # steal: Linux only
 
 
 def busy_share(before: Usage | None, after: Usage | None) -> dict | None:
@@ -246,7 +238,7 @@ def summary(rounds: list[dict | None]) -> dict | None:
 def load_text(load: dict | None) -> str:
     """How busy the machine was, in a line a person reads (the report, predict)."""
     if load is None:
-        return "how busy the machine was is unknown (no /proc/stat)"
+        return "how busy the machine was is unknown (no CPU times)"
     text = (f"other processes took {load['other']:.0%} of the CPU time and steal "
             f"{load['steal']:.0%}; {load['quiet_rounds']:.0f} of {load['rounds']:.0f} rounds quiet")
     if load["busy"]:

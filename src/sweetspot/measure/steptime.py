@@ -13,7 +13,7 @@ shuffle, or the DataLoader's new iterator) is timed apart and spread over an epo
 The estimate is each batch size's fastest round (fastest.machine_seconds): load from other
 processes only adds time, so the minimum is the one estimator it cannot move while any round is
 quiet; a median would flip with whichever load state held most rounds. How
-busy the machine was is read from /proc/stat in every round (machine.busy_share) and kept.
+busy the machine was is read in every round (machine.busy_share) and kept.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -38,9 +39,10 @@ from sweetspot.train.step import kind_for, make_step, step_for
 
 
 def stack(cfg: TrainConfig) -> dict:
-    """What the seconds per step depend on, besides the batch size and the machine."""
-    return {"device": cfg.device, "loader": cfg.loader, "step": kind_for(cfg),
-            "threads": cfg.threads or torch.get_num_threads(), "loader_workers": cfg.loader_workers}
+    """What the seconds per step depend on, besides the batch size and the machine: the
+    settings of machine.STACK, train.compile as the step it picks, threads as torch runs them."""
+    found = {k: getattr(cfg, k) for k in machine.STACK if k != "compile"}
+    return {**found, "step": kind_for(cfg), "threads": cfg.threads or torch.get_num_threads()}
 
 
 def stack_name(cfg: TrainConfig) -> str:
@@ -91,41 +93,56 @@ class Stepper:
             self.loss_sum += self.step(*batch)
         return seconds + clock(self.device) - t0, starts
 
-    def seconds_per_step(self, n: int) -> float:
-        """One block of n steps: seconds per step, its epoch starts spread over an epoch's steps
-        (as `summarise` counts them)."""
-        return per_step(*self.block(n), n, self.steps_per_epoch)
+
+def timer(cfg: TrainConfig, data: Data, st: SteptimeConfig,
+          kind: str | None = None) -> Callable[[], dict]:
+    """cfg.batch_size's steps (a Stepper), warmed up off the clock, as interleave's timer: each
+    call times one block of at least st.min_steps steps and st.min_examples examples in
+    cfg.threads (the stacks interleaved may differ), read as {batch_size, steps, seconds,
+    epoch_starts}."""
+    use_threads(cfg)
+    stepper = Stepper(cfg, data, kind)
+    stepper.block(cfg.warmup_steps + stepper.ahead)
+    n = max(st.min_steps, math.ceil(st.min_examples / cfg.batch_size))
+
+    def read() -> dict:
+        use_threads(cfg)
+        seconds, starts = stepper.block(n)
+        return {"batch_size": cfg.batch_size, "steps": n, "seconds": seconds,
+                "epoch_starts": starts}
+    return read
 
 
-def per_step(seconds: float, starts: list[float], steps: int, steps_per_epoch: int) -> float:
-    """Seconds per step of a block of `steps` that took `seconds`, with the mean of the epoch
-    starts it timed spread over an epoch's steps (an epoch start is paid once an epoch)."""
-    return seconds / steps + (statistics.mean(starts) if starts else 0.0) / steps_per_epoch
+def row_seconds(row: dict, n_train: int) -> float:
+    """A timer's reading as seconds per step: its block's, with the mean of the epoch starts it
+    timed spread over an epoch's steps (an epoch start is paid once an epoch)."""
+    starts = statistics.mean(row["epoch_starts"]) if row["epoch_starts"] else 0.0
+    return row["seconds"] / row["steps"] + starts / math.ceil(n_train / row["batch_size"])
+
+
+def interleave(timers: list[Callable[[], dict]], rounds: int,
+               label: str | None = None) -> list[dict]:
+    """Every timer once a round, in order, then again: a row per reading, {round, order,
+    **reading, load}, where load is the round's busy share (machine.busy_share). With a label,
+    one progress line a round on stderr."""
+    rows = []
+    for rnd in range(rounds):
+        before = machine.usage()
+        mine = [{"round": rnd, "order": len(rows) + i, **t()} for i, t in enumerate(timers)]
+        load = machine.busy_share(before, machine.usage())
+        rows += [{**row, "load": load} for row in mine]
+        if label:
+            busy = "" if load is None else f", other processes {load['other']:.0%}"
+            print(f"{label}: round {rnd + 1}/{rounds}{busy}", file=sys.stderr, flush=True)
+    return rows
 
 
 def measure(cfg: TrainConfig, data: Data, batch_sizes: list[int], st: SteptimeConfig,
-            progress=None) -> list[dict]:
-    """One row per (round, batch size) in the order measured: the block's steps and seconds, the
-    epoch starts it timed, and how busy the machine was in its round (machine.busy_share). Every
-    batch size is warmed up before the first round."""
-    use_threads(cfg)
-    steppers = {}
-    for b in batch_sizes:
-        steppers[b] = Stepper(dataclasses.replace(cfg, batch_size=b), data)
-        steppers[b].block(cfg.warmup_steps)
-    rows = []
-    for rnd in range(st.rounds):
-        before, mine = machine.usage(), []
-        for b in batch_sizes:
-            n = max(st.min_steps, math.ceil(st.min_examples / b))
-            seconds, starts = steppers[b].block(n)
-            mine.append({"round": rnd, "order": len(rows) + len(mine), "batch_size": b,
-                         "steps": n, "seconds": seconds, "epoch_starts": starts})
-        load = machine.busy_share(before, machine.usage())
-        rows += [{**row, "load": load} for row in mine]
-        if progress:
-            progress(rnd, st.rounds, load)
-    return rows
+            label: str | None = None) -> list[dict]:
+    """One row per (round, batch size) in the order measured (interleave's, with the timer's
+    reading); every batch size is warmed up before the first round."""
+    return interleave([timer(dataclasses.replace(cfg, batch_size=b), data, st)
+                       for b in batch_sizes], st.rounds, label)
 
 
 def summarise(rows: list[dict], n_train: int) -> dict:
@@ -137,9 +154,7 @@ def summarise(rows: list[dict], n_train: int) -> dict:
     out = {}
     for b in sorted({r["batch_size"] for r in rows}):
         mine = [r for r in rows if r["batch_size"] == b]
-        per_epoch = math.ceil(n_train / b)
-        per_round = [per_step(r["seconds"], r["epoch_starts"], r["steps"], per_epoch)
-                     for r in mine]
+        per_round = [row_seconds(r, n_train) for r in mine]
         q1, median, q3 = statistics.quantiles(per_round, n=4, method="inclusive")
         starts = [s for r in mine for s in r["epoch_starts"]]
         best = float(fastest.machine_seconds(per_round))
@@ -161,18 +176,12 @@ def load_summary(rows: list[dict]) -> dict | None:
     return machine.summary(round_loads(rows))
 
 
-def _progress(rnd: int, rounds: int, load: dict | None) -> None:
-    """One line per round, on stderr: long measurements show progress."""
-    busy = "" if load is None else f", other processes {load['other']:.0%}"
-    print(f"steptime: round {rnd + 1}/{rounds}{busy}", file=sys.stderr, flush=True)
-
-
 def measure_doc(params: Params, data: Data, batch_sizes: list[int]) -> dict:
     """Measure params.train's stack at these batch sizes: the document steptime.json holds per
     loader (the stack, the machine, every round's rows, and per batch size the summary)."""
     cfg = params.train
     start = clock(data.device)
-    rows = measure(cfg, data, batch_sizes, params.steptime, _progress)
+    rows = measure(cfg, data, batch_sizes, params.steptime, "steptime")
     return {"stack": stack(cfg), "stack_name": stack_name(cfg), "dataset": params.data.dataset,
             "network": networks.network_name(cfg), "optimizer": cfg.optimizer,
             "steptime": config.as_dict(params.steptime), "batch_sizes": batch_sizes,

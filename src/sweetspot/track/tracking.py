@@ -148,14 +148,20 @@ def git(*args: str) -> str:
         return ""
 
 
+def cpuinfo(text: str | None = None) -> dict[str, str]:
+    """The first CPU's fields in /proc/cpuinfo (or `text`), {"model name": ..., "flags": ...};
+    empty where there is none."""
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {}
+    fields = (line.partition(":") for line in text.split("\n\n", 1)[0].splitlines())
+    return {key.strip(): value.strip() for key, _, value in fields}
+
+
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
 def host() -> str:
