@@ -270,7 +270,8 @@ def _sweep(args: argparse.Namespace, params: config.Params) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        code = dispatch(argv)
+        with outage.bounded_http():  # every request of the command tried once; retry() waits
+            code = dispatch(argv)
     except errors.ConfigError as e:
         print(f"sweetspot: error: {e}", file=sys.stderr)
         code = 2

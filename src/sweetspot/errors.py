@@ -8,3 +8,7 @@ class ConfigError(ValueError):
 
 class ToolError(RuntimeError):
     """A program sweetspot drives (dvc, PostgreSQL, mlflow server) failed: one line, exit 1."""
+
+
+class DataError(ConfigError):
+    """A data source or file that does not hold what it should (bad input, exit 2): one line."""

@@ -63,7 +63,7 @@ def row(found, batch):
 
 def test_steps_table_blanks_censored_rows_and_names_the_problem():
     results = [run(32, 1.0, 0, steps=200), run(32, 1.0, 1), run(64, 1.0, 0, diverged=True)]
-    t = estimate.steps_table(results, [0.97], "MNIST", "mlp", "sgd")
+    t = estimate.steps_table(results, [0.97], dataset="MNIST", network="mlp", optimizer="sgd")
     assert list(t.columns) == estimate.STEPS_COLUMNS
     assert (t["dataset"] == "MNIST").all() and (t["network"] == "mlp").all()
     assert (t["optimizer"] == "sgd").all() and (t["loader"] == "tensor").all()
@@ -76,14 +76,15 @@ def test_steps_table_blanks_censored_rows_and_names_the_problem():
 
 
 def test_steps_table_censors_a_run_at_a_target_it_did_not_reach():
-    t = estimate.steps_table([run(32, 1.0, 0, steps=200)], [0.97, 0.98], "MNIST", "mlp", "sgd")
+    t = estimate.steps_table([run(32, 1.0, 0, steps=200)], [0.97, 0.98], dataset="MNIST",
+                             network="mlp", optimizer="sgd")
     assert list(t["target"]) == [0.97, 0.98]
     assert list(t["censored"]) == [False, True]
     assert t["steps"].iloc[0] == 200 and math.isnan(t["steps"].iloc[1])
 
 
 def test_steps_table_of_no_runs_has_the_columns():
-    assert list(estimate.steps_table([], [0.97], "", "", "").columns) == estimate.STEPS_COLUMNS
+    assert list(estimate.steps_table([], [0.97]).columns) == estimate.STEPS_COLUMNS
 
 
 # --- the rate of each batch size ----------------------------------------------------------------
@@ -203,7 +204,7 @@ def test_estimate_a_diverged_run_counts_as_censored():
     # 128's runs crossed the target only after their loss went nan: censored, never the answer.
     results = ([run(32, 1.0, s, steps=100) for s in range(3)]
                + [run(128, 1.0, s, diverged=True) for s in range(3)])
-    t = estimate.steps_table(results, [0.97], "MNIST", "mlp", "sgd")
+    t = estimate.steps_table(results, [0.97], dataset="MNIST", network="mlp", optimizer="sgd")
     found = estimate.estimate(t, flat({32: 0.01, 128: 0.001}), 0.97, resamples=200)
     assert found["spot"]["batch_size"] == 32 and found["spot"]["censored"] == [128]
     assert row(found, 128)["share"] == 0 and not row(found, 128)["reached"]
@@ -284,7 +285,7 @@ def test_beside_measured_is_the_median_at_the_chosen_rate_and_its_ratio():
     results = [run(32, 1.0, s, steps=100, seconds=t) for s, t in enumerate([1.1, 1.3, 1.2])]
     results += [run(32, 0.3, s, steps=200, seconds=0.5) for s in range(3)]  # not the chosen rate
     results += [run(64, 1.0, 0, steps=60, seconds=0.9), run(64, 1.0, 1), run(64, 1.0, 2)]
-    steps = estimate.steps_table(results, [0.97], "MNIST", "mlp", "sgd")
+    steps = estimate.steps_table(results, [0.97], dataset="MNIST", network="mlp", optimizer="sgd")
     found = estimate.estimate(steps, flat({32: 0.01, 64: 0.015}), 0.97, resamples=200)
     out = estimate.beside_measured(found["per_batch"], analysis.target_table(results, [0.97]),
                                    0.97)
@@ -309,6 +310,10 @@ def test_self_check_a_quarter_off_departs_and_five_percent_does_not():
     assert estimate.self_check(beside([1.25, 1.25]))["departs"] is True
     near = estimate.self_check(beside([1.05, 0.95, 1.04]))
     assert near["departs"] is False and near["goal"] == estimate.ERROR_GOAL
+    # a median ratio of 1 is no alibi: each batch size 20% off is 20% off
+    spread = estimate.self_check(beside([0.8, 1.0, 1.2, 1.2]))
+    assert spread["median"] == pytest.approx(1.1) and spread["error"] == pytest.approx(0.2)
+    assert spread["departs"] is True
 
 
 def test_self_check_reads_only_batch_sizes_measured_both_ways():

@@ -15,7 +15,7 @@ def named(run: dict, **provenance) -> dict:
 def test_the_sample_is_the_spots_seeds_and_one_seed_at_each_edge_of_the_region(answer):
     results, _, seconds, _ = answer
     results = [named(r) for r in results]
-    found = estimate.estimate(estimate.steps_table(results, [0.97], "", "", ""), seconds, 0.97,
+    found = estimate.estimate(estimate.steps_table(results, [0.97]), seconds, 0.97,
                               200)
     spot, per_batch = found["spot"], found["per_batch"]
     picked = reproduce.sample(results, spot, per_batch)

@@ -22,7 +22,8 @@ GRID = [16, 32, 64, 128, 256]
 def held(predicted: dict[int, float], measured: dict[int, float], spot: int, grid) -> dict:
     """goal() on a beside_measured-shaped table: predicted and measured seconds by batch size."""
     return goal(pd.DataFrame([{"batch_size": b, "lr": 0.1, "estimate": t, "low": t * 0.9,
-                               "high": t * 1.1, "measured": measured[b]}
+                               "high": t * 1.1, "measured": measured[b],
+                               "ratio": measured[b] / t}
                               for b, t in predicted.items()]), spot, grid)
 
 
@@ -34,8 +35,8 @@ def test_neighbours_are_the_spot_and_the_sizes_beside_it():
 def test_a_prediction_within_15_percent_and_a_neighbouring_spot_meets_the_goal():
     check = held({32: 1.0, 64: 0.8, 128: 1.2}, {32: 1.1, 64: 0.9, 128: 0.85}, 64, GRID)
     assert check["measured_spot"] == 128 and check["spot_near"]  # a grid neighbour of 64
-    # errors 0.1/1.1, 0.1/0.9, 0.35/0.85: the median is 0.111
-    assert check["median_abs_error"] == pytest.approx(0.1 / 0.9)
+    # measured / predicted 1.1, 1.125, 0.708: off by 10%, 12.5% and 29%, the median 12.5%
+    assert check["median_abs_error"] == pytest.approx(0.125)
     assert check["goal_met"]
     assert [r["measured"] for r in check["per_batch"]] == [1.1, 0.9, 0.85]
 
@@ -44,7 +45,7 @@ def test_a_far_spot_or_a_large_error_misses_the_goal():
     far = held({32: 1.0, 64: 0.8, 128: 1.2}, {32: 0.5, 64: 0.9, 128: 1.2}, 128, GRID)
     assert far["measured_spot"] == 32 and not far["spot_near"] and not far["goal_met"]
     off = held({32: 1.0, 64: 0.5}, {32: 2.0, 64: 1.0}, 64, GRID)
-    assert off["measured_spot"] == 64 and off["median_abs_error"] == pytest.approx(0.5)
+    assert off["measured_spot"] == 64 and off["median_abs_error"] == pytest.approx(1.0)
     assert not off["goal_met"]
 
 

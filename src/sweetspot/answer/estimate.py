@@ -32,8 +32,8 @@ ESTIMATE_COLUMNS = ["seconds_per_step", "estimate", "low", "high", "share"]
 ERROR_GOAL = 0.15  # validate: the median absolute error a prediction is held to
 
 
-def steps_table(results: list[dict], targets: list[float], dataset: str, network: str,
-                optimizer: str) -> pd.DataFrame:
+def steps_table(results: list[dict], targets: list[float], *, dataset: str = "",
+                network: str = "", optimizer: str = "") -> pd.DataFrame:
     """One row per (run, target): steps, examples and epochs to the target, blank (NaN) when the
     run was censored (outcome not_reached or diverged). The table a machine does not change."""
     t = analysis.target_table(results, targets)
@@ -184,17 +184,26 @@ def direct_spot(beside: pd.DataFrame) -> int | None:
     return int(reached.sort_values(["measured", "batch_size"])["batch_size"].iloc[0])
 
 
+def median_error(ratios: pd.Series) -> float:
+    """How far an estimate is from the runs' own times: the median of |measured / estimate - 1|
+    over the batch sizes measured both ways (inf when none is). The one formula of ERROR_GOAL,
+    for the self-check and for validate."""
+    ratios = ratios.replace([INF, -INF], np.nan).dropna()
+    return float((ratios - 1).abs().median()) if len(ratios) else INF
+
+
 def self_check(beside: pd.DataFrame, goal: float = ERROR_GOAL) -> dict | None:
     """The answer checks itself: over the batch sizes whose runs were timed where the seconds per
-    step were measured (beside_measured on those runs), the median of measured / estimate, and
-    whether it departs from 1 by more than `goal` (the seconds are then not this machine's, or
-    not its now). None when no batch size has both."""
+    step were measured (beside_measured on those runs), the median of measured / estimate, its
+    range, and whether the estimate misses the runs by more than `goal` (median_error; the seconds
+    are then not this machine's, or not its now). None when no batch size has both."""
     ratios = beside["ratio"].replace([INF, -INF], np.nan).dropna()
     if ratios.empty:
         return None
-    median = float(ratios.median())
-    return {"batch_sizes": len(ratios), "median": median, "low": float(ratios.min()),
-            "high": float(ratios.max()), "goal": goal, "departs": abs(median - 1) > goal}
+    error = median_error(ratios)
+    return {"batch_sizes": len(ratios), "median": float(ratios.median()),
+            "low": float(ratios.min()), "high": float(ratios.max()), "error": error,
+            "goal": goal, "departs": error > goal}
 
 
 def answers(results: list[dict], seconds: dict[int, list[float]], targets: list[float],
@@ -204,7 +213,7 @@ def answers(results: list[dict], seconds: dict[int, list[float]], targets: list[
     `runs` (those trained on that path; default: all of `results`) ("per_batch"); and the sweet
     spot by measured time alone ("direct", from each run's quiet time, as robust to load as the
     estimate; None without runs)."""
-    steps = steps_table(results, targets, "", "", "")
+    steps = steps_table(results, targets)
     measured = analysis.target_table(results if runs is None else runs, targets)
     out = {}
     for target in targets:

@@ -13,12 +13,9 @@ beside what the sweep found. Run: `sweetspot forecast`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import tempfile
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 from sweetspot import paths
 from sweetspot.answer import costmodel, procedure
@@ -59,10 +56,7 @@ def short_run(params: Params, epochs: int) -> dict:
 
     cfg = dataclasses.replace(params.train, max_epochs=epochs, stop_at_target=False,
                               noise_scale=True, noise_every=1, max_seconds=0)
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "short.json"
-        run.main(dataclasses.replace(params, train=cfg), out=out)
-        result = json.loads(out.read_text())
+    result = run.tracked(dataclasses.replace(params, train=cfg))
     return {k: result[k] for k in ("run_id", "batch_size", "lr", "epochs", "b_simple_first",
                                    "b_simple_mean", "final_test_acc")}
 

@@ -60,7 +60,7 @@ def main(params: Params, seeds: list[int]) -> int:
     used = sorted({r["seed"] for r in results} & set(seeds))
     if used:
         raise ConfigError(f"--seeds: {used} trained cells of the answer; held-out seeds are new")
-    chosen = estimate.choose_by_steps(estimate.steps_table(results, [target], "", "", ""),
+    chosen = estimate.choose_by_steps(estimate.steps_table(results, [target]),
                                       target).set_index("batch_size")
     base = {(r["batch_size"], r["lr"]): r["base_lr"] for r in results}
     per_step = {b: float(fastest.machine_seconds(v)) for b, v in

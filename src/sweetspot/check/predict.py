@@ -10,6 +10,8 @@ MD5 of the steps table it read) and one MLflow run. Trains nothing. Run: `sweets
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,26 +29,30 @@ from sweetspot.track import outage, tracking
 from sweetspot.train import networks
 
 
-def _steps_file(source: str | None) -> Path:
-    """The steps table's file: a path (default: the committed one) or an MLflow run's artifact."""
+@contextlib.contextmanager
+def _steps_file(source: str | None):
+    """The steps table's file: a path (default: the committed one) or an MLflow run's artifact,
+    downloaded into a folder that is gone when the block ends."""
     path = Path(source) if source else paths.STEPS_TABLE
-    if source and not path.exists() and _looks_like_run_id(source):
-        path = _from_run(source)
-    if not path.is_file():
-        raise ConfigError(f"--steps: no steps table at {path} (run `dvc repro report`, or give "
-                          "a path or an MLflow run id)")
-    return path
+    with tempfile.TemporaryDirectory(prefix="sweetspot-steps-") as folder:
+        if source and not path.exists() and _looks_like_run_id(source):
+            path = _from_run(source, folder)
+        if not path.is_file():
+            raise ConfigError(f"--steps: no steps table at {path} (run `dvc repro report`, or "
+                              "give a path or an MLflow run id)")
+        yield path
 
 
 def load_steps(source: str | None) -> tuple[pd.DataFrame, str]:
     """The steps table from a path (default: the committed one) or an MLflow run's artifacts,
     refused whole when it is not one, and the MD5 of the file as read (as dvc.lock records it)."""
-    path = _steps_file(source)
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ConfigError(f"--steps: {path} is not a CSV table ({str(e).splitlines()[0]})") \
-            from None
+    with _steps_file(source) as path:
+        try:
+            table = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise ConfigError(f"--steps: {path} is not a CSV table ({str(e).splitlines()[0]})") \
+                from None
+        digest = md5(path)
     missing = [c for c in estimate.STEPS_COLUMNS if c not in table]
     if missing:
         raise ConfigError(f"--steps: {path} has no column {missing[0]!r}; expected "
@@ -57,23 +63,22 @@ def load_steps(source: str | None) -> tuple[pd.DataFrame, str]:
     if len(bad) or not (table["batch_size"] > 0).all():
         raise ConfigError(f"--steps: {path} has a row that is neither censored nor a positive "
                           "number of steps at a positive batch size")
-    return table, md5(path)
+    return table, digest
 
 
 def _looks_like_run_id(text: str) -> bool:
     return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
 
 
-def _from_run(run_id: str) -> Path:
-    """steps_to_target.csv from the MLflow run `run_id` (the sweep's parent run holds one)."""
-    import tempfile
-
+def _from_run(run_id: str, folder: str) -> Path:
+    """steps_to_target.csv from the MLflow run `run_id` (the sweep's parent run holds one), into
+    `folder`."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking.tracking_uri())
     try:
         return Path(outage.retry(client.download_artifacts, run_id, paths.STEPS_TABLE.name,
-                                   tempfile.mkdtemp()))
+                                   folder))
     except Exception as e:  # noqa: BLE001 - MLflow raises several kinds for a missing run/file
         raise ConfigError(f"--steps: MLflow run {run_id} has no {paths.STEPS_TABLE.name} "
                           f"({type(e).__name__})") from None

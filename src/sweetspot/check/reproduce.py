@@ -48,7 +48,7 @@ def sample(results: list[dict], spot: dict, per_batch) -> list[tuple[dict, str]]
 
 def steps_to(result: dict, targets: list[float]) -> dict[str, float | None]:
     """Steps to each target (None: not reached), as the steps table reads them."""
-    table = estimate.steps_table([result], targets, "", "", "")
+    table = estimate.steps_table([result], targets)
     return {f"{t:g}": (None if c else float(s)) for t, s, c in
             zip(table["target"], table["steps"], table["censored"], strict=True)}
 
@@ -90,7 +90,7 @@ def main(params: Params) -> int:
     targets, loader = list(s.targets), s.loaders[0]
     results = [r for r in sweep.read_cells(race.all_paths(params)) if r["loader"] == loader]
     seconds = fastest.round_seconds(sweep.step_times(params)[loader])
-    found = estimate.estimate(estimate.steps_table(results, [targets[0]], "", "", ""), seconds,
+    found = estimate.estimate(estimate.steps_table(results, [targets[0]]), seconds,
                               targets[0], s.resamples)
     spot = found["spot"]
     picked = sample(results, spot, found["per_batch"]) if spot["batch_size"] else []

@@ -13,18 +13,13 @@ prints the comparison.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import statistics
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from sweetspot import paths
 from sweetspot.answer import analysis
-from sweetspot.answer.estimate import ERROR_GOAL, beside_measured, direct_spot
+from sweetspot.answer.estimate import ERROR_GOAL, beside_measured, direct_spot, median_error
 from sweetspot.check import predict
 from sweetspot.config import Params
 from sweetspot.data.load import resolve_device
@@ -43,14 +38,12 @@ def neighbours(spot: int, tried: list[int]) -> list[int]:
 def goal(beside: pd.DataFrame, spot: int, grid: list[int]) -> dict:
     """The prediction held to its goal: `beside` is estimate.beside_measured's table (each batch
     size's predicted "estimate" and "measured" median over its seeds, inf when most were
-    censored). The measured spot (estimate.direct_spot), the median absolute error of the
-    predictions, and whether the goal is met (measured spot = predicted or a grid neighbour,
-    error at most ERROR_GOAL). Pure."""
+    censored; "ratio" the one over the other). The measured spot (estimate.direct_spot), the
+    median absolute error of the predictions (estimate.median_error), and whether the goal is
+    met (measured spot = predicted or a grid neighbour, error at most ERROR_GOAL). Pure."""
     rows = beside.drop(columns=["clock", "ratio"], errors="ignore").to_dict("records")
     measured_spot = direct_spot(beside)
-    errors = [abs(r["estimate"] - r["measured"]) / r["measured"] for r in rows
-              if math.isfinite(r["measured"]) and math.isfinite(r["estimate"])]
-    error = statistics.median(errors) if errors else math.inf
+    error = median_error(beside["ratio"])
     near = measured_spot in neighbours(spot, grid)
     return {"per_batch": rows, "predicted_spot": spot, "measured_spot": measured_spot,
             "median_abs_error": error, "spot_near": near,
@@ -63,16 +56,9 @@ def train_runs(params: Params, plan: dict[int, float], seeds: list[int]) -> list
     from sweetspot.train import run
 
     fixed = dataclasses.replace(params, sweep=dataclasses.replace(params.sweep, lr_policy="fixed"))
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for b, lr in plan.items():
-            for seed in seeds:
-                out = Path(tmp) / f"b{b}-s{seed}.json"
-                cell = sweep.Cell(b, lr, seed, params.train.loader)
-                run.main(sweep.cell_params(fixed, cell), out=out,
-                         extra={"validate": "reduced sweep"})
-                results.append(json.loads(out.read_text()))
-    return results
+    return [run.tracked(sweep.cell_params(fixed, sweep.Cell(b, lr, seed, params.train.loader)),
+                        extra={"validate": "reduced sweep"})
+            for b, lr in plan.items() for seed in seeds]
 
 
 def document(result: dict, steps_md5: str, target: float, plan: dict[int, float],

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sweetspot.errors import DataError
+
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 SIZES = dict(zip(FILES, (47_040_016, 60_008, 7_840_016, 10_008), strict=True))
@@ -24,10 +26,6 @@ MD5 = {  # of the uncompressed files: what defines the data, whichever source it
 IMAGES_MAGIC, LABELS_MAGIC = 2051, 2049  # IDX: 0x08 (uint8) then the number of dimensions
 SIDE = 28
 CHUNK = 1 << 20
-
-
-class DataError(ValueError):
-    """A source or file that does not hold what it should; the message is one line."""
 
 
 def md5(path: Path) -> str:
@@ -47,9 +45,15 @@ def verify(dataset: str, folder: Path) -> list[str]:
             problems.append(f"{name}: missing")
         elif path.stat().st_size != SIZES[name]:
             problems.append(f"{name}: {path.stat().st_size} bytes, expected {SIZES[name]}")
-        elif (digest := md5(path)) != MD5[dataset][name]:
-            problems.append(f"{name}: MD5 {digest} is not the canonical {MD5[dataset][name]}")
+        elif problem := md5_problem(dataset, name, md5(path)):
+            problems.append(problem)
     return problems
+
+
+def md5_problem(dataset: str, name: str, digest: str) -> str | None:
+    """The one check of a file's MD5 against its canonical one: what is wrong, or None."""
+    want = MD5[dataset][name]
+    return None if digest == want else f"{name}: MD5 {digest} is not the canonical {want}"
 
 
 # --- IDX files ------------------------------------------------------------------------------------

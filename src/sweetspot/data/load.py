@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from sweetspot import paths
-from sweetspot.data.idx import FILES, MD5, parse_idx
-from sweetspot.errors import ConfigError
+from sweetspot.data.idx import FILES, md5_problem, parse_idx
+from sweetspot.errors import ConfigError, DataError
 
 Batches = Iterator[tuple[torch.Tensor, torch.Tensor]]
 
@@ -57,9 +57,8 @@ def load_tensors(dataset: str, root: Path = paths.DATA_ROOT):
     for name in FILES:
         buf = bytearray((folder / name).read_bytes())
         # Hashing bytes already in memory is cheap beside reading them, so every load checks.
-        if hashlib.md5(buf).hexdigest() != MD5[dataset][name]:
-            raise ConfigError(f"{folder / name} does not match its canonical MD5: "
-                              "run `sweetspot download` again")
+        if problem := md5_problem(dataset, name, hashlib.md5(buf).hexdigest()):
+            raise DataError(f"{folder}/{problem}: run `sweetspot download` again")
         arrays.append(torch.from_numpy(parse_idx(buf, str(folder / name))))
     x_train, y_train, x_test, y_test = arrays
     return x_train, y_train.long(), x_test, y_test.long()

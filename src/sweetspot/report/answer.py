@@ -178,8 +178,9 @@ def build(params: Params) -> Answer:
     loaders = {name: {"spots": v, "cost": cost_model(v[targets[0]]["per_batch"])}
                for name, v in per_loader.items()}
     cost, noise = loaders[loader]["cost"], noise_scale(cells)
-    steps = estimate.steps_table(results, targets, params.data.dataset,
-                                 network_name(params.train), params.train.optimizer)
+    steps = estimate.steps_table(results, targets, dataset=params.data.dataset,
+                                 network=network_name(params.train),
+                                 optimizer=params.train.optimizer)
     raced = race.summary(params, results, seconds[loader], targets[0])
     own = compare.summary(params, network_name(params.train), spots[targets[0]], cost, noise,
                           forecast_doc(params), machine.describe(timing[loader]["machine"]),

@@ -11,6 +11,7 @@ cells of the one before (with --force its cells go, so that `dvc repro` retrains
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -19,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 from sweetspot import paths
 from sweetspot.config import Params
@@ -71,10 +73,12 @@ def train_cell(params: Params, job: Job, root: str, uri: str) -> str:
     """One cell on a Ray worker, as its DVC stage runs it; returns the node's name."""
     import platform
 
-    os.chdir(root)  # a multi-node cluster needs the project at this path on every node
-    os.environ.update(MLFLOW_TRACKING_URI=uri, DVC_ROOT=root, DVC_STAGE=job.stage)
-    os.environ.pop("MLFLOW_RUN_ID", None)
-    sweep.run_cell(params, job.cell, job.out, job.label)
+    # The worker's directory and environment as DVC gives the stage, for this task only (a
+    # worker runs many); a multi-node cluster needs the project at this path on every node.
+    with contextlib.chdir(root), mock.patch.dict(os.environ, MLFLOW_TRACKING_URI=uri,
+                                                 DVC_ROOT=root, DVC_STAGE=job.stage):
+        os.environ.pop("MLFLOW_RUN_ID", None)
+        sweep.run_cell(params, job.cell, job.out, job.label)
     return platform.node()
 
 

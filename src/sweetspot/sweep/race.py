@@ -169,7 +169,7 @@ def _trainer(params: Params, loader: str, base: dict, reuse: bool, target: float
                 sweep.run_cell(params, cell, out, "race")
             names.append(cell.name)
             done += sweep.read_cells([out])
-        return estimate.steps_table(done, [target], "", "", "")
+        return estimate.steps_table(done, [target])
     return train
 
 
@@ -189,7 +189,7 @@ def main(params: Params) -> int:
         mine = [c for c in results if c["loader"] == loader]
         base = {(c["batch_size"], c["lr"]): c["base_lr"] for c in mine}
         train = _trainer(params, loader, base, reuse, target, names)
-        rounds, decided = run(estimate.steps_table(mine, [target], "", "", ""), train,
+        rounds, decided = run(estimate.steps_table(mine, [target]), train,
                               seconds[loader], target, Budget(r.margin, r.max_seeds, r.max_cells),
                               s.resamples)
         plan[loader] = {"rounds": rounds, "spot": decided["spot"],
@@ -212,7 +212,7 @@ def summary(params: Params, results: list[dict], seconds: dict[int, list[float]]
     training and evaluation seconds, and per batch size the verdicts on all its cells."""
     loader = params.sweep.loaders[0]
     mine = [c for c in results if c["loader"] == loader]
-    table = estimate.steps_table(mine, [target], "", "", "")
+    table = estimate.steps_table(mine, [target])
     decided = verdicts(table, seconds, target, params.race.margin, params.sweep.resamples)
     raced = [c for c in mine if c.get("sweep_stage") == "race"]
     cost = sum(c.get("train_time", 0) + c.get("eval_time", 0) + c.get("compile_time", 0)

@@ -85,7 +85,7 @@ def grid(params: Params, batch_sizes) -> list[Cell]:
 
 def _steps(results: list[dict], loader: str, target: float):
     mine = [r for r in results if r["loader"] == loader]
-    return estimate.steps_table(mine, [target], "", "", "")
+    return estimate.steps_table(mine, [target])
 
 
 REFINE_WINDOW = 0.25  # refine around every coarse batch size estimated within 25% of the best:

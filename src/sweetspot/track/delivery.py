@@ -142,7 +142,9 @@ class Outbox:
         from mlflow.tracking import MlflowClient
 
         self.uri, self.run_id, self.experiment_id = uri, run_id, experiment_id
-        self.files = Path(tempfile.mkdtemp(prefix="sweetspot-run-"))  # what file ops name
+        # What file ops name; removed at close, or when the Outbox is collected, whatever ends it
+        self._folder = tempfile.TemporaryDirectory(prefix="sweetspot-run-")
+        self.files = Path(self._folder.name)
         self.ops: list[dict] = []
         self.sent = 0
         self.error: Exception | None = None
@@ -241,7 +243,7 @@ class Outbox:
                 retry(self._client.set_terminated, self.run_id, "FAILED")
                 raise self.error
         finally:
-            shutil.rmtree(self.files, ignore_errors=True)
+            self._folder.cleanup()
 
     def keep(self, keep_in: Path) -> Path:
         """The undelivered ops as keep_in/<run id>/ops.json, with copies of the files they name."""

@@ -1,17 +1,19 @@
 """How a write waits out an unavailable tracking store: which failures pass (transient), how long
 to wait (SWEETSPOT_TRACKING_WAIT seconds, default 600), and the one line that says so (retry).
 
-MLflow's client retries a failed request for minutes by itself and silently; bound_http() makes it
-try each request once, so that retry() does the waiting, says so, and stops.
+MLflow's client retries a failed request for minutes by itself and silently; inside bounded_http()
+it tries each request once, so that retry() does the waiting, says so, and stops.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import sys
 import time
+from unittest import mock
 
 from sweetspot.errors import ConfigError, ToolError
 
@@ -38,10 +40,13 @@ def wait_s() -> float:
     return value
 
 
-def bound_http() -> None:
-    """Each MLflow request tried once, unless the user chose otherwise (see above)."""
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+@contextlib.contextmanager
+def bounded_http():
+    """Each MLflow request tried once while inside, unless the user chose otherwise (see above):
+    MLflow reads these variables at every request; the environment is restored on leaving."""
+    chosen = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
+    with mock.patch.dict(os.environ, {k: v for k, v in chosen.items() if k not in os.environ}):
+        yield
 
 
 def transient(error: BaseException) -> bool:

@@ -50,7 +50,6 @@ def ensure_store(uri: str | None = None) -> None:
     """Create or upgrade a sqlite store once, under a file lock, before any run opens: processes
     that find no store and create it together race MLflow's schema migration (one dies with
     "duplicate column name"). A server's database is the server's business."""
-    outage.bound_http()  # before any request: each is tried once, outage.retry() does the waiting
     uri = uri or tracking_uri()
     if not uri.startswith("sqlite:///") or uri in _READY:
         return
@@ -110,32 +109,33 @@ def open_run(experiment: str, run_name: str, tags: dict | None = None,
     the work it records gives `started` (time.time() when the work began), and `ended` if the
     work ended before the run closes, so that its duration spans the work. Under `mlflow run`
     (MLFLOW_RUN_ID) it resumes that run, unless `resume` is False."""
-    uri = tracking_uri()
-    store = client()
-    mlflow.set_tracking_uri(uri)  # where mlflow.pytorch.log_model writes, from any thread
-    given = os.environ.get("MLFLOW_RUN_ID") if resume else None
-    if given:  # launched by `mlflow run`: resume its run, in its experiment
-        outage.retry(store.update_run, given, status="RUNNING", name=run_name)
-        experiment = outage.retry(store.get_run, given).info.experiment_id
-        run_id = given
-    else:  # created with its tags: no one sees it RUNNING without them (cluster.mark_orphans)
-        experiment = experiment_id(experiment)
-        start = round(started * 1000) if started is not None else None
-        run_id = outage.retry(store.create_run, experiment, start_time=start,
-                              run_name=run_name, tags=resolve_tags(tags or {})).info.run_id
-    outbox = delivery.Outbox(uri, run_id, experiment)
-    if given and tags:
-        outbox.set_tags(tags)
-    keep_in = project_root() / paths.OUTBOX
-    try:
-        yield outbox
-    except BaseException as e:
+    with outage.bounded_http():  # each request once: outage.retry() does the waiting
+        uri = tracking_uri()
+        store = client()
+        mlflow.set_tracking_uri(uri)  # where mlflow.pytorch.log_model writes, from any thread
+        given = os.environ.get("MLFLOW_RUN_ID") if resume else None
+        if given:  # launched by `mlflow run`: resume its run, in its experiment
+            outage.retry(store.update_run, given, status="RUNNING", name=run_name)
+            experiment = outage.retry(store.get_run, given).info.experiment_id
+            run_id = given
+        else:  # created with its tags: no one sees it RUNNING without them (cluster.mark_orphans)
+            experiment = experiment_id(experiment)
+            start = round(started * 1000) if started is not None else None
+            run_id = outage.retry(store.create_run, experiment, start_time=start,
+                                  run_name=run_name, tags=resolve_tags(tags or {})).info.run_id
+        outbox = delivery.Outbox(uri, run_id, experiment)
+        if given and tags:
+            outbox.set_tags(tags)
+        keep_in = project_root() / paths.OUTBOX
         try:
-            outbox.close("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED", keep_in)
-        except outage.Undelivered as lost:  # the failure that ended the run goes on up
-            outage.say(str(lost))
-        raise
-    outbox.close("FINISHED", keep_in, round(ended * 1000) if ended is not None else None)
+            yield outbox
+        except BaseException as e:
+            try:
+                outbox.close("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED", keep_in)
+            except outage.Undelivered as lost:  # the failure that ended the run goes on up
+                outage.say(str(lost))
+            raise
+        outbox.close("FINISHED", keep_in, round(ended * 1000) if ended is not None else None)
 
 
 def git(*args: str) -> str:

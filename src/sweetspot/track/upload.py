@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sweetspot.errors import ConfigError
 from sweetspot.track.delivery import OPS_FILE, deliver, save, take
-from sweetspot.track.outage import bound_http, retry
+from sweetspot.track.outage import bounded_http, retry
 
 
 def upload(folder: Path) -> int:
@@ -43,8 +43,9 @@ def main(outbox: Path, runs: list[str]) -> int:
     if not kept:
         print(f"upload: nothing is kept in {outbox}")
         return 0
-    bound_http()
-    for folder in kept:
-        uri = json.loads((folder / OPS_FILE).read_text())["uri"]
-        print(f"upload: run {folder.name}: {upload(folder)} records sent to {uri}", flush=True)
+    with bounded_http():
+        for folder in kept:
+            uri = json.loads((folder / OPS_FILE).read_text())["uri"]
+            print(f"upload: run {folder.name}: {upload(folder)} records sent to {uri}",
+                  flush=True)
     return 0

@@ -61,7 +61,8 @@ def _user_function(spec: str):
     if not module_name or not attr or ":" in attr:
         raise ConfigError(f"train.network: unknown network {spec!r}; choose one of "
                           f"{', '.join(NETWORKS)}, or name your own as package.module:function")
-    if os.getcwd() not in sys.path:
+    added = os.getcwd() not in sys.path
+    if added:  # for this import only
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
@@ -70,6 +71,9 @@ def _user_function(spec: str):
     except Exception as e:  # noqa: BLE001 - whatever the user's module raises is the user's
         raise ConfigError(f"train.network: importing {module_name!r} raised "
                           f"{_where(e)}") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
     if not callable(getattr(module, attr, None)):
         raise ConfigError(f"train.network: {module_name!r} has no function {attr!r}")
     return getattr(module, attr)

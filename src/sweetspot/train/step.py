@@ -83,12 +83,6 @@ class CompiledStep(Step):
     new rate is data, not a recompilation."""
 
     def __init__(self, model: nn.Module, optimizer: str, lr: float, momentum: float):
-        import torch._dynamo
-
-        # One code object serves every compiled step: keep a graph per (config, batch size).
-        dynamo = torch._dynamo.config
-        limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
-        setattr(dynamo, limit, max(getattr(dynamo, limit), 64))  # cache_size_limit before 2.7
         self.params = engine.parameters(model)
         self.device = self.params[0].device
         self.buffers = [torch.zeros_like(p) for p in self.params
@@ -97,11 +91,26 @@ class CompiledStep(Step):
                       "m": torch.zeros((), device=self.device)}  # 0 on momentum's first step
         self.graph = torch.compile(engine.compiled_train_step, fullgraph=True, dynamic=False)
         self.config = (type(model.act), optimizer, momentum)
+        self.compiled: set[int] = set()  # the batch sizes this step has compiled
 
     def _run(self, xb, yb, params, buffers, hyper):
-        loss = self.graph(self.config, xb, yb, params, buffers, hyper["lr"], hyper["m"])
+        if len(xb) in self.compiled:
+            loss = self.graph(self.config, xb, yb, params, buffers, hyper["lr"], hyper["m"])
+        else:  # a new shape compiles under a limit raised for this call only
+            loss = self._compile(xb, yb, params, buffers, hyper)
+            self.compiled.add(len(xb))
         hyper["m"].fill_(self.config[2])  # from the second step on, the buffer decays
         return loss
+
+    def _compile(self, xb, yb, params, buffers, hyper):
+        """One code object serves every compiled step, so dynamo must keep a graph per (config,
+        batch size): up to 64 while this shape compiles; its own limit is left as found."""
+        import torch._dynamo
+
+        dynamo = torch._dynamo.config
+        limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+        with dynamo.patch(limit, max(getattr(dynamo, limit), 64)):  # cache_size_limit before 2.7
+            return self.graph(self.config, xb, yb, params, buffers, hyper["lr"], hyper["m"])
 
     def __call__(self, xb, yb):
         return self._run(xb, yb, self.params, self.buffers, self.hyper)
