@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import tiny_params
 from sweetspot.advice import blocks, claims, cores, ends, floors, memory
 from sweetspot.report import advice
 

@@ -215,8 +215,7 @@ def basis(params: Params) -> str:
     changes. A planned cell (refine's, seeds', the race's) depends on no other cell, so while this
     is the same every cell still planned stands: a grid cell restored with the same steps, an
     edit to the answer's statistics, or new seconds that move a plan retrain none of them."""
-    table = estimate.steps_table(read_cells(grid_paths(params)), list(params.sweep.targets),
-                                 "", "", "")
+    table = estimate.steps_table(read_cells(grid_paths(params)), list(params.sweep.targets))
     return hashlib.md5(table.to_csv(index=False).encode()).hexdigest()
 
 
