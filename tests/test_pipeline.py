@@ -12,7 +12,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import commit, copy_project, sh, stale, write_params
+from conftest import copy_answered, sh, stale
 from sweetspot.answer import estimate
 from sweetspot.report.report import PICKLED
 from sweetspot.track.delivery import PICKLE_WARNING
@@ -27,12 +27,10 @@ def set_params(folder: Path, changes: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, mnist_root):
-    folder = copy_project(tmp_path_factory.mktemp("project"), mnist_root)
-    write_params(folder)  # the tiny profile: two batch sizes, one rate, about a minute here
-    commit(folder, "tiny profile")
-    repro = sh("dvc", "repro", "report", cwd=folder)
-    return folder, repro.stdout + repro.stderr
+def project(tmp_path_factory, answered):
+    """The tiny profile (two batch sizes, one rate) answered by `dvc repro`: a copy of its own,
+    which this module's tests change in turn."""
+    return copy_answered(answered, tmp_path_factory.mktemp("pipeline") / "project")
 
 
 def ran_stages(output: str) -> list[str]:
@@ -45,7 +43,7 @@ def test_repro_writes_the_answer(project):
     ran = [s for s in ran_stages(output) if s != "download"]  # dvc.lock may know the data
     advice = ("cores", "memory", "blocks", "pipeline")
     assert ran.index("question") < ran.index("report")  # the question's own run, committed
-    assert [s for s in ran if s not in ("machine", "question", *advice)] == [
+    assert [s for s in ran if s not in ("machine", "question", "bench", *advice)] == [
         "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "plan", "refine", "seeds",
         "race", "reproduce", "report"]
     assert ran.index("machine") < min(ran.index(s) for s in ("steptime", *advice))
