@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [  # headless=True adds --headless; Playwright adds a fresh --us
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage", "--no-proxy-server",
 ]
-CELLS = {"b64-lr1-s0-tensor": (64, 1.5), "b256-lr1-s0-tensor": (256, 2.5)}
+CELLS = {"b64-lr1.0-s0-tensor": (64, 1.5), "b256-lr1.0-s0-tensor": (256, 2.5)}
 UP_WITHIN_S = 60
 DIGEST = "5a7bf5a360c0"  # tracking.dataset_digest of MNIST's canonical MD5s
 UI_TIMEOUT_MS = 30_000

@@ -156,7 +156,7 @@ def test_ray_cells_are_the_serial_cells_and_dvc_records_them(tmp_path, mnist_roo
 def test_a_killed_worker_is_retried_and_its_run_marked_killed(tmp_path, mnist_root):
     folder = project(tmp_path, mnist_root, LONG)
     driver = ray_sweep(folder)
-    killed = running_run(folder, driver, "b32-lr1-s0-tensor")
+    killed = running_run(folder, driver, "b32-lr1.0-s0-tensor")
     os.kill(worker_pid("b32-lr1.0-s0-tensor"), signal.SIGKILL)
     log = finish(driver, folder)
     assert driver.returncode == 0, log
@@ -165,8 +165,8 @@ def test_a_killed_worker_is_retried_and_its_run_marked_killed(tmp_path, mnist_ro
     by_name = {}
     for r in runs(folder):
         by_name.setdefault(r.info.run_name, []).append(r.info.status)
-    assert sorted(by_name["b32-lr1-s0-tensor"]) == ["FINISHED", "KILLED"]
-    assert by_name["b64-lr1-s0-tensor"] == ["FINISHED"]
+    assert sorted(by_name["b32-lr1.0-s0-tensor"]) == ["FINISHED", "KILLED"]
+    assert by_name["b64-lr1.0-s0-tensor"] == ["FINISHED"]
     assert [r.info.status for r in runs(folder) if r.info.run_id == killed.info.run_id] == [
         "KILLED"]
     coarse = folder / "reports" / "cells" / "coarse"
@@ -186,7 +186,7 @@ def test_a_failing_cell_is_named_and_the_others_complete(tmp_path, mnist_root):
     assert "ray: failed" in log
     assert (folder / "reports" / "cells" / "coarse" / "b128-lr1.0-s0-tensor.json").is_file()
     status = {r.info.run_name: r.info.status for r in runs(folder)}
-    assert status == {"b32-lr1-s0-tensor": "FAILED", "b128-lr1-s0-tensor": "FINISHED"}
+    assert status == {"b32-lr1.0-s0-tensor": "FAILED", "b128-lr1.0-s0-tensor": "FINISHED"}
     left = stale(folder)
     assert "sweep@32-1.0-0-tensor" in left and "sweep@128-1.0-0-tensor" not in left
     assert not (folder / "reports" / "cells" / "refine").exists()  # nothing planned on a hole
@@ -196,7 +196,7 @@ def test_a_failing_cell_is_named_and_the_others_complete(tmp_path, mnist_root):
 def test_ctrl_c_cancels_the_tasks_and_leaves_no_run_running(tmp_path, mnist_root):
     folder = project(tmp_path, mnist_root, LONG)
     driver = ray_sweep(folder)
-    running_run(folder, driver, "b32-lr1-s0-tensor")
+    running_run(folder, driver, "b32-lr1.0-s0-tensor")
     driver.send_signal(signal.SIGINT)
     log = finish(driver, folder, timeout=120)
     assert driver.returncode == 130, log

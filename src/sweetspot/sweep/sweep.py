@@ -188,7 +188,7 @@ def run_cell(params: Params, cell: Cell, out: Path | None, stage: str) -> dict:
     from sweetspot.train import run  # torch and the data: only where a cell trains
 
     extra = {"base_lr": cell.base_lr, "lr_policy": params.sweep.lr_policy, "sweep_stage": stage}
-    return run.tracked(cell_params(params, cell), out=out, extra=extra)
+    return run.tracked(cell_params(params, cell), out=out, extra=extra, name=cell.name)
 
 
 def main(params: Params, cell: Cell, out: Path | None) -> int:

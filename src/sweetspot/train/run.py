@@ -90,8 +90,10 @@ def main(params: Params, out: Path | None = None, extra: dict | None = None) -> 
     return 0
 
 
-def tracked(params: Params, out: Path | None = None, extra: dict | None = None) -> dict:
-    """Check everything, load the data, then train inside one MLflow run; the run's result.
+def tracked(params: Params, out: Path | None = None, extra: dict | None = None,
+            name: str | None = None) -> dict:
+    """Check everything, load the data, then train inside one MLflow run named `name` (a sweep
+    cell's name, as its file; default run_name); the run's result.
 
     `extra` (e.g. a sweep cell's base lr and policy) is logged as params and kept in the JSON.
     The result is written to `out` before the run's last records go to the tracking store, so an
@@ -106,7 +108,8 @@ def tracked(params: Params, out: Path | None = None, extra: dict | None = None) 
     md5s = MD5[params.data.dataset]
     tags = {**tracking.provenance(str(device)), **{f"data_md5.{k}": v for k, v in md5s.items()}}
     extra = extra or {}
-    with tracking.open_run(cfg.experiment, run_name(cfg), tags) as active:
+    name = name or run_name(cfg)
+    with tracking.open_run(cfg.experiment, name, tags) as active:
         active.log_params({**run_params(params, device), **extra})
         active.log_dataset(params.data.dataset, tracking.dataset_digest(md5s),
                            paths.raw_dir(params.data.dataset).resolve())
@@ -141,7 +144,7 @@ def tracked(params: Params, out: Path | None = None, extra: dict | None = None) 
         active.log_file(active.files)
         active.log_model(model, data.x_test[:2])
     reached = f"{result['time_to_target']:.2f} s" if result["time_to_target"] is not None else "-"
-    print(f"{run_name(cfg)}: {result['outcome']} (target {cfg.target_accuracy}), "
+    print(f"{name}: {result['outcome']} (target {cfg.target_accuracy}), "
           f"time to target {reached}, final test acc {result['final_test_acc']:.4f}, "
           f"mlflow run {result['run_id']}", flush=True)
     return result
