@@ -144,7 +144,7 @@ def test_the_claims_from_an_answer():
     replayed = claims.replay(spot["per_batch"], 60_000, spot)
     assert (replayed["grid_best"], replayed["best"], replayed["in_region"]) == (64, 48, False)
     assert replayed["ratio"] == pytest.approx(3.4 / 3.0)
-    row = claims.answer_procedure(replayed, spot, 0.25)
+    row = claims.advised_procedure(replayed, spot, 0.25)
     assert row["verdict"] == claims.PART and "picks 48" in advice.procedure(row)[2]
     assert "outside the region (16-32)" in advice.procedure(row)[2]
     small = ends.batch_one(spot["per_batch"], spot, 3, ["b1-lr3.0-s0-tensor"])
@@ -236,10 +236,10 @@ def test_the_extremes_hold_where_batch_1_is_slow_and_the_whole_set_stuck():
 def test_an_undecided_member_decides_no_claim():
     spot = spot_of(ESTIMATES, [32, 48])
     replayed = claims.replay(spot["per_batch"], 60_000, spot, undecided=[48])
-    row = claims.answer_procedure(replayed, spot, 0.25)
+    row = claims.advised_procedure(replayed, spot, 0.25)
     assert row["verdict"] == claims.PART  # picks 48, in the region but undecided
     assert "in the region but undecided in the race (32-48)" in advice.procedure(row)[2]
-    decided = claims.answer_procedure(claims.replay(spot["per_batch"], 60_000, spot), spot, 0.1)
+    decided = claims.advised_procedure(claims.replay(spot["per_batch"], 60_000, spot), spot, 0.1)
     assert decided["verdict"] == claims.HOLDS
     near = claims.neighbours(spot["per_batch"], spot, undecided=[48])
     assert near["verdict"] == claims.NOT and "48: 1.13x (undecided)" in advice.neighbours(near)[2]

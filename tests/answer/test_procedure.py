@@ -17,17 +17,17 @@ def test_refinement_batches_are_the_three_times_powers_of_two_neighbours():
 
 
 def test_answer_grid_is_the_power_of_two_nearest_root_n_and_two_doublings_each_side():
-    assert procedure.answer_grid(60_000) == [64, 128, 256, 512, 1024]  # the answer's own example
-    assert procedure.answer_grid(6000) == [16, 32, 64, 128, 256]  # sqrt 77 -> 64
-    assert procedure.answer_grid(10) == [1, 2, 4, 8]  # sqrt 3.2 -> 4; 16 is above the set
+    assert procedure.advised_grid(60_000) == [64, 128, 256, 512, 1024]  # the answer's own example
+    assert procedure.advised_grid(6000) == [16, 32, 64, 128, 256]  # sqrt 77 -> 64
+    assert procedure.advised_grid(10) == [1, 2, 4, 8]  # sqrt 3.2 -> 4; 16 is above the set
 
 
 def test_answer_pick_replays_the_grid_then_one_x3_refinement():
     rows = pd.DataFrame({"batch_size": [16, 32, 48, 64, 96, 128, 256, 512, 1024],
                          "estimate": [2.0, 1.0, 1.5, 3.0, 2.9, 4.0, 5.0, 6.0, 7.0]})
-    pick = procedure.answer_pick(rows, 60_000)  # the grid is 64..1024: 64 wins; then 48 and 96
+    pick = procedure.advised_pick(rows, 60_000)  # the grid is 64..1024: 64 wins; then 48 and 96
     assert pick == {"grid": [64, 128, 256, 512, 1024], "grid_best": 64, "neighbours": [48, 96],
                     "missing": [], "best": 48}
-    lacking = procedure.answer_pick(rows[rows.batch_size != 96], 60_000)
+    lacking = procedure.advised_pick(rows[rows.batch_size != 96], 60_000)
     assert lacking["missing"] == [96] and lacking["best"] == 48
-    assert procedure.answer_pick(rows[rows.batch_size < 64], 60_000)["best"] is None
+    assert procedure.advised_pick(rows[rows.batch_size < 64], 60_000)["best"] is None

@@ -70,7 +70,7 @@ def test_the_readme_sentence_counts_the_verdicts_and_says_the_best_split():
 
 
 def test_the_section_is_one_table_row_per_claim_with_its_figure():
-    judged = {"procedure": claims.answer_procedure({"best": None, "grid": [64, 128]},
+    judged = {"procedure": claims.advised_procedure({"best": None, "grid": [64, 128]},
                                                    spot_of(ESTIMATES, [32]), 0.1),
               "processors": claims.processors(cores_doc(), None, None)}
     lines = advice.section(judged, 0.97)

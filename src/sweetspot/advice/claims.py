@@ -71,10 +71,10 @@ def _effect(below, at, above, rounds):
 # --- the answer's procedure, replayed -----------------------------------------------------------
 
 def replay(per_batch, n_train: int, spot: dict, undecided: list[int] = ()) -> dict:
-    """The answer's grid and its one x3 refinement on this estimate table (procedure.answer_pick):
+    """The answer's grid and its one x3 refinement on this estimate table (procedure.advised_pick):
     its pick, the pick's time over the spot's, and whether the region's decided members hold it
     (`undecided`: the members the race left undecided)."""
-    pick = procedure.answer_pick(per_batch[["batch_size", "estimate"]], n_train)
+    pick = procedure.advised_pick(per_batch[["batch_size", "estimate"]], n_train)
     region = [r["batch_size"] for r in spot.get("region", [])]
     if pick["best"] is None:
         return {**pick, "ratio": math.inf, "in_region": False, "region": region,
@@ -110,7 +110,7 @@ def time_per_epoch(per_batch, spot: dict, n_train: int, max_epochs: int) -> dict
             "ratio": ratio_to_spot(per_batch, spot, fast), "max_epochs": max_epochs}
 
 
-def answer_procedure(found: dict, spot: dict, margin: float) -> dict:
+def advised_procedure(found: dict, spot: dict, margin: float) -> dict:
     """The answer's start, grid and refinement (`found`: replay), judged by the decided members:
     in part where its pick is undecided or within the race's `margin` of the spot."""
     verdict = (UNTESTED if found["best"] is None else HOLDS if found["in_region"] else

@@ -40,24 +40,24 @@ def candidate_batches(params: Params) -> list[int]:
     return sorted(grid | extra)
 
 
-def answer_grid(n_train: int) -> list[int]:
+def advised_grid(n_train: int) -> list[int]:
     """The accepted answer's grid: the power of two nearest sqrt(N) (256 for 60000), two
     halvings and two doublings of it (64 ... 1024), within the training set."""
     start = 2 ** round(math.log2(math.sqrt(n_train)))
     return [b for b in (start // 4, start // 2, start, start * 2, start * 4) if 1 <= b <= n_train]
 
 
-def answer_pick(rows, n_train: int) -> dict:
+def advised_pick(rows, n_train: int) -> dict:
     """The answer's procedure on an estimate table (batch_size, estimate): the grid's fastest,
     then the fastest of it and its x3 neighbours (refinement_batches). Which of them have no
     estimate yet, as `missing` (the plan trains those)."""
     known = {int(r.batch_size): float(r.estimate) for r in rows.itertuples()}
-    grid = [b for b in answer_grid(n_train) if math.isfinite(known.get(b, math.inf))]
+    grid = [b for b in advised_grid(n_train) if math.isfinite(known.get(b, math.inf))]
     if not grid:
-        return {"grid": answer_grid(n_train), "best": None, "neighbours": [], "missing": []}
+        return {"grid": advised_grid(n_train), "best": None, "neighbours": [], "missing": []}
     best = min(grid, key=known.get)
     neighbours = refinement_batches(best, set(), n_train)
     tried = [b for b in [best, *neighbours] if b in known]
-    return {"grid": answer_grid(n_train), "grid_best": best, "neighbours": neighbours,
+    return {"grid": advised_grid(n_train), "grid_best": best, "neighbours": neighbours,
             "missing": [b for b in neighbours if b not in known],
             "best": min(tried, key=known.get)}

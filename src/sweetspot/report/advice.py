@@ -53,7 +53,7 @@ def build(params: Params, results: list[dict], per_loader: dict, target: float,
         ends.extremes(per_batch, spot, question, target, s.max_epochs),
         claims.memory(found, cost, spot),
         claims.processors(cores, spot_best, spot_question), verdict,
-        claims.answer_procedure(replayed, spot, params.race.margin),
+        claims.advised_procedure(replayed, spot, params.race.margin),
         claims.neighbours(per_batch, spot, undecided)], strict=True))
     drawn = {"advice_memory": figures.advice_memory(found),
              "advice_cores": figures.advice_cores(cores),

@@ -98,7 +98,7 @@ def refine_plan(params: Params, results: list[dict],
     """The cells refinement trains, from the coarse results and the step times ({loader: {batch
     size: seconds per step per round}}): per loader, the 3*2^n neighbours of every coarse batch
     size whose estimate (steps x seconds) is within REFINE_WINDOW of the best, and those the
-    accepted answer's procedure would try (answer_pick), at every rate and seed of the grid;
+    accepted answer's procedure would try (advised_pick), at every rate and seed of the grid;
     and the plan. The plan holds only what decides the cells (those batch
     sizes, not the seconds), so a re-measurement that keeps them keeps the plan byte-identical."""
     s = params.sweep
@@ -112,7 +112,7 @@ def refine_plan(params: Params, results: list[dict],
         if not s.refine:
             continue
         tried = {r["batch_size"] for r in results if r["loader"] == loader}
-        answer = procedure.answer_pick(rows, params.train.n_train)["neighbours"]
+        answer = procedure.advised_pick(rows, params.train.n_train)["neighbours"]
         added = sorted({b for near in around[loader]
                         for b in procedure.refinement_batches(near, tried, params.train.n_train)}
                        | (set(answer) - tried))
