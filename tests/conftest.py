@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -60,6 +61,16 @@ def pytest_collection_modifyitems(items):
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each file's tests keep their order
+
+
+def spot_of(estimates: dict[int, float], region: list[int]) -> dict:
+    """An estimate's spot, as claims and the report read it: the fastest of `estimates` (seconds
+    by batch size), its per-batch table and the region `region`."""
+    per_batch = pd.DataFrame({"batch_size": list(estimates), "estimate": list(estimates.values()),
+                              "seconds_per_step": [1e-3] * len(estimates)})
+    best = min(estimates, key=estimates.get)
+    return {"batch_size": best, "estimate": estimates[best], "per_batch": per_batch,
+            "region": [{"batch_size": b} for b in region]}
 
 
 def tiny_params(**sections) -> config.Params:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import spot_of
 from sweetspot.advice import blocks, claims, cores, ends, floors, memory
 from sweetspot.report import advice
 
@@ -125,14 +126,6 @@ def test_the_splits_of_two_cpus_and_the_best_one():
     speed = cores.speedups(per_round, (1, 2), [16])["16"]
     assert speed["speedup"] == pytest.approx(1.1 / (1 / 3 + 0.1))
     assert speed["q1"] == speed["q3"] == pytest.approx(speed["speedup"])  # same each round
-
-
-def spot_of(estimates: dict[int, float], region: list[int]) -> dict:
-    per_batch = pd.DataFrame({"batch_size": list(estimates), "estimate": list(estimates.values()),
-                              "seconds_per_step": [1e-3] * len(estimates)})
-    best = min(estimates, key=estimates.get)
-    return {"batch_size": best, "estimate": estimates[best], "per_batch": per_batch,
-            "region": [{"batch_size": b} for b in region]}
 
 
 ESTIMATES = {1: 20.0, 8: 5.0, 16: 3.3, 32: 3.0, 48: 3.4, 64: 3.6, 96: 4.0, 128: 6.0, 256: 9.0,

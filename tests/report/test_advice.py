@@ -3,20 +3,9 @@ README's sentence (its counts, the question's pipeline at its best split)."""
 
 import math
 
-import pandas as pd
-
-from conftest import tiny_params
+from conftest import spot_of, tiny_params
 from sweetspot.advice import claims
 from sweetspot.report import advice
-
-
-def spot_of(estimates: dict[int, float], region: list[int]) -> dict:
-    per_batch = pd.DataFrame({"batch_size": list(estimates), "estimate": list(estimates.values()),
-                              "seconds_per_step": [1e-3] * len(estimates)})
-    best = min(estimates, key=estimates.get)
-    return {"batch_size": best, "estimate": estimates[best], "per_batch": per_batch,
-            "region": [{"batch_size": b} for b in region]}
-
 
 ESTIMATES = {16: 3.3, 32: 3.0, 48: 3.4, 64: 3.6}
 
