@@ -13,7 +13,7 @@ from sweetspot.sweep.sweep import Cell
 SRC = REPO / "src"
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 BOOKKEEPING = {"sweetspot/config.py", "sweetspot/errors.py", "sweetspot/paths.py",  # no numbers
-               "sweetspot/track/tracking.py", "sweetspot/track/delivery.py",
+               "sweetspot/typed.py", "sweetspot/track/tracking.py", "sweetspot/track/delivery.py",
                "sweetspot/track/outage.py"}
 
 

@@ -3,18 +3,30 @@ keys, wrong types and out-of-range values raise `ConfigError`, one line naming t
 exit code 2, before any work starts. `dataclasses.replace` checks each field again."""
 
 import dataclasses
-import functools
 import math
 import os
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-import pydantic
 import yaml
-from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 
+from sweetspot import typed
 from sweetspot.errors import ConfigError
 from sweetspot.paths import PARAMS_FILE
+from sweetspot.typed import (
+    Count,
+    Float,
+    Fraction,
+    Int,
+    Rounds,
+    Section,
+    Whole,
+    grid,
+    must,
+    names,
+    section,
+)
 
 TRAIN_SIZE = 60_000  # both datasets: 60000 training and 10000 test images
 
@@ -30,112 +42,12 @@ SOURCES, OPTIMIZERS, ACTIVATIONS, DEVICES, LOADERS, LR_POLICIES = map(
 NETWORKS = ("mlp", "cnn")  # or a user's own as package.module:function (model.py)
 
 
-def must(ok, message: str) -> AfterValidator:
-    """A check of one value: `message` (after the key; {} is the value) where `ok(value)` fails."""
-    def check(value):
-        if not ok(value):
-            raise ValueError(message.format(value))
-        return value
-    return AfterValidator(check)
-
-
-def _number(kind: type):
-    # pydantic's lax mode (which parses the command line's "256") takes true for 1 and 2.0 for 2
-    def as_typed(value):
-        if isinstance(value, bool) or kind is int and isinstance(value, float):
-            raise ValueError(f"expected {kind.__name__}, got {value!r}")
-        return value
-    return Annotated[kind, BeforeValidator(as_typed)]
-
-
-Int, Float = _number(int), _number(float)
-Count = Annotated[Int, Field(gt=0)]
-Whole = Annotated[Int, Field(ge=0)]
-Rounds = Annotated[Int, Field(ge=3)]  # the fastest of a few
-Fraction = Annotated[Float, must(lambda v: 0 < v < 1, "must be in (0, 1)")]
-# a list from the command line is one string, "16,32"
-_split = BeforeValidator(lambda v: [s.strip() for s in v.split(",") if s.strip()]
-                         if isinstance(v, str) else v)
-
-
-def names(kind, empty: bool = False):
-    """A list of distinct values."""
-    def check(values):
-        if not values and not empty:
-            raise ValueError("name at least one")
-        if len(set(values)) < len(values):
-            raise ValueError("name each one once")
-        return values
-    return Annotated[tuple[kind, ...], _split, AfterValidator(check)]
-
-
-def grid(kind, upper: float = math.inf, empty: bool = False):
-    """A grid of distinct values in (0, upper]."""
-    def check(values):
-        if not values and not empty:
-            raise ValueError("the grid is empty")
-        if len(set(values)) < len(values):
-            raise ValueError(f"duplicate values in {list(values)}")
-        for v in values:
-            if not 0 < v <= upper:
-                raise ValueError(f"{v} is out of range (0, {upper}]")
-        return values
-    return Annotated[tuple[kind, ...], _split, AfterValidator(check)]
-
-
 def _dataset(name: str) -> str:
     if name not in DATASETS:
         guess = {d.lower(): d for d in DATASETS}.get(name.lower().replace("-", ""))
         raise ValueError(f"unknown dataset {name!r}{f' (did you mean {guess!r}?)' if guess else ''}"
                          f"; choose one of {', '.join(DATASETS)}")
     return name
-
-
-_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than_equal": "<="}
-_TYPES = {"string": "str", "tuple": "a list"}  # pydantic's names as the messages say them
-
-
-def _one_line(err: ValidationError, cls, source: str = PARAMS_FILE.name) -> str:
-    """pydantic's first error as one line naming the key (section.field)."""
-    e, fields = err.errors()[0], list(cls.__dataclass_fields__)
-    kind, ctx, value, field = e["type"], e.get("ctx", {}), e["input"], e["loc"][0]
-    if isinstance(field, int) and field < len(fields):  # given by position
-        field = fields[field]
-    key = f"{cls.__name__.removesuffix('Config').lower()}.{field}"
-    if kind in ("missing", "unexpected_keyword_argument"):
-        return f"{source}: {'missing' if kind == 'missing' else 'unknown'} key {key}"
-    if kind == "value_error":
-        return f"{key}: {ctx['error']}"
-    if kind == "literal_error":
-        return f"{key}: unknown value {value!r}; choose one of {ctx['expected']}"
-    if kind in _BOUNDS:
-        return f"{key}: must be {_BOUNDS[kind]} {next(iter(ctx.values()))}"
-    if kind.endswith(("_type", "_parsing", "_from_float")):  # int_parsing, string_type, ...
-        expected = kind.split("_")[0]
-        return f"{key}: expected {_TYPES.get(expected, expected)}, got {value!r}"
-    return f"{key}: {e['msg']}"
-
-
-def section(cls):
-    """`cls` as a frozen pydantic dataclass whose every construction (dataclasses.replace too)
-    raises a one-line `ConfigError`."""
-    cls = pydantic.dataclasses.dataclass(frozen=True, config={"extra": "forbid"})(cls)
-    init = cls.__init__
-
-    @functools.wraps(init)
-    def checked(self, *args, **kwargs):
-        try:
-            init(self, *args, **kwargs)
-        except ValidationError as e:
-            raise ConfigError(_one_line(e, cls)) from None
-
-    cls.__init__ = checked
-    return cls
-
-
-class Section:
-    def check(self) -> None:
-        """The checks across fields, run by `load` (pydantic checks each field on its own)."""
 
 
 @section
@@ -307,7 +219,7 @@ def load(path: Path = PARAMS_FILE, **overrides: dict) -> Params:
         try:  # not cls(...): an unknown or missing key names this file
             built[name] = TypeAdapter(cls).validate_python({**values, **given})
         except ValidationError as e:
-            raise ConfigError(_one_line(e, cls, source)) from None
+            raise ConfigError(typed.one_line(e, cls, source)) from None
         built[name].check()
     untimed = sorted(set(built["sweep"].loaders) - set(built["steptime"].loaders))
     if untimed:

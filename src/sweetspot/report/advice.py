@@ -14,7 +14,7 @@ from sweetspot.advice.claims import HOLDS, NOT, PART, UNTESTED
 from sweetspot.answer import analysis, estimate, fastest
 from sweetspot.config import Params
 from sweetspot.fmt import fmt, sizes, table
-from sweetspot.report import figures
+from sweetspot.report import advice_figures
 
 NAMES = ("time_per_epoch", "batch_1", "whole_batch", "single_image", "extremes", "memory",
          "processors", "blocks", "procedure", "neighbours")  # in the answer's order
@@ -55,9 +55,9 @@ def build(params: Params, results: list[dict], per_loader: dict, target: float,
         claims.processors(cores, spot_best, spot_question), verdict,
         claims.advised_procedure(replayed, spot, params.race.margin),
         claims.neighbours(per_batch, spot, undecided)], strict=True))
-    drawn = {"advice_memory": figures.advice_memory(found),
-             "advice_cores": figures.advice_cores(cores),
-             "advice_blocks": figures.advice_blocks(blocks, verdict)}
+    drawn = {"advice_memory": advice_figures.memory(found),
+             "advice_cores": advice_figures.cores(cores),
+             "advice_blocks": advice_figures.blocks(blocks, verdict)}
     best = {**cores["best"], "speedup": cores["speedup"]}
     if spot_best:
         best.update(batch_size=spot_best["batch_size"], time_to_target=spot_best["estimate"])
