@@ -166,7 +166,7 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     planned = [json.loads((folder / f"reports/cells/{stage}/plan.json").read_text())["cells"]
                for stage in ("refine", "seeds", "race")]
     assert len(planned[1]) >= 1  # at least the sweet spot reached the target: one more seed
-    measured = ("sweep", "steptime", "cores", "memory", "blocks", "pipeline")  # train no cell
+    measured = ("sweep", "steptime", "cores", "memory", "blocks", "pipeline", "bench")  # no cell
     asked = [r for r in runs if r.data.tags.get("dvc_stage") == "question"]
     assert sorted(int(r.data.params["batch_size"]) for r in asked) == [1, 6000]
     trained = [r for r in runs if r.data.tags.get("kind") not in measured and r not in asked]

@@ -254,7 +254,7 @@ def main(params: Params) -> int:
     fig.savefig(paths.BENCH_PNG, dpi=110)
     plt.close(fig)
 
-    with tracking.open_run(cfg.experiment, "bench", tags, started) as active:
+    with tracking.open_run(cfg.experiment, "bench", {**tags, "kind": "bench"}, started) as active:
         run_params = {**config.as_dict(bench), "width": cfg.width, "activation": cfg.activation,
                       "optimizer": cfg.optimizer, "lr": cfg.lr, "momentum": cfg.momentum,
                       "dataset": params.data.dataset}
