@@ -88,6 +88,18 @@ def point_estimate(table: pd.DataFrame, seconds: dict[int, list[float]],
                          estimate=chosen["median_steps"].to_numpy(float) * per_second)
 
 
+def picks(n: int, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """The bootstrap's draws of n things (rounds, seeds) with replacement: [resample, n]
+    indices. Every resample of the answer, the race and the claims draws through it."""
+    return rng.integers(0, n, (resamples, n))
+
+
+def resampled_medians(values, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """The median of each resample of `values` (picks): [resample]."""
+    values = np.asarray(values, float)
+    return np.median(values[picks(len(values), resamples, rng)], axis=1)
+
+
 def estimate(table: pd.DataFrame, seconds: dict[int, list[float]], target: float,
              resamples: int, seed: int = 0) -> dict:
     """Seconds to target per batch size = median steps x the machine's seconds per step (the
@@ -110,9 +122,8 @@ def estimate(table: pd.DataFrame, seconds: dict[int, list[float]], target: float
                                              "reason": "no batch size with steps and a time"}}
     rng = np.random.default_rng(seed)
     rounds = np.array([seconds[b] for b in chosen["batch_size"]], float)  # [batch, round]
-    picks = rng.integers(0, rounds.shape[1], (resamples, rounds.shape[1]))
-    boot_seconds = machine_seconds(rounds[:, picks], axis=2)  # [batch, resample]
-    boot_steps = np.array([np.median(s[rng.integers(0, len(s), (resamples, len(s)))], axis=1)
+    boot_seconds = machine_seconds(rounds[:, picks(rounds.shape[1], resamples, rng)], axis=2)
+    boot_steps = np.array([resampled_medians(s, resamples, rng)
                            for s in chosen["steps"]])  # [batch, resample]
     with np.errstate(invalid="ignore"):
         boot = boot_steps * boot_seconds

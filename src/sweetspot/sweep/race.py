@@ -58,8 +58,8 @@ def slower_bound(steps: np.ndarray, spot_steps: np.ndarray, ratio: float, resamp
     each resample's median steps, times the fixed ratio of their seconds per step. inf when the
     batch size's resampled median is censored."""
     rng = np.random.default_rng(seed)
-    mine = np.median(rng.choice(steps, (resamples, len(steps))), axis=1)
-    spot = np.median(rng.choice(spot_steps, (resamples, len(spot_steps))), axis=1)
+    mine = estimate.resampled_medians(steps, resamples, rng)
+    spot = estimate.resampled_medians(spot_steps, resamples, rng)
     with np.errstate(invalid="ignore"):
         ratios = np.nan_to_num(mine / spot * ratio, nan=np.inf)  # both censored: undecided
     return float(np.quantile(ratios, QUANTILE, method="inverted_cdf"))
