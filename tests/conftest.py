@@ -199,6 +199,21 @@ def sh(*args, cwd, check=True, timeout=900) -> subprocess.CompletedProcess:
     return done
 
 
+# The stages that time this machine for the report's advice and train no cell: a test of how
+# cells travel or land can freeze them, so they keep the outputs they have
+ADVICE_STAGES = ("bench", "cores", "memory", "blocks", "pipeline", "question")
+
+
+def freeze(folder: Path, stages=ADVICE_STAGES) -> None:
+    """`frozen: true` on `stages` in folder/dvc.yaml, as `dvc freeze` would write it (which
+    refuses stages with ${} templates): `dvc repro` keeps their outputs and runs what follows."""
+    dvc_yaml = folder / "dvc.yaml"
+    pipeline = yaml.safe_load(dvc_yaml.read_text())
+    for stage in stages:
+        pipeline["stages"][stage]["frozen"] = True
+    dvc_yaml.write_text(yaml.safe_dump(pipeline, sort_keys=False))
+
+
 def stale(folder: Path) -> set[str]:
     """The stages `dvc status` reports in `folder`, less `machine`: always run, so always listed
     ("always changed"); what depends on it is listed only when its fingerprint changed."""

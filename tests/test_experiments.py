@@ -2,14 +2,15 @@
 README's commands run it: another network (LeNet-5) on the second dataset (Fashion-MNIST, from
 Debian's package through the `local` source), by params alone; its forecast committed first, its
 sweep as `dvc exp run -S`, back to the question's MLP keeping its summary, then the main report
-compares the two (and the committed others)."""
+compares the two (and the committed others). The stages that only time this machine for the
+advice (conftest's ADVICE_STAGES) are frozen at the tiny answer's: they train no cell."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from conftest import commit, copy_answered, sh
+from conftest import commit, copy_answered, freeze, sh
 from test_pipeline import ran_stages
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -28,6 +29,7 @@ BACK = [["git", "checkout", "--", "params.yaml", "dvc.lock", ".gitignore", "repo
 def test_another_network_and_dataset_is_forecast_swept_and_compared(tmp_path, answered):
     assert DEBIAN.is_dir(), "run the README's set-up (apt-get install dataset-fashion-mnist)"
     folder, _ = copy_answered(answered, tmp_path / "project")  # the tiny profile's answer
+    freeze(folder)
     sh("sweetspot", "download", "--dataset", "FashionMNIST", "--local-dir", DEBIAN, cwd=folder)
     sh("sweetspot", "forecast", *OTHER, cwd=folder)
     made = json.loads((folder / "reports/forecast/FashionMNIST-cnn.json").read_text())["made_at"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import SWEETSPOT, commit, copy_project, write_params
+from conftest import SWEETSPOT, commit, copy_project, freeze, write_params
 from sweetspot.track import server as server_module
 
 pytestmark = pytest.mark.slow
@@ -61,11 +61,12 @@ def server():
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mnist_root) -> Path:
     folder = copy_project(tmp_path_factory.mktemp("served") / "project", mnist_root)
-    # the tiny profile's two cells, on one data path, neither refined nor raced: what lands on
-    # the server, not the answer
+    # the tiny profile's two cells, on one data path, neither refined nor raced, the advice's
+    # timings frozen at the committed ones: what lands on the server, not the answer
     write_params(folder, {"train": {"threads": 1}, "steptime": {"loaders": ["tensor"]},
                           "race": {"max_cells": 0}, "sweep": {"refine": False,
                                                               "extra_seeds": []}})
+    freeze(folder)
     commit(folder, "tiny params")
     return folder
 
