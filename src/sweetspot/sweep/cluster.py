@@ -182,7 +182,7 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
             failed = run_jobs(ray, task, params, jobs, retries)
             training += time.perf_counter() - phase
             if not failed:
-                sweep.write_plan(PHASES[stage], [j.cell for j in jobs], plan)
+                sweep.write_plan(PHASES[stage], [j.cell.name for j in jobs], plan)
                 dvc("commit", "--force", "--quiet", stage)
         if force and not failed:  # the race keeps cells on unchanged steps: retrain them too
             sweep.clear_folder(paths.RACE)

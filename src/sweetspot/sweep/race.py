@@ -179,7 +179,6 @@ def main(params: Params) -> int:
     s, r = params.sweep, params.race
     results = sweep.read_cells(sweep.all_paths(params))
     seconds = {k: fastest.round_seconds(doc) for k, doc in sweep.step_times(params).items()}
-    plan_file = paths.RACE / paths.PLAN
     plan = {"basis": sweep.basis(params), "target": s.targets[0]}
     reuse = sweep.kept(paths.RACE, plan)
     if not reuse:
@@ -197,10 +196,7 @@ def main(params: Params) -> int:
         print(f"race ({loader}): {len(rounds)} round(s), {sum(map(len, rounds))} cell(s); "
               f"undecided {[b for b, v in decided['batch'].items() if v['status'] == UNDECIDED]}",
               file=sys.stderr)
-    for stale in paths.RACE.glob("*.json"):  # kept cells no decision needs now
-        if stale.name != paths.PLAN and stale.stem not in names:
-            stale.unlink()
-    paths.write_json(plan_file, {**plan, "cells": names})  # last: it marks the folder complete
+    sweep.write_plan(paths.RACE, names, plan)  # kept cells no decision needs now go
     return 0
 
 

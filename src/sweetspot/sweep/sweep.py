@@ -204,9 +204,13 @@ def clear_folder(out_dir: Path) -> None:
         stale.unlink()
 
 
-def write_plan(out_dir: Path, cells: list[Cell], plan: dict) -> None:
-    """Written last: a plan file marks its folder complete."""
-    paths.write_json(out_dir / paths.PLAN, {**plan, "cells": [c.name for c in cells]})
+def write_plan(out_dir: Path, names: list[str], plan: dict) -> None:
+    """The cells `names` and the plan: the cells kept from before that it no longer names go,
+    then the plan file, written last, marks its folder complete."""
+    for stale in out_dir.glob("*.json"):
+        if stale.name != paths.PLAN and stale.stem not in names:
+            stale.unlink()
+    paths.write_json(out_dir / paths.PLAN, {**plan, "cells": list(names)})
 
 
 def basis(params: Params) -> str:
@@ -241,11 +245,7 @@ def _train_plan(params: Params, cells: list[Cell], out_dir: Path, stage: str, pl
           file=sys.stderr)
     for cell in todo:
         run_cell(params, cell, paths.cell_file(out_dir, cell.name), stage)
-    names = {c.name for c in cells}
-    for stale in out_dir.glob("*.json"):  # kept cells no longer planned
-        if stale.name != paths.PLAN and stale.stem not in names:
-            stale.unlink()
-    write_plan(out_dir, cells, plan)
+    write_plan(out_dir, [c.name for c in cells], plan)
     return 0
 
 
