@@ -107,7 +107,8 @@ def mnist_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def answered(tmp_path_factory, mnist_root) -> Path:
-    """The tiny profile's whole `dvc repro`, committed, made once for the whole session (the first
+    """The tiny profile answered by `dvc repro report` (every stage but bench, whose tiny run is
+    tests/measure/test_bench.py's), committed, made once for the whole session (the first
     pytest-xdist worker to ask makes it under a lock, the others wait) and never changed: tests
     that start from an answered project take their own copy of it (copy_answered)."""
     folder = tmp_path_factory.getbasetemp().parent / "answered"
@@ -118,7 +119,7 @@ def answered(tmp_path_factory, mnist_root) -> Path:
             copy_project(folder, mnist_root)
             write_params(folder)
             commit(folder, "tiny profile")
-            repro = sh("dvc", "repro", cwd=folder)
+            repro = sh("dvc", "repro", "report", cwd=folder)
             commit(folder, "the tiny profile's answer")
             (folder / "repro.log").write_text(repro.stdout + repro.stderr)  # marks it made
     return folder

@@ -28,8 +28,8 @@ def set_params(folder: Path, changes: dict) -> None:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, answered):
-    """The tiny profile (two batch sizes, one rate) answered by `dvc repro`: a copy of its own,
-    which this module's tests change in turn."""
+    """The tiny profile (two batch sizes, one rate) answered by `dvc repro report`: a copy of its
+    own, which this module's tests change in turn."""
     return copy_answered(answered, tmp_path_factory.mktemp("pipeline") / "project")
 
 
@@ -43,7 +43,7 @@ def test_repro_writes_the_answer(project):
     ran = [s for s in ran_stages(output) if s != "download"]  # dvc.lock may know the data
     advice = ("cores", "memory", "blocks", "pipeline")
     assert ran.index("question") < ran.index("report")  # the question's own run, committed
-    assert [s for s in ran if s not in ("machine", "question", "bench", *advice)] == [
+    assert [s for s in ran if s not in ("machine", "question", *advice)] == [
         "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "plan", "refine", "seeds",
         "race", "reproduce", "report"]
     assert ran.index("machine") < min(ran.index(s) for s in ("steptime", *advice))
@@ -166,7 +166,7 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     planned = [json.loads((folder / f"reports/cells/{stage}/plan.json").read_text())["cells"]
                for stage in ("refine", "seeds", "race")]
     assert len(planned[1]) >= 1  # at least the sweet spot reached the target: one more seed
-    measured = ("sweep", "steptime", "cores", "memory", "blocks", "pipeline", "bench")  # no cell
+    measured = ("sweep", "steptime", "cores", "memory", "blocks", "pipeline")  # train no cell
     asked = [r for r in runs if r.data.tags.get("dvc_stage") == "question"]
     assert sorted(int(r.data.params["batch_size"]) for r in asked) == [1, 6000]
     trained = [r for r in runs if r.data.tags.get("kind") not in measured and r not in asked]
