@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from sweetspot.answer import procedure
+from sweetspot.answer import estimate, procedure
 
 HOLDS, PART, NOT, UNTESTED = "holds", "holds in part", "does not hold here", "not tested here"
 MEANINGFUL = 0.02  # a per-example difference under 2% between neighbours is none worth choosing
@@ -31,7 +31,7 @@ def block_verdict(per_round: dict[int, list[float]], centres: list[tuple[str, in
     which a smaller gain cannot show); in part where any centre is faster there at all."""
     rng = np.random.default_rng(seed)
     n_rounds = len(next(iter(per_round.values())))
-    picks = rng.integers(0, n_rounds, size=(resamples, n_rounds))
+    picks = estimate.picks(n_rounds, resamples, rng)
     out = []
     for kind, c in centres:
         for d in (1, 8):
