@@ -11,7 +11,6 @@ from typing import Annotated, Literal, get_args
 import yaml
 from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 
-from sweetspot import typed
 from sweetspot.errors import ConfigError
 from sweetspot.paths import PARAMS_FILE
 from sweetspot.typed import (
@@ -25,6 +24,7 @@ from sweetspot.typed import (
     grid,
     must,
     names,
+    one_line,
     section,
 )
 
@@ -219,7 +219,7 @@ def load(path: Path = PARAMS_FILE, **overrides: dict) -> Params:
         try:  # not cls(...): an unknown or missing key names this file
             built[name] = TypeAdapter(cls).validate_python({**values, **given})
         except ValidationError as e:
-            raise ConfigError(typed.one_line(e, cls, source)) from None
+            raise ConfigError(one_line(e, cls, source)) from None
         built[name].check()
     untimed = sorted(set(built["sweep"].loaders) - set(built["steptime"].loaders))
     if untimed:
