@@ -28,10 +28,8 @@ class Undelivered(ToolError):
 def wait_s() -> float:
     """How long a write waits out an outage: SWEETSPOT_TRACKING_WAIT seconds, or the default."""
     text = os.environ.get(WAIT_VARIABLE, "").strip()
-    if not text:
-        return DEFAULT_WAIT_S
     try:
-        value = float(text)
+        value = float(text or DEFAULT_WAIT_S)
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value >= 0):

@@ -31,6 +31,7 @@ from sweetspot.errors import ConfigError, ToolError
 DEFAULT_DIR = paths.SERVER_DIR
 USER, DATABASE = "sweetspot", "mlflow"  # the database role and the database MLflow uses
 UP_WITHIN_S = 90
+STATE = "server.json"  # in the folder: ports, pid, the database password
 
 
 def pg_bin(tool: str) -> str:
@@ -53,11 +54,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def port_taken(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def backend_uri(state: dict) -> str:
     """The database URI without its password (libpq reads PGPASSWORD): safe to show and log."""
     return f"postgresql+psycopg2://{USER}@127.0.0.1:{state['pg_port']}/{DATABASE}"
@@ -67,21 +63,13 @@ def tracking_uri(state: dict) -> str:
     return f"http://127.0.0.1:{state['port']}"
 
 
-def _env(state: dict) -> dict:
-    return {**os.environ, "PGPASSWORD": state["password"]}
-
-
-def _state_file(folder: Path) -> Path:
-    return folder / "server.json"
-
-
 def read_state(folder: Path) -> dict | None:
-    path = _state_file(folder)
+    path = folder / STATE
     return json.loads(path.read_text()) if path.exists() else None
 
 
 def _write_state(folder: Path, state: dict) -> None:
-    path = _state_file(folder)
+    path = folder / STATE
     path.write_text(json.dumps(state, indent=1) + "\n")
     path.chmod(0o600)
 
@@ -150,7 +138,8 @@ def create_database(state: dict) -> None:
 def start_mlflow(folder: Path, state: dict) -> int:
     """`mlflow db upgrade`, then `mlflow server` in its own session; returns its pid."""
     mlflow_cli = [sys.executable, "-m", "mlflow"]
-    _run([*mlflow_cli, "db", "upgrade", backend_uri(state)], "mlflow db upgrade", _env(state))
+    env = {**os.environ, "PGPASSWORD": state["password"]}
+    _run([*mlflow_cli, "db", "upgrade", backend_uri(state)], "mlflow db upgrade", env)
     artifacts = folder / "artifacts"
     artifacts.mkdir(exist_ok=True)
     log = (folder / "mlflow.log").open("a")
@@ -158,7 +147,7 @@ def start_mlflow(folder: Path, state: dict) -> int:
         [*mlflow_cli, "server", "--backend-store-uri", backend_uri(state),
          "--artifacts-destination", str(artifacts.resolve()), "--host", "127.0.0.1",
          "--port", str(state["port"]), "--workers", str(state["workers"])],
-        env=_env(state), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True)  # its own group: stop takes its workers down with it
     return server.pid
 
@@ -185,9 +174,8 @@ def alive(pid: int | None) -> bool:
 def postgres_running(pg: Path) -> bool:
     if not (pg / "PG_VERSION").exists():
         return False
-    status = subprocess.run(as_postgres([pg_bin("pg_ctl"), "-D", str(pg), "status"]),
-                            capture_output=True)
-    return status.returncode == 0
+    status = as_postgres([pg_bin("pg_ctl"), "-D", str(pg), "status"])
+    return subprocess.run(status, capture_output=True).returncode == 0
 
 
 def start(folder: Path, port: int, workers: int) -> int:
@@ -201,8 +189,9 @@ def start(folder: Path, port: int, workers: int) -> int:
     if state is None:
         state = {"pg_port": free_port(), "password": secrets.token_urlsafe(24)}
     state.update(port=port, workers=workers, pid=None)
-    if port_taken(port):
-        raise ConfigError(f"port {port} is taken: choose another with --port")
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", port)) == 0:
+            raise ConfigError(f"port {port} is taken: choose another with --port")
     for tool in ("initdb", "pg_ctl"):
         pg_bin(tool)  # PostgreSQL is installed, before anything is written
     folder.mkdir(parents=True, exist_ok=True)
@@ -246,8 +235,8 @@ def stop(folder: Path, state: dict) -> int:
             os.killpg(state["pid"], signal.SIGKILL)
     pg = cluster_dir(folder, state)
     if postgres_running(pg):
-        _run(as_postgres([pg_bin("pg_ctl"), "-D", str(pg), "-m", "fast", "-w",
-                          "stop"]), "pg_ctl stop")
+        _run(as_postgres([pg_bin("pg_ctl"), "-D", str(pg), "-m", "fast", "-w", "stop"]),
+             "pg_ctl stop")
     state["pid"] = None
     _write_state(folder, state)
     elsewhere = "" if pg.parent == folder else f", its database in {pg}"

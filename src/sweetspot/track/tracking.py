@@ -25,7 +25,6 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 
 from sweetspot import paths
-from sweetspot.paths import MLFLOW_PORT
 from sweetspot.track import delivery, outage
 
 
@@ -207,7 +206,7 @@ def ui_url(experiment: str, base: str | None = None) -> str:
     default; in the model-training view (MLflow 3.17's UI opens its GenAI view, whatever the
     experiment's tag, unless the address asks for the other)."""
     uri = tracking_uri()
-    local = f"http://127.0.0.1:{MLFLOW_PORT}"  # where `mlflow ui` serves by default
+    local = f"http://127.0.0.1:{paths.MLFLOW_PORT}"  # where `mlflow ui` serves by default
     base = base or (uri if uri.startswith(("http://", "https://")) else local)
     return f"{base.rstrip('/')}/#/experiments/{experiment}?workflowType=machine_learning"
 

@@ -12,10 +12,10 @@ from sweetspot.track.delivery import OPS_FILE, deliver, save, take
 from sweetspot.track.outage import bounded_http, retry
 
 
-def upload(folder: Path) -> int:
+def upload(folder: Path) -> None:
     """Deliver one kept run's ops in order, dropping each from ops.json once it has landed (so
-    an upload cut short goes on where it stopped); the folder is removed at the end. Returns
-    how many ops it sent."""
+    an upload cut short goes on where it stopped); the folder is removed at the end, and one
+    line says how many ops it sent."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -29,7 +29,7 @@ def upload(folder: Path) -> int:
         save(folder, doc)
         sent += n
     shutil.rmtree(folder)
-    return sent
+    print(f"upload: run {folder.name}: {sent} records sent to {doc['uri']}", flush=True)
 
 
 def main(outbox: Path, runs: list[str]) -> int:
@@ -45,7 +45,5 @@ def main(outbox: Path, runs: list[str]) -> int:
         return 0
     with bounded_http():
         for folder in kept:
-            uri = json.loads((folder / OPS_FILE).read_text())["uri"]
-            print(f"upload: run {folder.name}: {upload(folder)} records sent to {uri}",
-                  flush=True)
+            upload(folder)
     return 0
