@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -71,8 +72,6 @@ def grid_jobs(params: Params, stale_stages: set[str], force: bool) -> list[Job]:
 
 def train_cell(params: Params, job: Job, root: str, uri: str) -> str:
     """One cell on a Ray worker, as its DVC stage runs it; returns the node's name."""
-    import platform
-
     # The worker's directory and environment as DVC gives the stage, for this task only (a
     # worker runs many); a multi-node cluster needs the project at this path on every node.
     with contextlib.chdir(root), mock.patch.dict(os.environ, MLFLOW_TRACKING_URI=uri,

@@ -183,8 +183,8 @@ class Outbox:
         t = now_ms()
         self._put("metrics", metrics=[[k, float(v), t, int(step)] for k, v in metrics.items()])
 
-    def log_dataset(self, name: str, digest: str, folder: Path, context: str = "training"):
-        self._put("dataset", name=name, digest=digest, source=str(folder), context=context)
+    def log_dataset(self, name: str, digest: str, folder: Path) -> None:
+        self._put("dataset", name=name, digest=digest, source=str(folder), context="training")
 
     def log_file(self, path: Path, under: str | None = None) -> None:
         """A file or folder as artifacts; it must stay as it is until close()."""
