@@ -91,18 +91,14 @@ def _mark(ax, spot: dict, label: str, region: bool = True) -> None:
                edgecolors="black", zorder=5, label=label)
 
 
-def _censored_budget(cells: pd.DataFrame) -> pd.Series:
-    """Where to draw an unreached cell: at the training seconds it spent without getting there."""
-    return cells.groupby("batch_size")["train_time"].max()
-
-
 def epoch_vs_target(cells: pd.DataFrame, spots: dict) -> plt.Figure:
     """(a) The question's confusion in one picture: cheap epochs are not a fast answer."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     per_epoch = cells.groupby("batch_size", as_index=False)["seconds_per_epoch"].median()
     sns.lineplot(per_epoch, x="batch_size", y="seconds_per_epoch", marker="o", ax=left)
     left.set(title="What the question measured", ylabel="seconds per epoch (training clock)")
-    budget = _censored_budget(cells)
+    # where to draw an unreached cell: at the training seconds it spent without getting there
+    budget = cells.groupby("batch_size")["train_time"].max()
     palette = sns.color_palette("crest", n_colors=max(len(spots), 1))
     for color, (target, spot) in zip(palette, spots.items(), strict=True):
         chosen = spot["per_batch"]

@@ -93,9 +93,8 @@ def question_section(question: dict | None, spot: dict, max_epochs: int) -> list
              f"eager step, SGD at lr {question['lr']:g}, batch 1 and then the whole training set "
              f"in one batch, {question['epochs']} "
              f"{'epoch' if question['epochs'] == 1 else 'epochs'} each, evaluated once an epoch, "
-             "beside the "
-             f"figures the question printed. Seconds here are the training clock only (the "
-             f"question's included its test pass), on {where['cpu_model']} with "
+             "beside the figures the question printed. Seconds here are the training clock only "
+             f"(the question's included its test pass), on {where['cpu_model']} with "
              f"{where['torch_threads']} torch "
              f"{'thread' if str(where['torch_threads']) == '1' else 'threads'}.", "",
              *table(["epoch", "batch 1: s", "the question's", "test accuracy", "the question's",
@@ -109,6 +108,7 @@ def question_section(question: dict | None, spot: dict, max_epochs: int) -> list
         w["epoch_time"] for w in whole)
     theirs = statistics.median(r[0] for r in ASKED[1]) / statistics.median(
         r[0] for r in ASKED[60000])
+    reaching = spot["per_batch"][spot["per_batch"]["estimate"].map(math.isfinite)]
     lines += [f"Per epoch the whole-set batch is {ratio:.0f}x cheaper than batch 1 (the "
               f"question's: {theirs:.0f}x). But an epoch is "
               f"{n} steps at batch 1 and one at batch {n}: after {len(whole)} epochs the "
@@ -118,10 +118,5 @@ def question_section(question: dict | None, spot: dict, max_epochs: int) -> list
               "learning; the right measure is the time to a target accuracy, at a rate fair to "
               f"each batch size: the answer above, where batch {spot['batch_size']} reaches "
               f"{spot['target']:g} in {spot['estimate']:.2f} s and no batch size above "
-              f"{_largest_reaching(spot)} does within {max_epochs} epochs.", ""]
+              f"{int(reaching['batch_size'].max())} does within {max_epochs} epochs.", ""]
     return lines
-
-
-def _largest_reaching(spot: dict) -> int:
-    rows = spot["per_batch"]
-    return int(rows[rows["estimate"].map(math.isfinite)]["batch_size"].max())

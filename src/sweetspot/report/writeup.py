@@ -16,7 +16,7 @@ from sweetspot.measure.machine import load_text
 from sweetspot.report import advice, checks, compare
 from sweetspot.report.answer import Answer
 from sweetspot.report.figures import CAPTIONS
-from sweetspot.report.firstscreen import headline, interval
+from sweetspot.report.firstscreen import grids, headline, interval
 from sweetspot.report.question import data_paths, question_section
 from sweetspot.sweep.sweep import REFINE_WINDOW
 from sweetspot.train.networks import network_name
@@ -72,11 +72,8 @@ def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
              target: float) -> list[str]:
     """How each batch size's rate was chosen, and what the budget cut off."""
     s = params.sweep
-    small = (f" (batch sizes {sizes(s.extremes, s.extremes)}: "
-             + ", ".join(f"{lr:g}" for lr in s.extremes_lrs) + ")" if s.extremes else "")
-    rule = {"tuned": "every rate of the grid, " + ", ".join(f"{lr:g}" for lr in s.lrs)
-                     + f"{small}, at every batch size, each batch size taking the rate with the "
-                     "smallest median steps to the target",
+    rule = {"tuned": f"every rate of the grid, {grids(params)}, at every batch size, each batch "
+                     "size taking the rate with the smallest median steps to the target",
             "fixed": f"the one rate {s.lrs[0]:g} at every batch size",
             "linear": f"{s.lrs[0]:g} at batch {s.ref_batch}, scaled linearly with the batch size",
             "sqrt": f"{s.lrs[0]:g} at batch {s.ref_batch}, scaled with the square root of the "
