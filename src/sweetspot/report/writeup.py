@@ -45,8 +45,8 @@ def markdown(answer: Answer, drawn: list[str]) -> str:
                   f"first-seed estimate was within {REFINE_WINDOW:.0%} of the best were {around}, "
                   "so their 3x2^n neighbours, and the x3 neighbours of the answer's own grid pick, "
                   f"were added: {added}.", ""]
-    lines += fairness(params, spots[target]["per_batch"], cells, target)
-    lines += factors_section(spots[target]["per_batch"], cells, target)
+    lines += fairness(params, cells, target)
+    lines += factors_section(spots[target]["per_batch"], target)
     lines += machine_factor(timing)
     lines += why(answer.cost, answer.noise, spots[target])
     lines += question_section((answer.advice or {}).get("question"), {
@@ -60,16 +60,14 @@ def markdown(answer: Answer, drawn: list[str]) -> str:
     lines += ["", *compare.section(answer.problems), "## Measured on", ""]
     lines += [f"- {k}: {v}" for k, v in answer.measured_on.items()]
     lines += ["", "Timings: training clock only (device synchronised, evaluation and warm-up "
-              "off the clock). Re-measure the seconds with `dvc repro -f -s steptime && dvc "
-              "repro`.", ""]
+              f"off the clock). Re-measure the seconds with `{checks.REMEASURE}`.", ""]
     lines += checks.race_section(answer.raced) + checks.heldout_section(answer.held)
     if answer.advice:
         lines += advice.section(answer.advice["claims"], target)
     return "\n".join(lines) + "\n"
 
 
-def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
-             target: float) -> list[str]:
+def fairness(params: Params, cells: pd.DataFrame, target: float) -> list[str]:
     """How each batch size's rate was chosen, and what the budget cut off."""
     s = params.sweep
     rule = {"tuned": f"every rate of the grid, {grids(params)}, at every batch size, each batch "
@@ -101,7 +99,7 @@ def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
     return lines
 
 
-def factors_section(per_batch: pd.DataFrame, cells: pd.DataFrame, target: float) -> list[str]:
+def factors_section(per_batch: pd.DataFrame, target: float) -> list[str]:
     lines = ["## The two factors, and the direct measurement beside them", "",
              *table(["batch size", "lr", f"steps to {target:g}", "reached", "µs per step",
                      "estimate (s)", "95% interval", "wins", "measured (s)",
