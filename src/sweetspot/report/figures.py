@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from sweetspot.answer import costmodel
-from sweetspot.fmt import sizes  # noqa: E402
+from sweetspot.fmt import fmt, sizes  # noqa: E402
 
 CAPTIONS = {
     "epoch_vs_target": "Seconds per epoch (left) against seconds to the target (right)",
@@ -232,8 +232,7 @@ def validation(checks: list[dict]) -> plt.Figure:
         ax.axvline(check["predicted_spot"], color="C0", linestyle="--", linewidth=1)
         if check["measured_spot"] is not None:  # None: no batch size reached the target
             ax.axvline(check["measured_spot"], color="black", linestyle=":", linewidth=1)
-        error = check["median_abs_error"]
-        ax.set(title=f"{check['stack']}\nerror {'-' if error is None else format(error, '.0%')}",
+        ax.set(title=f"{check['stack']}\nerror {fmt(check['median_abs_error'], '.0%', '-')}",
                xlabel="batch size", ylabel="seconds to target")
         ax.set_xscale("log", base=2)
         ax.set_xticks(rows["batch_size"], [str(b) for b in rows["batch_size"]])

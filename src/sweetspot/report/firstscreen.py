@@ -79,8 +79,7 @@ def rates(rows: pd.DataFrame, spot: dict) -> str:
 def certainty(answer: Answer) -> str:
     """What the race left undecided, and what fresh seeds said: in one sentence each."""
     told = []
-    open_ = race.undecided(answer.raced)
-    if open_:
+    if open_ := race.undecided(answer.raced):
         told.append(f"The race left {', '.join(map(str, open_))} undecided (in the region, but "
                     "its seeds allow it more than the race's margin slower).")
     own = [d for d in answer.held if (d["dataset"], d["network"]) == (
@@ -127,9 +126,7 @@ def pipeline_sentence(answer: Answer) -> str:
             f"the same steps take {theirs / ours['estimate']:.1f}x as long (batch {b}: "
             f"{theirs:.2f} s" + ("" if spot["batch_size"] == b else
                                  f"; that path's own spot is {spot['batch_size']}") + ")")
-    parts = ((answer.advice or {}).get("pipeline") or {}).get("per_batch", {})
-    at = parts.get(str(b))
-    if at:
+    if at := ((answer.advice or {}).get("pipeline") or {}).get("per_batch", {}).get(str(b)):
         text += (f". Of the question's step at batch {b}, {at['loader_share']:.0%} is what its "
                  f"DataLoader adds to the tensor path's engine step and {at['step_share']:.0%} "
                  f"what its eager step adds (each alone, {at['loader']:.1f}x and "
@@ -150,8 +147,7 @@ def epoch_sentence(answer: Answer) -> str:
             f"gets there in {row['estimate'] / spot['estimate']:.1f}x the spot's time")
     text = (f"Per-epoch time misleads: batch {cheapest} has the cheapest epoch "
             f"({epochs[cheapest]:.2f} s) and {fate}.")
-    question = (answer.advice or {}).get("question")
-    if question:
+    if question := (answer.advice or {}).get("question"):
         one, whole = ends.question_epochs(question)
         text += (f" The question's own run, here: batch 1 takes {one[0]['epoch_time']:.0f} s an "
                  f"epoch and is at {one[0]['test_acc']:.1%} after one; batch "

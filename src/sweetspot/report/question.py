@@ -25,8 +25,7 @@ def data_paths(loaders: dict, targets, pipeline: dict | None = None) -> list[str
             answers.append([name, f"{t:g}", region_text(spot) if spot["batch_size"] is not None
                             else "-", spot["batch_size"], fmt(spot.get("estimate")),
                             interval(spot.get("low"), spot.get("high"))])
-        m = path["cost"]
-        if m:
+        if m := path["cost"]:
             costs.append([name, f"{m['t0'] * 1e6:.0f}", f"{m['c'] * 1e6:.2f}",
                           f"{m['b_noise']:.0f}", f"{m['b_star']:.0f}",
                           path["spots"][targets[0]]["batch_size"]])
