@@ -23,6 +23,12 @@ def interval(low, high) -> str:
     return f"{low:.2f}-{fmt(high, '.2f', 'inf')}"
 
 
+def answer_cells(spot: dict) -> list:
+    """One target's answer as table cells: sweet region, spot, seconds and 95% interval."""
+    return [region_text(spot) if spot["batch_size"] is not None else "-", spot["batch_size"],
+            fmt(spot.get("estimate")), interval(spot.get("low"), spot.get("high"))]
+
+
 def headline(answer: Answer) -> list[str]:
     """The first screen: the answer and its rate, how sure it is (the resamples, the race, the
     fresh seeds), the question's pipeline taken apart, and the question's own run."""
@@ -48,10 +54,8 @@ def headline(answer: Answer) -> list[str]:
     if len(targets) > 1:
         lines += table(["target", "sweet region", "spot", "seconds (estimate)", "95% interval",
                         "wins"], "lrrrlr",
-                       [[f"{t:g}", region_text(spots[t]) if spots[t]["batch_size"] else "-",
-                         spots[t]["batch_size"], fmt(spots[t].get("estimate")),
-                         interval(spots[t].get("low"), spots[t].get("high")),
-                         fmt(spots[t].get("share"), ".0%", "-")] for t in targets])
+                       [[f"{t:g}", *answer_cells(spots[t]), fmt(spots[t].get("share"), ".0%", "-")]
+                        for t in targets])
         lines.append("")
     return lines
 

@@ -8,9 +8,9 @@ import math
 import statistics
 
 from sweetspot.advice import ends
-from sweetspot.fmt import fmt, table
+from sweetspot.fmt import table
 from sweetspot.report.asked import ASKED
-from sweetspot.report.firstscreen import interval, region_text
+from sweetspot.report.firstscreen import answer_cells
 
 
 def data_paths(loaders: dict, targets, pipeline: dict | None = None) -> list[str]:
@@ -20,11 +20,7 @@ def data_paths(loaders: dict, targets, pipeline: dict | None = None) -> list[str
         return []
     answers, costs = [], []
     for name, path in loaders.items():
-        for t in targets:
-            spot = path["spots"][t]
-            answers.append([name, f"{t:g}", region_text(spot) if spot["batch_size"] is not None
-                            else "-", spot["batch_size"], fmt(spot.get("estimate")),
-                            interval(spot.get("low"), spot.get("high"))])
+        answers += [[name, f"{t:g}", *answer_cells(path["spots"][t])] for t in targets]
         if m := path["cost"]:
             costs.append([name, f"{m['t0'] * 1e6:.0f}", f"{m['c'] * 1e6:.2f}",
                           f"{m['b_noise']:.0f}", f"{m['b_star']:.0f}",

@@ -143,17 +143,15 @@ def why(cost: dict | None, noise: dict | None, spot: dict) -> list[str]:
     """The cost model's explanation, in words."""
     if not cost:
         return ["Too few batch sizes reached the target to fit the cost model.", ""]
-    lines = [
-        "## Why there",
-        "",
-        f"Steps to the target follow S(B) = S_min (1 + B_noise/B) with S_min = "
-        f"{cost['s_min']:.0f} and B_noise = {cost['b_noise']:.0f}: below B_noise a bigger "
-        "batch saves steps, above it mostly not. A step costs t(B) = t0 + c B with t0 = "
-        f"{cost['t0'] * 1e6:.0f} µs (fixed per-step overhead) and c = {cost['c'] * 1e6:.3f} µs "
-        f"per example. Their product is smallest at B* = sqrt(B_noise t0 / c) = "
-        f"{cost['b_star']:.0f}, beside the estimated sweet spot {spot['batch_size']}. Faster "
-        "arithmetic (smaller c) moves B* up as 1/sqrt(c); less per-step overhead moves it down.",
-    ]
+    lines = ["## Why there", "",
+             f"Steps to the target follow S(B) = S_min (1 + B_noise/B) with S_min = "
+             f"{cost['s_min']:.0f} and B_noise = {cost['b_noise']:.0f}: below B_noise a bigger "
+             "batch saves steps, above it mostly not. A step costs t(B) = t0 + c B with t0 = "
+             f"{cost['t0'] * 1e6:.0f} µs (fixed per-step overhead) and c = "
+             f"{cost['c'] * 1e6:.3f} µs per example. Their product is smallest at B* = "
+             f"sqrt(B_noise t0 / c) = {cost['b_star']:.0f}, beside the estimated sweet spot "
+             f"{spot['batch_size']}. Faster arithmetic (smaller c) moves B* up as 1/sqrt(c); "
+             "less per-step overhead moves it down."]
     if noise and noise.get("averaged") is not None:
         lines.append(
             f"The gradient noise scale measured during training (B_simple, McCandlish et al. "
