@@ -205,14 +205,12 @@ def two_factors(per_batch: pd.DataFrame, rounds: dict[int, list[float]], target:
     both_ax.scatter(hit["batch_size"], hit["measured"], marker="x", color="black", zorder=5,
                     label="measured directly (median quiet time)")
     _mark(both_ax, spot, f"sweet spot {spot['batch_size']}")
-    steps_ax.set(ylabel=f"steps to {target:g}", title="The problem's: steps (band: seeds)",
-                 yscale="log")
-    time_ax.set(ylabel="µs per step", title="The machine's: fastest round (band: all rounds)",
-                yscale="log")
-    both_ax.set(ylabel=f"seconds to {target:g}", title="Their product", yscale="log")
+    steps_ax.set(ylabel=f"steps to {target:g}", title="The problem's: steps (band: seeds)")
+    time_ax.set(ylabel="µs per step", title="The machine's: fastest round (band: all rounds)")
+    both_ax.set(ylabel=f"seconds to {target:g}", title="Their product")
     for ax in (steps_ax, time_ax, both_ax):
+        ax.set(xlabel="batch size", yscale="log")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("batch size")
     both_ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
