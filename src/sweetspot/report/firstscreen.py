@@ -73,9 +73,8 @@ def grids(params) -> str:
 def rates(rows: pd.DataFrame, spot: dict) -> str:
     """The region's learning rates: "learning rate 1" where they share one, else each."""
     region = rows[rows["batch_size"].isin([r["batch_size"] for r in spot["region"]])]
-    found = sorted(set(region["lr"]))
-    if len(found) == 1:
-        return f"learning rate {found[0]:g}"
+    if region["lr"].nunique() == 1:
+        return f"learning rate {region['lr'].iloc[0]:g}"
     return "learning rates " + ", ".join(f"{r.lr:g} ({int(r.batch_size)})"
                                          for r in region.itertuples())
 
@@ -88,11 +87,11 @@ def certainty(answer: Answer) -> str:
                     "its seeds allow it more than the race's margin slower).")
     own = [d for d in answer.held if (d["dataset"], d["network"]) == (
         answer.params.data.dataset, network_slug(answer.params.train))]
-    region = sorted(r["batch_size"] for r in answer.spots[answer.target]["region"])
+    spot = answer.spots[answer.target]
+    now = (spot["batch_size"], sorted(r["batch_size"] for r in spot["region"]))
     for doc in own:
         asked = doc["answer"]
-        if (asked["spot"], sorted(asked["region"])) != (
-                answer.spots[answer.target]["batch_size"], region):
+        if (asked["spot"], sorted(asked["region"])) != now:
             told.append(f"The fresh seeds last checked an earlier answer (spot {asked['spot']}, "
                         f"region {sizes(asked['region'], asked['tried'])}): `sweetspot heldout` "
                         "checks this one.")
