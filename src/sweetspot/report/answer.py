@@ -79,9 +79,8 @@ def noise_scale(cells: pd.DataFrame) -> dict:
     """The gradient noise scale B_simple measured during training: median over runs of the first
     estimate and of the run-averaged one (McCandlish et al. report ~50 and ~900 for MNIST)."""
     def median(column):
-        values = cells[column].replace([math.inf, -math.inf], np.nan).dropna() \
-            if column in cells else pd.Series(dtype=float)
-        return float(values.median()) if len(values) else None
+        values = cells.get(column, pd.Series(dtype=float)).replace([math.inf, -math.inf], np.nan)
+        return float(values.median()) if values.notna().any() else None
 
     return {"early": median("b_simple_first"), "averaged": median("b_simple_mean")}
 

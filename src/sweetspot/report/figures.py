@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from sweetspot.answer import costmodel
-from sweetspot.fmt import sizes  # noqa: E402
+from sweetspot.fmt import fmt, sizes  # noqa: E402
 
 CAPTIONS = {
     "epoch_vs_target": "Seconds per epoch (left) against seconds to the target (right)",
@@ -91,18 +91,14 @@ def _mark(ax, spot: dict, label: str, region: bool = True) -> None:
                edgecolors="black", zorder=5, label=label)
 
 
-def _censored_budget(cells: pd.DataFrame) -> pd.Series:
-    """Where to draw an unreached cell: at the training seconds it spent without getting there."""
-    return cells.groupby("batch_size")["train_time"].max()
-
-
 def epoch_vs_target(cells: pd.DataFrame, spots: dict) -> plt.Figure:
     """(a) The question's confusion in one picture: cheap epochs are not a fast answer."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     per_epoch = cells.groupby("batch_size", as_index=False)["seconds_per_epoch"].median()
     sns.lineplot(per_epoch, x="batch_size", y="seconds_per_epoch", marker="o", ax=left)
     left.set(title="What the question measured", ylabel="seconds per epoch (training clock)")
-    budget = _censored_budget(cells)
+    # where to draw an unreached cell: at the training seconds it spent without getting there
+    budget = cells.groupby("batch_size")["train_time"].max()
     palette = sns.color_palette("crest", n_colors=max(len(spots), 1))
     for color, (target, spot) in zip(palette, spots.items(), strict=True):
         chosen = spot["per_batch"]
@@ -209,14 +205,12 @@ def two_factors(per_batch: pd.DataFrame, rounds: dict[int, list[float]], target:
     both_ax.scatter(hit["batch_size"], hit["measured"], marker="x", color="black", zorder=5,
                     label="measured directly (median quiet time)")
     _mark(both_ax, spot, f"sweet spot {spot['batch_size']}")
-    steps_ax.set(ylabel=f"steps to {target:g}", title="The problem's: steps (band: seeds)",
-                 yscale="log")
-    time_ax.set(ylabel="µs per step", title="The machine's: fastest round (band: all rounds)",
-                yscale="log")
-    both_ax.set(ylabel=f"seconds to {target:g}", title="Their product", yscale="log")
+    steps_ax.set(ylabel=f"steps to {target:g}", title="The problem's: steps (band: seeds)")
+    time_ax.set(ylabel="µs per step", title="The machine's: fastest round (band: all rounds)")
+    both_ax.set(ylabel=f"seconds to {target:g}", title="Their product")
     for ax in (steps_ax, time_ax, both_ax):
+        ax.set(xlabel="batch size", yscale="log")
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("batch size")
     both_ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -236,8 +230,7 @@ def validation(checks: list[dict]) -> plt.Figure:
         ax.axvline(check["predicted_spot"], color="C0", linestyle="--", linewidth=1)
         if check["measured_spot"] is not None:  # None: no batch size reached the target
             ax.axvline(check["measured_spot"], color="black", linestyle=":", linewidth=1)
-        error = check["median_abs_error"]
-        ax.set(title=f"{check['stack']}\nerror {'-' if error is None else format(error, '.0%')}",
+        ax.set(title=f"{check['stack']}\nerror {fmt(check['median_abs_error'], '.0%', '-')}",
                xlabel="batch size", ylabel="seconds to target")
         ax.set_xscale("log", base=2)
         ax.set_xticks(rows["batch_size"], [str(b) for b in rows["batch_size"]])

@@ -23,6 +23,12 @@ def interval(low, high) -> str:
     return f"{low:.2f}-{fmt(high, '.2f', 'inf')}"
 
 
+def answer_cells(spot: dict) -> list:
+    """One target's answer as table cells: sweet region, spot, seconds and 95% interval."""
+    return [region_text(spot) if spot["batch_size"] is not None else "-", spot["batch_size"],
+            fmt(spot.get("estimate")), interval(spot.get("low"), spot.get("high"))]
+
+
 def headline(answer: Answer) -> list[str]:
     """The first screen: the answer and its rate, how sure it is (the resamples, the race, the
     fresh seeds), the question's pipeline taken apart, and the question's own run."""
@@ -48,10 +54,8 @@ def headline(answer: Answer) -> list[str]:
     if len(targets) > 1:
         lines += table(["target", "sweet region", "spot", "seconds (estimate)", "95% interval",
                         "wins"], "lrrrlr",
-                       [[f"{t:g}", region_text(spots[t]) if spots[t]["batch_size"] else "-",
-                         spots[t]["batch_size"], fmt(spots[t].get("estimate")),
-                         interval(spots[t].get("low"), spots[t].get("high")),
-                         fmt(spots[t].get("share"), ".0%", "-")] for t in targets])
+                       [[f"{t:g}", *answer_cells(spots[t]), fmt(spots[t].get("share"), ".0%", "-")]
+                        for t in targets])
         lines.append("")
     return lines
 
@@ -69,9 +73,8 @@ def grids(params) -> str:
 def rates(rows: pd.DataFrame, spot: dict) -> str:
     """The region's learning rates: "learning rate 1" where they share one, else each."""
     region = rows[rows["batch_size"].isin([r["batch_size"] for r in spot["region"]])]
-    found = sorted(set(region["lr"]))
-    if len(found) == 1:
-        return f"learning rate {found[0]:g}"
+    if region["lr"].nunique() == 1:
+        return f"learning rate {region['lr'].iloc[0]:g}"
     return "learning rates " + ", ".join(f"{r.lr:g} ({int(r.batch_size)})"
                                          for r in region.itertuples())
 
@@ -79,17 +82,16 @@ def rates(rows: pd.DataFrame, spot: dict) -> str:
 def certainty(answer: Answer) -> str:
     """What the race left undecided, and what fresh seeds said: in one sentence each."""
     told = []
-    open_ = race.undecided(answer.raced)
-    if open_:
+    if open_ := race.undecided(answer.raced):
         told.append(f"The race left {', '.join(map(str, open_))} undecided (in the region, but "
                     "its seeds allow it more than the race's margin slower).")
     own = [d for d in answer.held if (d["dataset"], d["network"]) == (
         answer.params.data.dataset, network_slug(answer.params.train))]
-    region = sorted(r["batch_size"] for r in answer.spots[answer.target]["region"])
+    spot = answer.spots[answer.target]
+    now = (spot["batch_size"], sorted(r["batch_size"] for r in spot["region"]))
     for doc in own:
         asked = doc["answer"]
-        if (asked["spot"], sorted(asked["region"])) != (
-                answer.spots[answer.target]["batch_size"], region):
+        if (asked["spot"], sorted(asked["region"])) != now:
             told.append(f"The fresh seeds last checked an earlier answer (spot {asked['spot']}, "
                         f"region {sizes(asked['region'], asked['tried'])}): `sweetspot heldout` "
                         "checks this one.")
@@ -127,9 +129,7 @@ def pipeline_sentence(answer: Answer) -> str:
             f"the same steps take {theirs / ours['estimate']:.1f}x as long (batch {b}: "
             f"{theirs:.2f} s" + ("" if spot["batch_size"] == b else
                                  f"; that path's own spot is {spot['batch_size']}") + ")")
-    parts = ((answer.advice or {}).get("pipeline") or {}).get("per_batch", {})
-    at = parts.get(str(b))
-    if at:
+    if at := ((answer.advice or {}).get("pipeline") or {}).get("per_batch", {}).get(str(b)):
         text += (f". Of the question's step at batch {b}, {at['loader_share']:.0%} is what its "
                  f"DataLoader adds to the tensor path's engine step and {at['step_share']:.0%} "
                  f"what its eager step adds (each alone, {at['loader']:.1f}x and "
@@ -150,8 +150,7 @@ def epoch_sentence(answer: Answer) -> str:
             f"gets there in {row['estimate'] / spot['estimate']:.1f}x the spot's time")
     text = (f"Per-epoch time misleads: batch {cheapest} has the cheapest epoch "
             f"({epochs[cheapest]:.2f} s) and {fate}.")
-    question = (answer.advice or {}).get("question")
-    if question:
+    if question := (answer.advice or {}).get("question"):
         one, whole = ends.question_epochs(question)
         text += (f" The question's own run, here: batch 1 takes {one[0]['epoch_time']:.0f} s an "
                  f"epoch and is at {one[0]['test_acc']:.1%} after one; batch "

@@ -8,9 +8,9 @@ import math
 import statistics
 
 from sweetspot.advice import ends
-from sweetspot.fmt import fmt, table
+from sweetspot.fmt import table
 from sweetspot.report.asked import ASKED
-from sweetspot.report.firstscreen import interval, region_text
+from sweetspot.report.firstscreen import answer_cells
 
 
 def data_paths(loaders: dict, targets, pipeline: dict | None = None) -> list[str]:
@@ -20,13 +20,8 @@ def data_paths(loaders: dict, targets, pipeline: dict | None = None) -> list[str
         return []
     answers, costs = [], []
     for name, path in loaders.items():
-        for t in targets:
-            spot = path["spots"][t]
-            answers.append([name, f"{t:g}", region_text(spot) if spot["batch_size"] is not None
-                            else "-", spot["batch_size"], fmt(spot.get("estimate")),
-                            interval(spot.get("low"), spot.get("high"))])
-        m = path["cost"]
-        if m:
+        answers += [[name, f"{t:g}", *answer_cells(path["spots"][t])] for t in targets]
+        if m := path["cost"]:
             costs.append([name, f"{m['t0'] * 1e6:.0f}", f"{m['c'] * 1e6:.2f}",
                           f"{m['b_noise']:.0f}", f"{m['b_star']:.0f}",
                           path["spots"][targets[0]]["batch_size"]])
@@ -93,9 +88,8 @@ def question_section(question: dict | None, spot: dict, max_epochs: int) -> list
              f"eager step, SGD at lr {question['lr']:g}, batch 1 and then the whole training set "
              f"in one batch, {question['epochs']} "
              f"{'epoch' if question['epochs'] == 1 else 'epochs'} each, evaluated once an epoch, "
-             "beside the "
-             f"figures the question printed. Seconds here are the training clock only (the "
-             f"question's included its test pass), on {where['cpu_model']} with "
+             "beside the figures the question printed. Seconds here are the training clock only "
+             f"(the question's included its test pass), on {where['cpu_model']} with "
              f"{where['torch_threads']} torch "
              f"{'thread' if str(where['torch_threads']) == '1' else 'threads'}.", "",
              *table(["epoch", "batch 1: s", "the question's", "test accuracy", "the question's",
@@ -109,6 +103,7 @@ def question_section(question: dict | None, spot: dict, max_epochs: int) -> list
         w["epoch_time"] for w in whole)
     theirs = statistics.median(r[0] for r in ASKED[1]) / statistics.median(
         r[0] for r in ASKED[60000])
+    reaching = spot["per_batch"][spot["per_batch"]["estimate"].map(math.isfinite)]
     lines += [f"Per epoch the whole-set batch is {ratio:.0f}x cheaper than batch 1 (the "
               f"question's: {theirs:.0f}x). But an epoch is "
               f"{n} steps at batch 1 and one at batch {n}: after {len(whole)} epochs the "
@@ -118,10 +113,5 @@ def question_section(question: dict | None, spot: dict, max_epochs: int) -> list
               "learning; the right measure is the time to a target accuracy, at a rate fair to "
               f"each batch size: the answer above, where batch {spot['batch_size']} reaches "
               f"{spot['target']:g} in {spot['estimate']:.2f} s and no batch size above "
-              f"{_largest_reaching(spot)} does within {max_epochs} epochs.", ""]
+              f"{int(reaching['batch_size'].max())} does within {max_epochs} epochs.", ""]
     return lines
-
-
-def _largest_reaching(spot: dict) -> int:
-    rows = spot["per_batch"]
-    return int(rows[rows["estimate"].map(math.isfinite)]["batch_size"].max())

@@ -130,8 +130,7 @@ def draw(answer: Answer) -> dict:
     if len(answer.loaders) > 1:
         drawn["loaders"] = figures.loaders({k: v["spots"][target]
                                             for k, v in answer.loaders.items()}, target)
-    if answer.final:
-        final = answer.final
+    if final := answer.final:
         drawn["confusion"] = figures.confusion(final["matrix"], final["per_class"],
                                                final["batch_size"])
     if answer.validations:

@@ -16,7 +16,7 @@ from sweetspot.measure.machine import load_text
 from sweetspot.report import advice, checks, compare
 from sweetspot.report.answer import Answer
 from sweetspot.report.figures import CAPTIONS
-from sweetspot.report.firstscreen import headline, interval
+from sweetspot.report.firstscreen import grids, headline, interval
 from sweetspot.report.question import data_paths, question_section
 from sweetspot.sweep.sweep import REFINE_WINDOW
 from sweetspot.train.networks import network_name
@@ -45,8 +45,8 @@ def markdown(answer: Answer, drawn: list[str]) -> str:
                   f"first-seed estimate was within {REFINE_WINDOW:.0%} of the best were {around}, "
                   "so their 3x2^n neighbours, and the x3 neighbours of the answer's own grid pick, "
                   f"were added: {added}.", ""]
-    lines += fairness(params, spots[target]["per_batch"], cells, target)
-    lines += factors_section(spots[target]["per_batch"], cells, target)
+    lines += fairness(params, cells, target)
+    lines += factors_section(spots[target]["per_batch"], target)
     lines += machine_factor(timing)
     lines += why(answer.cost, answer.noise, spots[target])
     lines += question_section((answer.advice or {}).get("question"), {
@@ -60,23 +60,18 @@ def markdown(answer: Answer, drawn: list[str]) -> str:
     lines += ["", *compare.section(answer.problems), "## Measured on", ""]
     lines += [f"- {k}: {v}" for k, v in answer.measured_on.items()]
     lines += ["", "Timings: training clock only (device synchronised, evaluation and warm-up "
-              "off the clock). Re-measure the seconds with `dvc repro -f -s steptime && dvc "
-              "repro`.", ""]
+              f"off the clock). Re-measure the seconds with `{checks.REMEASURE}`.", ""]
     lines += checks.race_section(answer.raced) + checks.heldout_section(answer.held)
     if answer.advice:
         lines += advice.section(answer.advice["claims"], target)
     return "\n".join(lines) + "\n"
 
 
-def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
-             target: float) -> list[str]:
+def fairness(params: Params, cells: pd.DataFrame, target: float) -> list[str]:
     """How each batch size's rate was chosen, and what the budget cut off."""
     s = params.sweep
-    small = (f" (batch sizes {sizes(s.extremes, s.extremes)}: "
-             + ", ".join(f"{lr:g}" for lr in s.extremes_lrs) + ")" if s.extremes else "")
-    rule = {"tuned": "every rate of the grid, " + ", ".join(f"{lr:g}" for lr in s.lrs)
-                     + f"{small}, at every batch size, each batch size taking the rate with the "
-                     "smallest median steps to the target",
+    rule = {"tuned": f"every rate of the grid, {grids(params)}, at every batch size, each batch "
+                     "size taking the rate with the smallest median steps to the target",
             "fixed": f"the one rate {s.lrs[0]:g} at every batch size",
             "linear": f"{s.lrs[0]:g} at batch {s.ref_batch}, scaled linearly with the batch size",
             "sqrt": f"{s.lrs[0]:g} at batch {s.ref_batch}, scaled with the square root of the "
@@ -104,7 +99,7 @@ def fairness(params: Params, per_batch: pd.DataFrame, cells: pd.DataFrame,
     return lines
 
 
-def factors_section(per_batch: pd.DataFrame, cells: pd.DataFrame, target: float) -> list[str]:
+def factors_section(per_batch: pd.DataFrame, target: float) -> list[str]:
     lines = ["## The two factors, and the direct measurement beside them", "",
              *table(["batch size", "lr", f"steps to {target:g}", "reached", "µs per step",
                      "estimate (s)", "95% interval", "wins", "measured (s)",
@@ -148,17 +143,15 @@ def why(cost: dict | None, noise: dict | None, spot: dict) -> list[str]:
     """The cost model's explanation, in words."""
     if not cost:
         return ["Too few batch sizes reached the target to fit the cost model.", ""]
-    lines = [
-        "## Why there",
-        "",
-        f"Steps to the target follow S(B) = S_min (1 + B_noise/B) with S_min = "
-        f"{cost['s_min']:.0f} and B_noise = {cost['b_noise']:.0f}: below B_noise a bigger "
-        "batch saves steps, above it mostly not. A step costs t(B) = t0 + c B with t0 = "
-        f"{cost['t0'] * 1e6:.0f} µs (fixed per-step overhead) and c = {cost['c'] * 1e6:.3f} µs "
-        f"per example. Their product is smallest at B* = sqrt(B_noise t0 / c) = "
-        f"{cost['b_star']:.0f}, beside the estimated sweet spot {spot['batch_size']}. Faster "
-        "arithmetic (smaller c) moves B* up as 1/sqrt(c); less per-step overhead moves it down.",
-    ]
+    lines = ["## Why there", "",
+             f"Steps to the target follow S(B) = S_min (1 + B_noise/B) with S_min = "
+             f"{cost['s_min']:.0f} and B_noise = {cost['b_noise']:.0f}: below B_noise a bigger "
+             "batch saves steps, above it mostly not. A step costs t(B) = t0 + c B with t0 = "
+             f"{cost['t0'] * 1e6:.0f} µs (fixed per-step overhead) and c = "
+             f"{cost['c'] * 1e6:.3f} µs per example. Their product is smallest at B* = "
+             f"sqrt(B_noise t0 / c) = {cost['b_star']:.0f}, beside the estimated sweet spot "
+             f"{spot['batch_size']}. Faster arithmetic (smaller c) moves B* up as 1/sqrt(c); "
+             "less per-step overhead moves it down."]
     if noise and noise.get("averaged") is not None:
         lines.append(
             f"The gradient noise scale measured during training (B_simple, McCandlish et al. "
