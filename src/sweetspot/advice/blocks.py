@@ -30,8 +30,8 @@ NEIGHBOURS = (1, 8)  # a centre's neighbours: c-d and c+d for each d
 
 def block_sizes(powers) -> list[int]:
     """Every centre and its neighbours, sorted."""
-    return sorted({b + s * d for _, b in centres(powers) for d in NEIGHBOURS for s in (-1, 1)
-                   if b - d >= 1} | {b for _, b in centres(powers)})
+    return sorted({b + s * d for _, b in centres(powers) for d in (0, *NEIGHBOURS)
+                   for s in (-1, 1) if b - d >= 1})
 
 
 def main(params: Params) -> int:

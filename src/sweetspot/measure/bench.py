@@ -255,10 +255,9 @@ def main(params: Params) -> int:
     plt.close(fig)
 
     with tracking.open_run(cfg.experiment, "bench", {**tags, "kind": "bench"}, started) as active:
-        run_params = {**config.as_dict(bench), "width": cfg.width, "activation": cfg.activation,
-                      "optimizer": cfg.optimizer, "lr": cfg.lr, "momentum": cfg.momentum,
-                      "dataset": params.data.dataset}
-        active.log_params(run_params)
+        active.log_params({**config.as_dict(bench), "width": cfg.width,
+                           "activation": cfg.activation, "optimizer": cfg.optimizer,
+                           "lr": cfg.lr, "momentum": cfg.momentum, "dataset": params.data.dataset})
         metrics = {f"{key}/{name}": value for key, cell in result.items()
                    if isinstance(cell, dict) for name, value in cell.items()}  # eval_off_clock too
         if matmul:
