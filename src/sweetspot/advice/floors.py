@@ -13,10 +13,8 @@ FLAT = 0.10  # per-example cost within this of its lowest has stopped falling
 
 def level_of(nbytes: float, levels: dict[str, int]) -> str:
     """The smallest cache level holding nbytes (L1d, L2, L3), else RAM."""
-    for level in sorted((k for k in levels if k != "RAM"), key=levels.get):
-        if nbytes <= levels[level]:
-            return level
-    return "RAM"
+    return next((level for level in sorted(levels, key=levels.get)
+                 if level != "RAM" and nbytes <= levels[level]), "RAM")
 
 
 def level_bandwidth(bandwidth: dict[int, float], levels: dict[str, int]) -> dict[str, float]:
