@@ -195,14 +195,11 @@ def dispatch(argv: list[str] | None = None) -> int:
         from sweetspot.report import report
 
         return report.main(params)
-    if args.command == "steptime":
+    if args.command in ("steptime", *ADVICE):
+        from sweetspot.advice import blocks, cores, memory, pipeline
         from sweetspot.measure import steptime
 
-        return steptime.main(params)
-    if args.command in ADVICE:
-        from sweetspot.advice import blocks, cores, memory, pipeline
-
-        return {"cores": cores, "memory": memory, "blocks": blocks,
+        return {"steptime": steptime, "cores": cores, "memory": memory, "blocks": blocks,
                 "pipeline": pipeline}[args.command].main(params)
     if args.command in ("predict", "validate"):
         from sweetspot.check import predict, validate

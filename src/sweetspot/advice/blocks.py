@@ -30,18 +30,15 @@ NEIGHBOURS = (1, 8)  # a centre's neighbours: c-d and c+d for each d
 
 def block_sizes(powers) -> list[int]:
     """Every centre and its neighbours, sorted."""
-    return sorted({b + s * d for _, b in centres(powers) for d in NEIGHBOURS for s in (-1, 1)
-                   if b - d >= 1} | {b for _, b in centres(powers)})
+    return sorted({b + s * d for _, b in centres(powers) for d in (0, *NEIGHBOURS)
+                   for s in (-1, 1) if b - d >= 1})
 
 
 def main(params: Params) -> int:
-    from sweetspot.data.load import load_data, resolve_device
-
     started = time.time()
-    rounds.check(params, "block_powers", max(block_sizes(params.advice.block_powers)))
-    cfg = dataclasses.replace(params.train, loader="tensor", loader_workers=0)
-    data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
     sizes = block_sizes(params.advice.block_powers)
+    data = rounds.load(params, "block_powers", max(sizes))
+    cfg = dataclasses.replace(params.train, loader="tensor", loader_workers=0)
     on = rounds.with_rounds(dataclasses.replace(params, train=cfg))
     doc = steptime.measure_doc(on, data, sizes)
     per_example = {b: 1e6 * v["seconds"] / int(b) for b, v in doc["per_batch"].items()}

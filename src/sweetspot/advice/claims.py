@@ -123,8 +123,7 @@ def neighbours(per_batch, spot: dict, undecided: list[int] = ()) -> dict:
     members: each as (batch size, its estimate over the spot's, its status)."""
     sizes = sorted(int(b) for b in per_batch["batch_size"])
     i = sizes.index(spot["batch_size"])
-    beside = [b for b in (sizes[i - 1] if i else None, sizes[i + 1] if i + 1 < len(sizes)
-                          else None) if b is not None]
+    beside = sizes[max(i - 1, 0):i] + sizes[i + 1:i + 2]
     region = [r["batch_size"] for r in spot["region"]]
     inside = [b for b in beside if b in region and b not in undecided]
     status = {b: "undecided" if b in undecided else "in the region" if b in region else

@@ -43,13 +43,14 @@ def key(loader: str, threads: int, workers: int, batch_size: int) -> str:
     return f"{loader} {threads}t {workers}w b{batch_size}"
 
 
-def best_split(fastest: dict[str, float], cpus: int, batch_sizes: list[int]) -> tuple[int, int]:
-    """The question pipeline's split with the smallest geometric mean of seconds per step over
-    the batch sizes (each the fastest of its rounds). Pure."""
+def best_split(fastest: dict[str, float], cpus: int, batch_sizes: list[int],
+               loader: str = "torchvision") -> tuple[int, int]:
+    """The split of `loader`'s path with the smallest geometric mean of seconds per step over the
+    batch sizes (each the fastest of its rounds); the tensor path's have no loader workers. Pure."""
     def cost(split):
-        return sum(math.log(fastest[key("torchvision", *split, b)]) for b in batch_sizes)
+        return sum(math.log(fastest[key(loader, *split, b)]) for b in batch_sizes)
 
-    return min(splits(cpus), key=cost)
+    return min((s for s in splits(cpus) if loader != "tensor" or s[1] == 0), key=cost)
 
 
 def speedups(per_round: dict[str, list[float]], split: tuple[int, int],
@@ -66,12 +67,9 @@ def speedups(per_round: dict[str, list[float]], split: tuple[int, int],
 
 
 def main(params: Params) -> int:
-    from sweetspot.data.load import load_data, resolve_device
-
     started = time.time()
-    rounds.check(params, "split_batch_sizes", max(params.advice.split_batch_sizes))
+    data = rounds.load(params, "split_batch_sizes", max(params.advice.split_batch_sizes))
     a, cfg = params.advice, params.train
-    data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
     cpus, sizes = len(os.sched_getaffinity(0)), list(a.split_batch_sizes)
     configs = [("torchvision", t, w) for t, w in splits(cpus)]
     configs += [("tensor", t, 0) for t in range(1, cpus + 1)]
@@ -81,9 +79,7 @@ def main(params: Params) -> int:
     print(f"cores: {len(timers)} (split, batch size) pairs on {cpus} CPUs x {a.rounds} rounds")
     rows = steptime.interleave(rounds.named(timers), a.rounds, "cores")
     fastest, per_round = rounds.fastest(rows), rounds.per_key(rows)
-    best = best_split(fastest, cpus, sizes)
-    tensor_best = min(range(1, cpus + 1), key=lambda t: sum(
-        math.log(fastest[key("tensor", t, 0, b)]) for b in sizes))
+    best, tensor_best = best_split(fastest, cpus, sizes), best_split(fastest, cpus, sizes, "tensor")
     del timers  # the loaders' worker processes end here, before the best split is measured
     threads, workers = best
     speed = speedups(per_round, best, sizes)
@@ -97,8 +93,8 @@ def main(params: Params) -> int:
     result = {"cpus": cpus, "splits": splits(cpus), "batch_sizes": sizes, "fastest": fastest,
               "rows": rows, "load": steptime.load_summary(rows),
               "best": {"threads": threads, "workers": workers, "beyond": beyond},
-              "speedup": speed, "tensor_threads": {"best": tensor_best, "speedup": speedups(
-                  per_round, (tensor_best, 0), sizes, "tensor")},
+              "speedup": speed, "tensor_threads": {"best": tensor_best[0], "speedup": speedups(
+                  per_round, tensor_best, sizes, "tensor")},
               "best_split": doc}
     geo = statistics.geometric_mean([v["speedup"] for v in speed.values()])
     rounds.write(params, paths.CORES, result, {"best_threads": threads, "best_workers": workers,

@@ -29,8 +29,7 @@ def batch_one(per_batch, spot: dict, budget: int, censored: list[str]) -> dict:
     rows = per_batch[per_batch["batch_size"] < min(r["batch_size"] for r in spot["region"])]
     inside = 1 in [r["batch_size"] for r in spot["region"]]
     return {"verdict": NOT if inside else HOLDS, "budget": budget, "stopped": len(censored),
-            "below": [(int(r.batch_size), r.estimate, ratio_to_spot(per_batch, spot,
-                                                                    r.batch_size))
+            "below": [(int(r.batch_size), r.estimate, ratio_to_spot(per_batch, spot, r.batch_size))
                       for r in rows.itertuples()]}
 
 

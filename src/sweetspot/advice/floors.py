@@ -13,10 +13,8 @@ FLAT = 0.10  # per-example cost within this of its lowest has stopped falling
 
 def level_of(nbytes: float, levels: dict[str, int]) -> str:
     """The smallest cache level holding nbytes (L1d, L2, L3), else RAM."""
-    for level in sorted((k for k in levels if k != "RAM"), key=levels.get):
-        if nbytes <= levels[level]:
-            return level
-    return "RAM"
+    return next((level for level in sorted(levels, key=levels.get)
+                 if level != "RAM" and nbytes <= levels[level]), "RAM")
 
 
 def level_bandwidth(bandwidth: dict[int, float], levels: dict[str, int]) -> dict[str, float]:
@@ -63,11 +61,10 @@ def floors(doc: dict) -> dict:
               "rise": z["us_per_example"] / a["us_per_example"] - 1}
              for a, z in zip(rows, rows[1:], strict=False) if a["level"] != z["level"]
              and z["us_per_example"] > (1 + LEVEL_JUMP) * a["us_per_example"]]
-    first = doc["counted"][min(doc["counted"], key=int)]
-    big = doc["counted"][max(doc["counted"], key=int)]
-    w = first["weight_bytes"]
+    largest = max(doc["counted"], key=int)
+    w, big = doc["counted"][min(doc["counted"], key=int)]["weight_bytes"], doc["counted"][largest]
     per_example_bytes = 2 * big["input_bytes"] + 3 * big["activation_bytes"]
-    flops_per_example = big["flops"] / int(max(doc["counted"], key=int))
+    flops_per_example = big["flops"] / int(largest)
     return {"rows": rows, "bandwidth": bw, "lowest": lowest, "stops_falling": stops,
             "jumps": jumps, "t0_floor": 5 * w / bw.get(level_of(2 * w, levels), bw["RAM"]),
             "c_floor": max(flops_per_example / rate, per_example_bytes / bw["RAM"])}

@@ -66,12 +66,9 @@ def copy_timer(nbytes: int):
 
 
 def main(params: Params) -> int:
-    from sweetspot.data.load import load_data, resolve_device
-
     started = time.time()
-    rounds.check(params, "memory_batch_sizes", max(params.advice.memory_batch_sizes))
+    data = rounds.load(params, "memory_batch_sizes", max(params.advice.memory_batch_sizes))
     a, cfg = params.advice, dataclasses.replace(params.train, loader="tensor", loader_workers=0)
-    data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
     levels = cache_bytes(json.loads(paths.MACHINE.read_text()).get("caches", {}))
     once = dataclasses.replace(params.steptime, min_steps=1)  # large batches: one step a block
     timers = {f"step b{b}": rounds.step_timer(dataclasses.replace(cfg, batch_size=b), data, once)

@@ -45,13 +45,10 @@ def factors(fastest: dict[str, float], batch_sizes: list[int]) -> dict[str, dict
 
 
 def main(params: Params) -> int:
-    from sweetspot.data.load import load_data, resolve_device
-
     started = time.time()
     sizes = list(params.advice.pipeline_batch_sizes)
-    rounds.check(params, "pipeline_batch_sizes", max(sizes))
+    data = rounds.load(params, "pipeline_batch_sizes", max(sizes))
     cfg = dataclasses.replace(params.train, loader_workers=0)
-    data = load_data(params.data.dataset, resolve_device(cfg.device), cfg.train_examples)
     timers = {key(loader, kind, b): rounds.step_timer(dataclasses.replace(
         cfg, loader=loader, batch_size=b), data, params.steptime, kind)
         for loader, kind in STACKS for b in sizes}

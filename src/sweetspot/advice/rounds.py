@@ -8,17 +8,20 @@ from collections.abc import Callable
 
 from sweetspot import paths
 from sweetspot.config import Params, SteptimeConfig, TrainConfig
-from sweetspot.data.load import Data
+from sweetspot.data.load import Data, load_data, resolve_device
 from sweetspot.errors import ConfigError
 from sweetspot.measure import machine, steptime
 from sweetspot.track import tracking
 
 
-def check(params: Params, key: str, largest: int) -> None:
-    """A claim stage's batch sizes against the training set: one line, before any work."""
+def load(params: Params, key: str, largest: int) -> Data:
+    """A claim stage's data, once its batch sizes are checked against the training set (one line,
+    before any work)."""
     if largest > params.train.n_train:
         raise ConfigError(f"advice.{key}: batch size {largest} is larger than the training set "
                           f"({params.train.n_train})")
+    return load_data(params.data.dataset, resolve_device(params.train.device),
+                     params.train.train_examples)
 
 
 def named(timers: dict[str, Callable[[], float]]) -> list[Callable[[], dict]]:

@@ -75,8 +75,8 @@ def main(params: Params, epochs: int) -> int:
               "git_commit": tags["git_commit"],
               "stack": doc["stack_name"], "load": doc["load"], "seconds_per_step": seconds,
               "short_run": trained, **found}
-    name = f"forecast {network_name(cfg)}"
-    with tracking.open_run(cfg.experiment, name, tags, started) as active:
+    with tracking.open_run(cfg.experiment, f"forecast {result['network']}", tags,
+                           started) as active:
         steptime.log(active, doc)
         active.log_metrics({"t0": found["t0"], "c": found["c"],
                             **{f"b_star/{k}": v["b_star"] for k, v in found["per_noise"].items()}})

@@ -10,7 +10,7 @@ MD5 of the steps table it read) and one MLflow run. Trains nothing. Run: `sweets
 
 from __future__ import annotations
 
-import contextlib
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -29,24 +29,17 @@ from sweetspot.track import outage, tracking
 from sweetspot.train import networks
 
 
-@contextlib.contextmanager
-def _steps_file(source: str | None):
-    """The steps table's file: a path (default: the committed one) or an MLflow run's artifact,
-    downloaded into a folder that is gone when the block ends."""
+def load_steps(source: str | None) -> tuple[pd.DataFrame, str]:
+    """The steps table from a path (default: the committed one) or an MLflow run's artifacts
+    (downloaded into a folder gone once read), refused whole when it is not one, and the MD5 of
+    the file as read (as dvc.lock records it)."""
     path = Path(source) if source else paths.STEPS_TABLE
     with tempfile.TemporaryDirectory(prefix="sweetspot-steps-") as folder:
-        if source and not path.exists() and _looks_like_run_id(source):
+        if source and not path.exists() and re.fullmatch("[0-9a-f]{32}", source):  # a run id
             path = _from_run(source, folder)
         if not path.is_file():
             raise ConfigError(f"--steps: no steps table at {path} (run `dvc repro report`, or "
                               "give a path or an MLflow run id)")
-        yield path
-
-
-def load_steps(source: str | None) -> tuple[pd.DataFrame, str]:
-    """The steps table from a path (default: the committed one) or an MLflow run's artifacts,
-    refused whole when it is not one, and the MD5 of the file as read (as dvc.lock records it)."""
-    with _steps_file(source) as path:
         try:
             table = pd.read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
@@ -64,10 +57,6 @@ def load_steps(source: str | None) -> tuple[pd.DataFrame, str]:
         raise ConfigError(f"--steps: {path} has a row that is neither censored nor a positive "
                           "number of steps at a positive batch size")
     return table, digest
-
-
-def _looks_like_run_id(text: str) -> bool:
-    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
 
 
 def _from_run(run_id: str, folder: str) -> Path:

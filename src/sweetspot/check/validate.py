@@ -82,8 +82,7 @@ def main(params: Params, steps: str | None) -> int:
     resolve_device(params.train.device)
     target = params.sweep.targets[0]
     if not np.isclose(table["target"], target).any():
-        raise ConfigError(f"--steps: the table has no target {target:g} "
-                                  "(sweep.targets[0])")
+        raise ConfigError(f"--steps: the table has no target {target:g} (sweep.targets[0])")
     result = predict.run(params, table)
     found = result["prediction"][f"{target:g}"]
     spot = found["spot"]["batch_size"]

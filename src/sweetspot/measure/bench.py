@@ -122,13 +122,12 @@ def eval_off_clock(params: Params, data: Data, repeats: int, n: int = 6000) -> d
                                         subset))
     best = lambda name, key: float(  # noqa: E731
         fastest.machine_seconds([r[key] for r in runs[name]]))
+    rare, often = best("rare", "train_time"), best("often", "train_time")
+    evaluating = best("often", "eval_time")
     return {"examples": n, "batch_size": base.batch_size, "repeats": repeats,
-            "evaluations": len(runs["often"][0]["curve"]),
-            "train_time_rare": best("rare", "train_time"),
-            "train_time_often": best("often", "train_time"),
-            "eval_time_often": best("often", "eval_time"),
-            "clock_ratio": best("often", "train_time") / best("rare", "train_time"),
-            "eval_over_train": best("often", "eval_time") / best("rare", "train_time")}
+            "evaluations": len(runs["often"][0]["curve"]), "train_time_rare": rare,
+            "train_time_often": often, "eval_time_often": evaluating,
+            "clock_ratio": often / rare, "eval_over_train": evaluating / rare}
 
 
 def summarise(rows: list[dict], per_example: float, matmul: float | None) -> dict:
@@ -255,10 +254,9 @@ def main(params: Params) -> int:
     plt.close(fig)
 
     with tracking.open_run(cfg.experiment, "bench", {**tags, "kind": "bench"}, started) as active:
-        run_params = {**config.as_dict(bench), "width": cfg.width, "activation": cfg.activation,
-                      "optimizer": cfg.optimizer, "lr": cfg.lr, "momentum": cfg.momentum,
-                      "dataset": params.data.dataset}
-        active.log_params(run_params)
+        active.log_params({**config.as_dict(bench), "width": cfg.width,
+                           "activation": cfg.activation, "optimizer": cfg.optimizer,
+                           "lr": cfg.lr, "momentum": cfg.momentum, "dataset": params.data.dataset})
         metrics = {f"{key}/{name}": value for key, cell in result.items()
                    if isinstance(cell, dict) for name, value in cell.items()}  # eval_off_clock too
         if matmul:

@@ -140,13 +140,11 @@ def speed_verdict(recorded: dict | None, probed: dict, busy: bool,
     how, said = compare_speed(recorded, probed, tolerance)
     if how == "unrecorded":
         return True, said
-    if how == "faster":
-        return True, f"faster than recorded ({said} the recorded seconds per step)"
     if how == "slower" and busy:
         return False, (f"slower than recorded ({said}) but busy while probing, so kept the "
                        "recorded speed; re-measure when quiet: `dvc repro -f -s steptime`")
-    if how == "slower":
-        return True, f"slower than recorded ({said} the recorded seconds per step)"
+    if how != "same":  # faster, or slower while quiet
+        return True, f"{how} than recorded ({said} the recorded seconds per step)"
     return False, f"speed as recorded, within {tolerance:.0%} ({said})"
 
 

@@ -30,7 +30,7 @@ import torch
 from sweetspot import config, paths
 from sweetspot.answer import fastest, procedure
 from sweetspot.config import Params, SteptimeConfig, TrainConfig
-from sweetspot.data.load import Data, epoch_batches
+from sweetspot.data.load import Data, epoch_batches, load_data, resolve_device
 from sweetspot.measure import machine
 from sweetspot.track import tracking
 from sweetspot.train import networks
@@ -202,8 +202,6 @@ def probe(params: Params) -> tuple[str, dict, dict | None]:
     stack steptime measures, at PROBE_BATCHES of each of its data paths, each the fastest of
     `machine.probe_rounds` interleaved rounds, as {loader: {batch size: seconds}}; and how busy
     the machine was meanwhile (machine.summary)."""
-    from sweetspot.data.load import load_data, resolve_device
-
     data = load_data(params.data.dataset, resolve_device(params.train.device),
                      params.train.train_examples)
     rounds = dataclasses.replace(params.steptime, rounds=params.machine.probe_rounds)
@@ -235,22 +233,20 @@ def log(active, doc: dict) -> None:
 
 
 def main(params: Params) -> int:
-    from sweetspot.data.load import load_data, resolve_device
-
     data = load_data(params.data.dataset, resolve_device(params.train.device),
                      params.train.train_examples)
     per_loader = {}
     for loader in params.steptime.loaders:  # each data path the report answers for
         on = dataclasses.replace(params, train=dataclasses.replace(params.train, loader=loader))
         started = time.time()
-        per_loader[loader] = measure_doc(on, data, procedure.candidate_batches(params))
-        with tracking.open_run(params.train.experiment, f"steptime {stack_name(on.train)}",
-                          {**tracking.provenance(str(data.device)), "kind": "steptime"},
-                          started) as active:
-            log(active, per_loader[loader])
-        print(f"steptime: {len(per_loader[loader]['batch_sizes'])} batch sizes x "
-              f"{params.steptime.rounds} rounds in {per_loader[loader]['seconds']:.1f} s on "
-              f"{stack_name(on.train)}; {machine.load_text(per_loader[loader]['load'])}")
+        doc = per_loader[loader] = measure_doc(on, data, procedure.candidate_batches(params))
+        with tracking.open_run(params.train.experiment, f"steptime {doc['stack_name']}",
+                               {**tracking.provenance(str(data.device)), "kind": "steptime"},
+                               started) as active:
+            log(active, doc)
+        print(f"steptime: {len(doc['batch_sizes'])} batch sizes x {params.steptime.rounds} "
+              f"rounds in {doc['seconds']:.1f} s on {doc['stack_name']}; "
+              f"{machine.load_text(doc['load'])}")
     paths.write_json(paths.STEPTIME, {"per_loader": per_loader})
     print(f"wrote {paths.STEPTIME}")
     return 0
