@@ -84,8 +84,9 @@ def train_cell(params: Params, job: Job, root: str, uri: str) -> str:
 def run_jobs(ray, task, params: Params, jobs: list[Job], retries: int) -> dict:
     """Every job as a Ray task (train.threads CPUs each, retried when its worker dies); progress
     as they finish. Returns {job title: error} for the cells that failed; the others complete."""
-    for job in jobs:  # as DVC removes a stage's outs before running it
-        job.out.unlink(missing_ok=True)
+    for job in jobs:
+        if job.out.is_file():  # as DVC removes a stage's outs (a directory in the way fails)
+            job.out.unlink()
     root, uri, threads = str(tracking.project_root()), tracking.tracking_uri(), params.train.threads
     refs = {task.options(num_cpus=threads, max_retries=retries, name=f"cell {job.cell.name}")
             .remote(params, job, root, uri): job for job in jobs}
