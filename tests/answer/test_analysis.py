@@ -113,27 +113,41 @@ def test_quiet_time_takes_the_runs_fastest_stretch_as_its_speed():
     curve = interval_curve([0.01, 0.01, 0.03, 0.03, 0.01, 0.01])
     hit = time_to_target(curve, 0.97)
     assert hit["time"] == pytest.approx(1.0)  # the clock pays for the burst ...
-    assert analysis.quiet_time(curve, hit) == pytest.approx(0.6)  # ... the quiet time does not
+    assert analysis.quiet_time(curve, hit, 20) == pytest.approx(0.6)  # ... the quiet time does not
 
 
-def test_quiet_time_adds_the_fastest_epoch_start_per_epoch_begun():
+def test_a_runs_seconds_are_read_over_as_many_intervals_as_the_timing_has_rounds():
+    # the timing took the fastest of 2 rounds: the run's own fastest of its first 2 intervals,
+    # not of all 6 (a minimum over more readings reads lower, and longer runs have more)
+    curve = interval_curve([0.03, 0.02, 0.03, 0.01, 0.01, 0.01])
+    assert analysis.run_seconds(curve, 2) == pytest.approx(0.02)
+    assert analysis.run_seconds(curve, 20) == pytest.approx(0.01)
+    table = target_table([{"batch_size": 100, "lr": 1.0, "seed": 0, "outcome": "reached",
+                           "curve": curve}], [0.97], samples=2)
+    assert table["run_seconds"].tolist() == [pytest.approx(0.02)]
+    assert table["quiet_time"].tolist() == [pytest.approx(60 * 0.02)]
+
+
+def test_quiet_time_spreads_the_fastest_epoch_start_over_an_epochs_steps():
     # 4 intervals an epoch; the interval that starts an epoch (0, 4, 8) pays 50 ms more for its
-    # shuffle, and the second one 100 ms (a burst): the fastest start, once per epoch begun
+    # shuffle, and the second one 100 ms (a burst): the fastest start, spread over an epoch's
+    # 40 steps as steptime spreads its own
     per_step = [0.01, 0.01, 0.01, 0.01] * 3
     curve = interval_curve(per_step)
     for i, extra in ((0, 0.05), (4, 0.10), (8, 0.05)):
         for p in curve[i:]:
             p["time"] += extra
     hit = time_to_target(curve, 0.97)
-    assert analysis.quiet_time(curve, hit) == pytest.approx(120 * 0.01 + 3 * 0.05)
+    assert analysis.quiet_time(curve, hit, 20) == pytest.approx(120 * 0.01 + 3 * 0.05)
+    assert analysis.run_seconds(curve, 20) == pytest.approx(0.01 + 0.05 / 40)
     early = time_to_target(interval_curve(per_step, target_at=5), 0.97)  # hit in epoch 2
-    assert early["step"] == 60 and analysis.quiet_time(curve, early) == pytest.approx(
-        60 * 0.01 + 2 * 0.05)
+    assert early["step"] == 60 and analysis.quiet_time(curve, early, 20) == pytest.approx(
+        60 * 0.01 + 1.5 * 0.05)
 
 
 def test_quiet_time_of_an_unreached_run_is_censored():
     curve = interval_curve([0.01, 0.01], target_at=5)
-    assert analysis.quiet_time(curve, time_to_target(curve, 0.97)) == math.inf
+    assert analysis.quiet_time(curve, time_to_target(curve, 0.97), 20) == math.inf
     table = target_table([{"batch_size": 100, "lr": 1.0, "seed": 0, "outcome": "not_reached",
                            "curve": curve}], [0.97])
     assert table["quiet_time"].tolist() == [math.inf]

@@ -2,6 +2,7 @@
 
 import math
 
+import pandas as pd
 import pytest
 
 from conftest import tiny_params
@@ -37,6 +38,20 @@ def test_a_summary_holds_the_answer_and_the_cost_model(answer):
                              "spot": 24, "t0": 1e-4, "c": 1e-5}
     assert s["sqrt_n"] == pytest.approx(math.sqrt(6000))  # the tiny profile's subset
     assert s["machine"] == "this machine" and s["race"] is None
+
+
+@pytest.mark.parametrize(("shares", "named"), [
+    ({24: 0.56, 32: 0.43, 48: 0.01}, [24, 32]),  # 24 wins most, not 80%: 24 or 32
+    ({24: 0.85, 32: 0.15, 48: 0.0}, [24]),  # 24 wins 80% and more: named alone
+    ({24: 0.40, 32: 0.35, 48: 0.25}, [24, 32, 48]),  # three before 80%
+])
+def test_a_spot_that_wins_under_80_percent_is_named_as_the_tie(shares, named):
+    rows = pd.DataFrame({"batch_size": list(shares), "share": list(shares.values()),
+                         "estimate": [2.0, 2.0, 2.1]})
+    assert compare.tie({"batch_size": 24, "per_batch": rows}) == named
+    tied = problem("mlp", "MNIST", 24, 22.0, region=[24, 32, 48])
+    assert f"| {' or '.join(map(str, named))} |" in compare.problems_table(
+        [{**tied, "tie": named}])[2]
 
 
 def test_the_table_prints_a_region_as_the_set_it_is():

@@ -76,6 +76,7 @@ def test_answer_sets_the_estimate_beside_the_measured_time(answer):
     # fake_run's clock is steps x step time exactly, so the model's check reads 1
     assert hit["measured"].to_numpy() == pytest.approx(hit["estimate"].to_numpy())
     assert hit["ratio"].to_numpy() == pytest.approx(1.0)
+    assert hit["step_ratio"].to_numpy() == pytest.approx(1.0)  # the machine's factor alone
     assert not rows.loc[1024, "reached"] and rows.loc[1024, "measured"] == math.inf
 
 
@@ -123,6 +124,17 @@ def test_text_names_the_sweet_spot_and_keeps_the_censored(answer):
     assert "not reached" in row and "0/2" in row  # censored, never dropped
 
 
+def test_a_spot_that_wins_under_80_percent_of_resamples_is_named_as_a_tie(answer):
+    results, cells, seconds, spots = answer
+    spot = spots[0.97]
+    split = spot["per_batch"].assign(share=spot["per_batch"]["batch_size"].map({32: 0.6, 64: 0.4}))
+    md = text({0.97: {**spot, "share": 0.6, "per_batch": split.fillna({"share": 0.0})}}, cells)
+    first = md.split("\n\n")[1]
+    assert "No batch size wins 80% of the resamples of seeds and timing rounds: **32 or 64** " \
+           "win 60% and 40%, a tie the data do not break. Batch 32, which wins most," in first
+    assert "**batch size 32**" not in md
+
+
 def test_text_explains_what_makes_the_comparison_fair(answer):
     results, cells, seconds, spots = answer
     md = text(spots, cells)
@@ -136,11 +148,15 @@ def test_text_sets_the_two_factors_beside_the_measurement(answer):
     results, cells, seconds, spots = answer
     md = text(spots, cells)
     assert "## The two factors, and the direct measurement beside them" in md
-    assert "| measured (s) | measured / estimate | clock (s) |" in md
+    assert ("| measured (s) | measured / estimate | runs' µs per step | runs' / estimate's "
+            "| clock (s) |") in md
     b = spots[0.97]["batch_size"]
     row = next(line for line in md.splitlines() if line.startswith(f"| {b} | 1 |"))
-    assert row.split("|")[-3].strip() == "1.00" and f"| {T0 * 1e6 + C * b * 1e6:.0f} |" in row
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[-5] == "1.00" and cells[-3] == "1.000"  # fake_run: the estimate's own seconds
+    assert row.count(f"| {T0 * 1e6 + C * b * 1e6:.0f} |") == 2  # the estimate's and the runs'
     assert "Measured over estimated: median 1.00" in md
+    assert "The machine's factor alone, the runs' seconds per step over the estimate's: " in md
     assert "## The machine's factor" in md and "fastest round" in md
 
 

@@ -15,6 +15,8 @@ import pandas as pd
 from sweetspot.answer.hit import first_hit
 
 INF = math.inf
+SAMPLES = 20  # a run's intervals its own seconds per step are read over: params.yaml's
+#               steptime.rounds as committed (estimate.answers passes the rounds measured)
 NESTED = ("curve", "epoch_rows", "test_predictions")  # per run, not a column: summarised here
 HIT_KEYS = ("time_to_target", "steps_to_target", "examples_to_target", "epochs_to_target")
 # What a run measured (rather than how it was configured): not an identifying column.
@@ -74,15 +76,16 @@ def time_to_target(curve: list[dict] | pd.DataFrame, target: float) -> dict:
             "epoch": float(p["epoch"]), "reached": True}
 
 
-def quiet_time(curve: list[dict], hit: dict) -> float:
-    """A run's time to its target, robust to load as steptime's seconds are: steps to target x
-    the run's fastest seconds per step over an evaluation interval that started no epoch, plus,
-    for each epoch begun before the hit, the fastest extra time of an interval that started one
-    (its shuffle or new iterator). Load only adds time, so neither minimum moves while one
-    stretch of the run was quiet. `hit`: time_to_target's answer; inf when not reached."""
-    if not hit["reached"]:
-        return INF
+def run_seconds(curve: list[dict] | pd.DataFrame, samples: int) -> float:
+    """A run's own seconds per step, read as steptime reads the machine's (row_seconds over its
+    fastest round): the fastest of its first `samples` evaluation intervals that started no
+    epoch, plus the fastest extra time of an interval that started one (its shuffle or new
+    iterator) spread over an epoch's steps. Load only adds time, so neither minimum moves while
+    one stretch of the run was quiet; `samples` (steptime's rounds) keeps the two minima over
+    as many readings, so a long run's many intervals do not pull its own lower."""
     curve = curve.to_dict("records") if isinstance(curve, pd.DataFrame) else curve
+    if not curve or not curve[-1]["step"]:
+        return math.nan
     n_train = round(curve[-1]["examples"] / curve[-1]["epoch"])
     plain, starting = [], []  # (steps, seconds) of each interval between evaluations
     before = {"step": 0, "time": 0.0, "examples": 0}
@@ -91,18 +94,28 @@ def quiet_time(curve: list[dict], hit: dict) -> float:
         if steps > 0:
             (starting if before["examples"] % n_train == 0 else plain).append((steps, seconds))
         before = p
-    rate = min(t / n for n, t in plain or starting)
+    rate = min(t / n for n, t in (plain or starting)[:samples])
     start = min((max(t - rate * n, 0.0) for n, t in starting), default=0.0) if plain else 0.0
-    return rate * hit["step"] + start * math.ceil(hit["examples"] / n_train)
+    steps_per_epoch = curve[-1]["step"] / curve[-1]["epoch"]
+    return rate + start / steps_per_epoch
 
 
-def target_table(results: list[dict], targets: list[float]) -> pd.DataFrame:
+def quiet_time(curve: list[dict], hit: dict, samples: int) -> float:
+    """A run's time to its target, robust to load as the estimate is: its steps to the target x
+    its own seconds per step (run_seconds). `hit`: time_to_target's answer; inf when not
+    reached."""
+    return run_seconds(curve, samples) * hit["step"] if hit["reached"] else INF
+
+
+def target_table(results: list[dict], targets: list[float],
+                 samples: int = SAMPLES) -> pd.DataFrame:
     """One row per (run, target), read off each run's curve. Columns: the run's identifying
     columns (batch_size, lr, seed and any other configuration scalars such as loader), target,
     time (s), steps, examples, epochs (to target; inf if censored), reached, outcome (this target:
     reached | diverged | not_reached), run_outcome, run_target (the run's own stopping target: a
     higher target is censored by design), mean_step_time (s), seconds_per_epoch (s), best_test_acc,
-    quiet_time (s, the time to target from the run's quiet stretches: see quiet_time).
+    run_seconds (s, the run's own seconds per step over its first `samples` intervals) and
+    quiet_time (s, its time to target at those seconds).
     """
     cells = cells_table(results)
     id_cols = [c for c in cells.columns if c not in RUN_METRICS]
@@ -125,6 +138,7 @@ def target_table(results: list[dict], targets: list[float]) -> pd.DataFrame:
                 "mean_step_time": cell.get("mean_step_time", math.nan),
                 "seconds_per_epoch": cell["seconds_per_epoch"],
                 "best_test_acc": cell.get("best_test_acc", math.nan),
-                "quiet_time": quiet_time(curve, hit),
+                "run_seconds": run_seconds(curve or [], samples),
+                "quiet_time": quiet_time(curve, hit, samples),
             })
     return pd.DataFrame(rows)

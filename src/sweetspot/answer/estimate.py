@@ -168,21 +168,26 @@ def sweet_spot(per_batch: pd.DataFrame, boot: np.ndarray, target: float) -> dict
 
 def beside_measured(per_batch: pd.DataFrame, results_table: pd.DataFrame,
                     target: float) -> pd.DataFrame:
-    """The estimate beside each batch size's directly measured seconds to target, over its runs
-    at the chosen rate (analysis.target_table): "measured", the median of each run's quiet time
-    (its own fastest seconds per step x its steps: robust to load as the estimate is), and
-    "clock", the median of the training clock's reading; "ratio" = measured / estimate, the
-    model's check. No runs (none trained on this data path): NaN in all three."""
-    measured, clock = [math.nan] * len(per_batch), [math.nan] * len(per_batch)
+    """The estimate beside each batch size's runs at the chosen rate (analysis.target_table):
+    "measured", the median of each run's quiet time (its own seconds per step x its steps:
+    robust to load as the estimate is), and "clock", the median of the training clock's
+    reading; "ratio" = measured / estimate, the model's check. And the machine's factor alone,
+    on an equal footing: "run_seconds", the median of the runs' own seconds per step (read as
+    the estimate's, over as many intervals as it has rounds), and "step_ratio" = run_seconds /
+    seconds_per_step. No runs (none trained on this data path): NaN in all."""
+    found = {key: [math.nan] * len(per_batch) for key in ("measured", "clock", "run_seconds")}
     if len(results_table):
         at = results_table[np.isclose(results_table["target"].astype(float), target)]
         for i, row in enumerate(per_batch.itertuples()):
             runs = at[(at["batch_size"] == row.batch_size) & np.isclose(at["lr"], row.lr)]
-            measured[i] = analysis.censored_median(runs["quiet_time"], runs["reached"])
-            clock[i] = analysis.censored_median(runs["time"], runs["reached"])
-    out = per_batch.assign(measured=measured, clock=clock)
+            found["measured"][i] = analysis.censored_median(runs["quiet_time"], runs["reached"])
+            found["clock"][i] = analysis.censored_median(runs["time"], runs["reached"])
+            found["run_seconds"][i] = (float(runs["run_seconds"].median()) if len(runs)
+                                       else math.nan)
+    out = per_batch.assign(**found)
     with np.errstate(invalid="ignore", divide="ignore"):
         out["ratio"] = out["measured"] / out["estimate"]
+        out["step_ratio"] = out["run_seconds"] / out["seconds_per_step"]
     return out
 
 
@@ -225,7 +230,8 @@ def answers(results: list[dict], seconds: dict[int, list[float]], targets: list[
     spot by measured time alone ("direct", from each run's quiet time, as robust to load as the
     estimate; None without runs)."""
     steps = steps_table(results, targets)
-    measured = analysis.target_table(results if runs is None else runs, targets)
+    rounds = min((len(v) for v in seconds.values()), default=analysis.SAMPLES)
+    measured = analysis.target_table(results if runs is None else runs, targets, rounds)
     out = {}
     for target in targets:
         found = estimate(steps, seconds, target, resamples)

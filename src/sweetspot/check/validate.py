@@ -94,7 +94,7 @@ def main(params: Params, steps: str | None) -> int:
     plan = {b: rate[b] for b in neighbours(spot, grid)}
     seeds = [*params.sweep.seeds, *params.sweep.extra_seeds]
     runs = train_runs(params, plan, seeds)
-    measured_table = analysis.target_table(runs, [target])
+    measured_table = analysis.target_table(runs, [target], params.steptime.rounds)
     predicted = pd.DataFrame([r for r in found["per_batch"] if r["batch_size"] in plan])
     check = goal(beside_measured(predicted, measured_table, target), spot, grid)
     doc = document(result, table_md5, target, plan, seeds, check, runs, measured_table)

@@ -107,17 +107,18 @@ def final_model(results: list[dict], per_batch: pd.DataFrame, spot: dict,
 
 
 def reproduced_here(results: list[dict], per_batch: pd.DataFrame, targets: list[float],
-                    sample: dict | None) -> dict | None:
+                    sample: dict | None, rounds: int = analysis.SAMPLES) -> dict | None:
     """What was reproduced on this machine (the reproduce stage's sample): its steps against the
     committed cells', the answer's check of itself on its runs (timed here: measured over
     estimated, estimate.self_check), and which of the cells were trained on the host the sample
-    ran on (a committed cell that was missing or changed is retrained, alone, by DVC). None
-    before the stage ran."""
+    ran on (a committed cell that was missing or changed is retrained, alone, by DVC). `rounds`:
+    the seconds' timing rounds, as many as the runs' intervals read. None before the stage
+    ran."""
     if sample is None:
         return None
     runs, check = sample["runs"], None
     if runs:
-        timed_here = analysis.target_table(runs, targets)
+        timed_here = analysis.target_table(runs, targets, rounds)
         check = estimate.self_check(estimate.beside_measured(per_batch, timed_here, targets[0]))
     hosts = {r["provenance"].get("host") for r in runs}
     elsewhere = [r.get("provenance", {}) for r in results
@@ -128,6 +129,13 @@ def reproduced_here(results: list[dict], per_batch: pd.DataFrame, targets: list[
             "elsewhere_on": sorted({f"{p.get('cpu_model', '?')} "
                                     f"({p.get('torch_cpu_capability', 'vector width unrecorded')})"
                                     for p in elsewhere})}
+
+
+def timed_beside(results: list[dict], loader: str, doc: dict) -> list[dict]:
+    """The runs whose own seconds can stand beside a steptime document's: on its data path, and
+    timed on its host since the same boot (elsewhere, or at another time, the machine differs)."""
+    return [r for r in results if r["loader"] == loader
+            and r.get("provenance", {}).get("host") == doc.get("host")]
 
 
 def validations(params: Params) -> list[dict]:
@@ -170,7 +178,7 @@ def build(params: Params) -> Answer:
     timing = sweep.step_times(params)  # per data path, its steptime document
     seconds = {name: fastest.round_seconds(doc) for name, doc in timing.items()}
     per_loader = {name: estimate.answers(results, seconds[name], targets, s.resamples,
-                                         [r for r in results if r["loader"] == name])
+                                         timed_beside(results, name, timing[name]))
                   for name in timing}
     headline, spots = [r for r in results if r["loader"] == loader], per_loader[loader]
     cells, per_batch = analysis.cells_table(headline), spots[targets[0]]["per_batch"]
@@ -194,7 +202,8 @@ def build(params: Params) -> Answer:
         validations=validations(params),
         final=final_model(headline, per_batch, spots[targets[0]],
                           test_labels(params.data.dataset)),
-        here=reproduced_here(headline, per_batch, targets, reproduce.document()),
+        here=reproduced_here(headline, per_batch, targets, reproduce.document(),
+                             timing[loader]["steptime"]["rounds"]),
         raced=raced,
         held=heldout.documents(), problems=summaries(own, summary_file(params)), summary=own,
         advice=advice.build(params, results, per_loader, targets[0], cost, steps,

@@ -20,6 +20,16 @@ from sweetspot.report.figures import CAPTIONS
 REFERENCE = ("mlp", "MNIST")  # the question's network and dataset
 SAME = 1.25  # a move by less than this factor either way is no move
 CLOSE = 2.0  # a predicted move within this factor of the found one has "the size" right
+NAMED = 0.80  # a spot is named alone when it wins this share of the resamples; else the tie is
+
+
+def tie(spot: dict) -> list[int]:
+    """The batch sizes the answer names: the spot alone where it wins NAMED of the resamples,
+    else the fewest that together win that share (most wins first), e.g. [24, 32]."""
+    rows = spot["per_batch"].query("share > 0").sort_values(
+        ["share", "estimate", "batch_size"], ascending=[False, True, True])  # sweet_spot's order
+    won = rows["share"].cumsum().to_numpy()
+    return [int(b) for b in rows["batch_size"][:int((won < NAMED).sum()) + 1]]
 
 
 def summary(params, network: str, spot: dict, cost: dict | None, noise: dict,
@@ -33,6 +43,7 @@ def summary(params, network: str, spot: dict, cost: dict | None, noise: dict,
     return {"network_key": params.train.network, "network": network,
             "dataset": params.data.dataset, "target": params.sweep.targets[0],
             "spot": spot.get("batch_size"), "estimate": spot.get("estimate"),
+            "tie": tie(spot) if spot.get("batch_size") else [],
             "region": [r["batch_size"] for r in spot.get("region", [])],
             "tried": sorted(int(b) for b in rows["batch_size"]),
             **{k: cost[k] if cost else None for k in ("b_noise", "t0", "c", "b_star")},
@@ -64,6 +75,11 @@ def label(s: dict) -> str:
     return f"{s['network_key']} on {s['dataset']}"
 
 
+def named(s: dict) -> str:
+    """The spot, or the tie the data leave ("24 or 32"), as the summary has it."""
+    return " or ".join(map(str, s.get("tie") or [])) or fmt(s["spot"], ".0f", "-")
+
+
 def region(s: dict) -> str:
     """The sweet region as the set it is (fmt.sizes), among the batch sizes the summary tried."""
     return sizes(s["region"], s.get("tried") or s["relative_time"]) if s["region"] else "-"
@@ -85,7 +101,7 @@ def problems_table(summaries: list[dict]) -> list[str]:
         ["network", "dataset", "target", "sweet region", "spot", "seconds", "B_noise (fit)",
          "B_simple early / averaged", "t0 (µs)", "c (µs/example)", "B*", "√N", "forecast",
          "cells raced"], "llrlrrrrrrrrlr",
-        [[s["network"], s["dataset"], f"{s['target']:g}", region(s), num(s["spot"]),
+        [[s["network"], s["dataset"], f"{s['target']:g}", region(s), named(s),
           num(s["estimate"], ".2f"), num(s["b_noise"]),
           f"{num(s['b_simple_early'])} / {num(s['b_simple_averaged'])}",
           num(s["t0"], ".0f", 1e6), num(s["c"], ".2f", 1e6), num(s["b_star"]),

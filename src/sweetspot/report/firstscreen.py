@@ -11,6 +11,7 @@ import pandas as pd
 from sweetspot.advice import claims, ends
 from sweetspot.answer.estimate import REGION_RULE
 from sweetspot.fmt import fmt, sizes, table
+from sweetspot.report import compare
 from sweetspot.report.answer import Answer
 from sweetspot.report.asked import ASKED, ASKED_LR
 from sweetspot.sweep import race
@@ -25,7 +26,7 @@ def interval(low, high) -> str:
 
 def answer_cells(spot: dict) -> list:
     """One target's answer as table cells: sweet region, spot, seconds and 95% interval."""
-    return [region_text(spot) if spot["batch_size"] is not None else "-", spot["batch_size"],
+    return [region_text(spot) if spot["batch_size"] is not None else "-", named(spot),
             fmt(spot.get("estimate")), interval(spot.get("low"), spot.get("high"))]
 
 
@@ -42,8 +43,7 @@ def headline(answer: Answer) -> list[str]:
         f"**Sweet region: {region_text(spot)}**, at {rates(rows, spot)} (the question trained "
         f"at {ASKED_LR:g}; each batch size's rate is the one of its grid that reaches the "
         f"target in the fewest steps: {grids(answer.params)}). {region_members(spot)}",
-        f"Its spot, **batch size {spot['batch_size']}**, wins {spot['share']:.0%} of the resamples "
-        f"of seeds and timing rounds and reaches {targets[0]:g} test accuracy in "
+        f"{spot_sentence(spot)} reaches {targets[0]:g} test accuracy in "
         f"**{spot['estimate']:.2f} s** of training, estimated as {spot['median_steps']:.0f} steps "
         f"(median over seeds) x {spot['seconds_per_step'] * 1e6:.0f} µs per step (the fastest "
         f"timing round), 95% interval {spot['low']:.2f}-{spot['high']:.2f} s. Measured directly, "
@@ -58,6 +58,23 @@ def headline(answer: Answer) -> list[str]:
                         for t in targets])
         lines.append("")
     return lines
+
+
+def named(spot: dict) -> str:
+    """The spot, or the tie the resamples leave: "24 or 32" (compare.tie)."""
+    return " or ".join(map(str, compare.tie(spot))) if spot["batch_size"] is not None else "-"
+
+
+def spot_sentence(spot: dict) -> str:
+    """The spot where it wins compare.NAMED of the resamples; else the tie, which is the answer."""
+    tied = compare.tie(spot)
+    if len(tied) == 1:
+        return (f"Its spot, **batch size {spot['batch_size']}**, wins {spot['share']:.0%} of the "
+                "resamples of seeds and timing rounds and")
+    shares = spot["per_batch"].set_index("batch_size")["share"]
+    return (f"No batch size wins {compare.NAMED:.0%} of the resamples of seeds and timing rounds: "
+            f"**{named(spot)}** win {' and '.join(f'{shares[b]:.0%}' for b in tied)}, a tie the "
+            f"data do not break. Batch {spot['batch_size']}, which wins most,")
 
 
 def grids(params) -> str:

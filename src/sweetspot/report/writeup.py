@@ -103,20 +103,30 @@ def factors_section(per_batch: pd.DataFrame, target: float) -> list[str]:
     lines = ["## The two factors, and the direct measurement beside them", "",
              *table(["batch size", "lr", f"steps to {target:g}", "reached", "µs per step",
                      "estimate (s)", "95% interval", "wins", "measured (s)",
-                     "measured / estimate", "clock (s)"], "rrrlrrlrrrr",
+                     "measured / estimate", "runs' µs per step", "runs' / estimate's",
+                     "clock (s)"], "rrrlrrlrrrrrr",
                     [[r.batch_size, f"{r.lr:g}", fmt(r.median_steps, ".0f"),
                       f"{r.n_reached}/{r.n_runs}", f"{r.seconds_per_step * 1e6:.0f}",
                       fmt(r.estimate), interval(r.low, r.high), f"{r.share:.0%}", fmt(r.measured),
-                      fmt(r.ratio, ".2f", "-"), fmt(r.clock)] for r in per_batch.itertuples()])]
+                      fmt(r.ratio, ".2f", "-"), fmt(r.run_seconds, ".0f", "-", 1e6),
+                      fmt(r.step_ratio, ".3f", "-"), fmt(r.clock)]
+                     for r in per_batch.itertuples()])]
     ratios = per_batch["ratio"].replace([math.inf], math.nan).dropna()
-    lines += ["", "Measured: each run's quiet time, its steps to the target x its own fastest "
-              "seconds per step between two evaluations, plus its fastest epoch start per epoch "
-              "begun, so load from other processes moves it as little as the estimate; the "
-              "median over the batch size's runs. Clock: the median of the runs' training "
-              "clocks as they read, load and all."]
+    steps = per_batch["step_ratio"].dropna()
+    lines += ["", "Measured: each run's quiet time, its steps to the target x its own seconds per "
+              "step, read as the estimate's are: the fastest of its first evaluation intervals, "
+              "as many as the timing's rounds (each as long as a timing block), plus its fastest "
+              "epoch start spread over an epoch's steps; so load from other processes moves it "
+              "as little as the estimate; the median over the batch size's runs timed on the "
+              "host and since the boot the seconds were measured on (others: -). Clock: the "
+              "median of the runs' training clocks as they read, load and all."]
     if len(ratios):
         lines[-1] += (f" Measured over estimated: median {ratios.median():.2f} "
                       f"(range {ratios.min():.2f}-{ratios.max():.2f}).")
+    if len(steps):
+        lines[-1] += (f" The machine's factor alone, the runs' seconds per step over the "
+                      f"estimate's: {steps.min():.3f}-{steps.max():.3f} over {len(steps)} batch "
+                      f"sizes ({(steps - 1).abs().max():.1%} at most from equal).")
     return [*lines, ""]
 
 
