@@ -131,11 +131,16 @@ def reproduced_here(results: list[dict], per_batch: pd.DataFrame, targets: list[
                                     for p in elsewhere})}
 
 
-def timed_beside(results: list[dict], loader: str, doc: dict) -> list[dict]:
+def timed_beside(results: list[dict], retrained: list[dict], loader: str, doc: dict) -> list[dict]:
     """The runs whose own seconds can stand beside a steptime document's: on its data path, and
-    timed on its host since the same boot (elsewhere, or at another time, the machine differs)."""
-    return [r for r in results if r["loader"] == loader
-            and r.get("provenance", {}).get("host") == doc.get("host")]
+    timed on its host since the same boot (elsewhere, or at another time, the machine differs):
+    the cells, and the reproduce stage's retrained sample, each cell once (its retraining
+    first)."""
+    found = {}
+    for r in [*retrained, *results]:
+        if r["loader"] == loader and r.get("provenance", {}).get("host") == doc.get("host"):
+            found.setdefault(r.get("name", id(r)), r)
+    return list(found.values())
 
 
 def validations(params: Params) -> list[dict]:
@@ -177,8 +182,10 @@ def build(params: Params) -> Answer:
     results = sweep.read_cells(race.all_paths(params))
     timing = sweep.step_times(params)  # per data path, its steptime document
     seconds = {name: fastest.round_seconds(doc) for name, doc in timing.items()}
+    sample = reproduce.document()
+    retrained = sample["runs"] if sample else []
     per_loader = {name: estimate.answers(results, seconds[name], targets, s.resamples,
-                                         timed_beside(results, name, timing[name]))
+                                         timed_beside(results, retrained, name, timing[name]))
                   for name in timing}
     headline, spots = [r for r in results if r["loader"] == loader], per_loader[loader]
     cells, per_batch = analysis.cells_table(headline), spots[targets[0]]["per_batch"]
@@ -202,7 +209,7 @@ def build(params: Params) -> Answer:
         validations=validations(params),
         final=final_model(headline, per_batch, spots[targets[0]],
                           test_labels(params.data.dataset)),
-        here=reproduced_here(headline, per_batch, targets, reproduce.document(),
+        here=reproduced_here(headline, per_batch, targets, sample,
                              timing[loader]["steptime"]["rounds"]),
         raced=raced,
         held=heldout.documents(), problems=summaries(own, summary_file(params)), summary=own,

@@ -46,10 +46,9 @@ def headline(answer: Answer) -> list[str]:
         f"{spot_sentence(spot)} reaches {targets[0]:g} test accuracy in "
         f"**{spot['estimate']:.2f} s** of training, estimated as {spot['median_steps']:.0f} steps "
         f"(median over seeds) x {spot['seconds_per_step'] * 1e6:.0f} µs per step (the fastest "
-        f"timing round), 95% interval {spot['low']:.2f}-{spot['high']:.2f} s. Measured directly, "
-        f"its runs took {fmt(here['measured'])} s (median of their quiet times), "
-        f"{fmt(here['ratio'], '.2f', '-')}x the estimate; by measured time alone the fastest was "
-        f"batch {spot['direct']}.", certainty(answer), ""]
+        f"timing round), 95% interval {spot['low']:.2f}-{spot['high']:.2f} s. "
+        + measured(here, spot),
+        certainty(answer), ""]
     lines += [" ".join(filter(None, [pipeline_sentence(answer), epoch_sentence(answer)])), ""]
     if len(targets) > 1:
         lines += table(["target", "sweet region", "spot", "seconds (estimate)", "95% interval",
@@ -58,6 +57,16 @@ def headline(answer: Answer) -> list[str]:
                         for t in targets])
         lines.append("")
     return lines
+
+
+def measured(here: pd.Series, spot: dict) -> str:
+    """The spot's runs timed where its seconds were, beside the estimate."""
+    if math.isnan(here["measured"]):
+        return "No run at it was timed where its seconds were measured."
+    return (f"Measured directly, its runs took {fmt(here['measured'])} s (median of their quiet "
+            f"times), {fmt(here['ratio'], '.2f', '-')}x the estimate; their own seconds per step "
+            f"are {fmt(here['step_ratio'], '.3f', '-')}x its; by measured time alone the fastest "
+            f"was batch {spot['direct']}.")
 
 
 def named(spot: dict) -> str:

@@ -99,6 +99,11 @@ def fairness(params: Params, cells: pd.DataFrame, target: float) -> list[str]:
     return lines
 
 
+def timed(seconds: float) -> str:
+    """A measured time: "-" where no run was timed here (NaN), "not reached" where censored."""
+    return "-" if math.isnan(seconds) else fmt(seconds)
+
+
 def factors_section(per_batch: pd.DataFrame, target: float) -> list[str]:
     lines = ["## The two factors, and the direct measurement beside them", "",
              *table(["batch size", "lr", f"steps to {target:g}", "reached", "µs per step",
@@ -107,9 +112,9 @@ def factors_section(per_batch: pd.DataFrame, target: float) -> list[str]:
                      "clock (s)"], "rrrlrrlrrrrrr",
                     [[r.batch_size, f"{r.lr:g}", fmt(r.median_steps, ".0f"),
                       f"{r.n_reached}/{r.n_runs}", f"{r.seconds_per_step * 1e6:.0f}",
-                      fmt(r.estimate), interval(r.low, r.high), f"{r.share:.0%}", fmt(r.measured),
+                      fmt(r.estimate), interval(r.low, r.high), f"{r.share:.0%}", timed(r.measured),
                       fmt(r.ratio, ".2f", "-"), fmt(r.run_seconds, ".0f", "-", 1e6),
-                      fmt(r.step_ratio, ".3f", "-"), fmt(r.clock)]
+                      fmt(r.step_ratio, ".3f", "-"), timed(r.clock)]
                      for r in per_batch.itertuples()])]
     ratios = per_batch["ratio"].replace([math.inf], math.nan).dropna()
     steps = per_batch["step_ratio"].dropna()
