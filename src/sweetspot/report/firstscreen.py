@@ -79,7 +79,8 @@ def spot_sentence(spot: dict) -> str:
     tied = compare.tie(spot)
     if len(tied) == 1:
         return (f"Its spot, **batch size {spot['batch_size']}**, wins {spot['share']:.0%} of the "
-                "resamples of seeds and timing rounds and")
+                f"resamples of seeds and timing rounds ({compare.NAMED:.0%} names a spot alone) "
+                "and")
     shares = spot["per_batch"].set_index("batch_size")["share"]
     return (f"No batch size wins {compare.NAMED:.0%} of the resamples of seeds and timing rounds: "
             f"**{named(spot)}** win {' and '.join(f'{shares[b]:.0%}' for b in tied)}, a tie the "
