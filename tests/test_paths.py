@@ -155,6 +155,7 @@ def test_each_stage_depends_on_the_code_its_command_runs():
     assert code_deps("machine") == imported("sweetspot/measure/machine.py") - BOOKKEEPING
     reproduce = imported("sweetspot/check/reproduce.py") - BOOKKEEPING
     assert code_deps("reproduce") == train | reproduce
+    assert code_deps("heldout") == train | (imported("sweetspot/check/heldout.py") - BOOKKEEPING)
     assert code_deps("report") == imported("sweetspot/report/report.py") - BOOKKEEPING
     # a cell runs no report statistic, and what measures runs no sweep or report code
     assert "sweetspot/answer/analysis.py" not in train

@@ -45,7 +45,7 @@ def test_repro_writes_the_answer(project):
     assert ran.index("question") < ran.index("report")  # the question's own run, committed
     assert [s for s in ran if s not in ("machine", "question", *advice)] == [
         "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "plan", "refine", "seeds",
-        "race", "reproduce", "report"]
+        "race", "reproduce", "heldout", "report"]
     assert ran.index("machine") < min(ran.index(s) for s in ("steptime", *advice))
     assert max(ran.index(s) for s in advice) < ran.index("report")
     # MLflow's pickle warning said once, by the report, not by each cell; the report's last
@@ -71,7 +71,11 @@ def test_repro_writes_the_answer(project):
         png = (folder / "reports/figures" / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
     report = (folder / "reports/report.md").read_text()
-    assert f"**batch size {metrics['batch_size']}**" in report and "**Sweet region: " in report
+    summary = json.loads((folder / "reports/compare/MNIST-mlp.json").read_text())
+    named = (f"**batch size {metrics['batch_size']}**" if summary["tie"] == [metrics["batch_size"]]
+             else f"**{' or '.join(map(str, summary['tie']))}** win")  # under 80%: the tie
+    assert summary["tie"][0] == metrics["batch_size"] and named in report
+    assert "**Sweet region: " in report
     assert metrics["batch_size"] in metrics["region"] and metrics["region"] == sorted(
         r["batch_size"] for r in spot["region"])
     assert "Refinement (automatic" in report
@@ -171,10 +175,14 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     assert sorted(int(r.data.params["batch_size"]) for r in asked) == [1, 6000]
     trained = [r for r in runs if r.data.tags.get("kind") not in measured and r not in asked]
     sample = [r for r in trained if r.data.params.get("sweep_stage") == "reproduce"]
-    trained = [r for r in trained if r not in sample]  # the sample checks the cells: no cell
+    held = [r for r in trained if r.data.params.get("sweep_stage") == "heldout"]
+    trained = [r for r in trained if r not in sample + held]  # they check the cells: no cell
+    rows = json.loads((folder / "reports/heldout/MNIST-mlp.json").read_text())["rows"]
+    assert len(held) == sum(len(r["seeds"]) for r in rows) and held[0].info.run_id in {
+        i for r in rows for i in r["run_ids"]}
     assert len(children) == 2 + sum(map(len, planned)) == len(trained)  # the race's are cells
     assert len(sample) == json.loads((folder / "reports/reproduce.json").read_text())["sampled"]
-    kinds = [r.data.tags["kind"] for r in runs if r not in trained + sample + asked]
+    kinds = [r.data.tags["kind"] for r in runs if r not in trained + sample + held + asked]
     assert kinds.count("steptime") == 2 and all(kinds.count(k) == 1 for k in measured[2:])
     metrics = json.loads((folder / "reports/sweet_spot.json").read_text())
     assert parent.data.metrics["sweet_spot_batch_size"] == metrics["batch_size"]
@@ -252,34 +260,29 @@ def test_a_report_only_edit_leaves_every_cell_and_timing_stage_up_to_date(projec
 
 @pytest.mark.slow
 def test_held_out_seeds_are_checked_against_the_verdicts(project):
-    """`sweetspot heldout` trains new seeds at the spot, the region's largest member and the first
-    size it leaves out, and the report sets their times beside the verdicts; a seed the answer
-    used is one line, exit 2, before any run."""
+    """The heldout stage of `dvc repro` trains new seeds at the spot, the region's largest member
+    and the first size it leaves out, against the answer the report gives, and the report sets
+    their times beside the verdicts; a seed the answer used is one line, exit 2, before any
+    run."""
     folder, _ = project
     summary = json.loads((folder / "reports/compare/MNIST-mlp.json").read_text())
     held = folder / "reports/heldout/MNIST-mlp.json"
-    before = held.read_bytes() if held.exists() else None
-    try:
-        used = sh("sweetspot", "heldout", "--seeds", "0", cwd=folder, check=False)
-        assert used.returncode == 2 and used.stderr.strip().count("\n") == 0
-        assert "[0] trained cells of the answer" in used.stderr
-        sh("sweetspot", "heldout", "--seeds", "7", "8", cwd=folder)
-        doc = json.loads(held.read_text())
-        rows = {r["batch_size"]: r for r in doc["rows"]}
-        assert rows[summary["spot"]]["verdict"] == "spot" and rows[summary["spot"]]["ratio"] == 1
-        assert set(rows) <= set(summary["tried"]) and doc["answer"]["region"] == summary["region"]
-        assert all(r["seeds"] == [7, 8] and len(r["steps"]) == 2 for r in rows.values())
-        for r in rows.values():  # the verdict's test, applied to the fresh times
-            if r["verdict"] != "spot":
-                assert r["agrees"] == (r["ratio"] <= 1 + doc["margin"] if r["verdict"] == "in"
-                                       else r["ratio"] > 1)
-        sh("dvc", "repro", "report", cwd=folder)
-        assert "## Held out: fresh seeds against the verdicts" in (
-            folder / "reports/report.md").read_text()
-    finally:
-        held.unlink(missing_ok=True)
-        if before is not None:
-            held.write_bytes(before)
+    doc = json.loads(held.read_text())
+    assert doc["answer"] == {k: summary[k] for k in ("spot", "region", "tried")}
+    rows = {r["batch_size"]: r for r in doc["rows"]}
+    assert rows[summary["spot"]]["verdict"] == "spot" and rows[summary["spot"]]["ratio"] == 1
+    assert set(rows) <= set(summary["tried"])
+    assert all(r["seeds"] == [100, 101, 102] and len(r["steps"]) == 3 for r in rows.values())
+    for r in rows.values():  # the verdict's test, applied to the fresh times
+        if r["verdict"] != "spot":
+            assert r["agrees"] == (r["ratio"] <= 1 + doc["margin"] if r["verdict"] == "in"
+                                   else r["ratio"] > 1)
+    assert "## Held out: fresh seeds against the verdicts" in (
+        folder / "reports/report.md").read_text()
+    kept = held.read_bytes()
+    used = sh("sweetspot", "heldout", "--seeds", "0", cwd=folder, check=False)
+    assert used.returncode == 2 and used.stderr.strip().count("\n") == 0
+    assert "[0] trained cells of the answer" in used.stderr and held.read_bytes() == kept
 
 
 @pytest.mark.slow

@@ -1,12 +1,14 @@
-"""The held-out check: do fresh seeds agree with the answer's verdicts? `sweetspot heldout`.
+"""The held-out check: do fresh seeds agree with the answer's verdicts? The heldout stage
+(`dvc repro heldout`, or `sweetspot heldout`).
 
-After a problem's `dvc repro` has written its answer (reports/compare/<dataset>-<network>.json),
-trains seeds no cell of the answer used (`--seeds`, by default 100, 101 and 102) at three batch
-sizes, each at its chosen rate: the spot, the sweet region's largest member, and the first batch
-size above it the region leaves out. Each one's held-out time is its fresh runs' median steps times
-the seconds per step the answer used (reports/steptime.json), so only the seeds are new. A member
-agrees when its time is within race.margin of the spot's; the excluded one when it is slower than
-the spot's. Writes reports/heldout/<dataset>-<network>.json, which the report reads.
+From the cells and the seconds per step (reports/steptime.json) it finds the answer as the report
+does (estimate.estimate at the headline target), then trains seeds no cell of it used (`--seeds`,
+by default 100, 101 and 102) at three batch sizes, each at its chosen rate: the spot, the sweet
+region's largest member, and the first batch size above it the region leaves out. Each one's
+held-out time is its fresh runs' median steps times the answer's seconds per step, so only the
+seeds are new. A member agrees when its time is within race.margin of the spot's; the excluded one
+when it is slower than the spot's. Writes reports/heldout/<dataset>-<network>.json, which the
+report reads.
 """
 
 from __future__ import annotations
@@ -51,23 +53,23 @@ def agreement(rows: list[dict], margin: float) -> list[dict]:
 
 def main(params: Params, seeds: list[int]) -> int:
     target, loader = params.sweep.targets[0], params.sweep.loaders[0]
-    summary_file = paths.problem_file(paths.COMPARE, params.data.dataset,
-                                      network_slug(params.train))
-    if not summary_file.exists():
-        raise ConfigError(f"{summary_file} is missing: run `dvc repro` (the answer) first")
-    answer = json.loads(summary_file.read_text())
-    results = [r for r in sweep.read_cells(race.all_paths(params)) if r["loader"] == loader]
+    cells = sweep.read_cells(race.all_paths(params))
+    results = [r for r in cells if r["loader"] == loader]
     used = sorted({r["seed"] for r in results} & set(seeds))
     if used:
         raise ConfigError(f"--seeds: {used} trained cells of the answer; held-out seeds are new")
-    chosen = estimate.choose_by_steps(estimate.steps_table(results, [target]),
-                                      target).set_index("batch_size")
+    seconds = fastest.round_seconds(sweep.step_times(params)[loader])
+    found = estimate.estimate(estimate.steps_table(cells, [target]), seconds, target,
+                              params.sweep.resamples)
+    spot, chosen = found["spot"], found["per_batch"].set_index("batch_size")
+    if spot["batch_size"] is None:
+        raise ConfigError(f"no answer to check: {spot['reason']}")
+    answer = {"spot": spot["batch_size"], "region": [r["batch_size"] for r in spot["region"]],
+              "tried": sorted(int(b) for b in chosen.index)}
     base = {(r["batch_size"], r["lr"]): r["base_lr"] for r in results}
-    per_step = {b: float(fastest.machine_seconds(v)) for b, v in
-                fastest.round_seconds(sweep.step_times(params)[loader]).items()}
     rows = []
     for b, verdict in picks(answer["spot"], answer["region"], answer["tried"]).items():
-        lr = float(chosen.loc[b, "lr"])
+        lr, per_step = float(chosen.loc[b, "lr"]), float(chosen.loc[b, "seconds_per_step"])
         runs = []
         for seed in seeds:
             cell = sweep.Cell(b, base[b, lr], seed, loader)
@@ -78,12 +80,12 @@ def main(params: Params, seeds: list[int]) -> int:
                                          [h["reached"] for h in hits])
         rows.append({"batch_size": b, "lr": lr, "verdict": verdict, "seeds": list(seeds),
                      "steps": [h["step"] for h in hits], "median_steps": steps,
-                     "seconds_per_step": per_step[b], "time": steps * per_step[b],
+                     "seconds_per_step": per_step, "time": steps * per_step,
                      "run_ids": [r["run_id"] for r in runs]})
     doc = {"made_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "dataset": params.data.dataset, "network": params.train.network, "target": target,
-           "answer": {k: answer[k] for k in ("spot", "region", "tried")},
-           "margin": params.race.margin, "rows": agreement(rows, params.race.margin)}
+           "answer": answer, "margin": params.race.margin,
+           "rows": agreement(rows, params.race.margin)}
     path = paths.problem_file(paths.HELDOUT, params.data.dataset, network_slug(params.train))
     paths.write_json(path, doc)
     told = ", ".join(f"{r['batch_size']} ({r['verdict']}) x{r['ratio']:.2f}" for r in doc["rows"])
