@@ -138,8 +138,8 @@ def test_ray_cells_are_the_serial_cells_and_dvc_records_them(tmp_path, mnist_roo
     by_ray = cells(folder)
     assert {p.split("/")[0] for p in by_ray} == {"coarse", "refine", "seeds"}
     # the cells and steptime are recorded; what no cell decides is left to dvc repro
-    after = {"race", "reproduce", "report", "bench", "cores", "memory", "blocks", "pipeline",
-             "question"}
+    after = {"race", "reproduce", "heldout", "report", "bench", "cores", "memory", "blocks",
+             "pipeline", "question"}
     assert stale(folder) == after
     assert all(r.info.status == "FINISHED" for r in runs(folder))
 
