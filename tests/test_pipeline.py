@@ -260,8 +260,8 @@ def test_a_report_only_edit_leaves_every_cell_and_timing_stage_up_to_date(projec
 
 @pytest.mark.slow
 def test_held_out_seeds_are_checked_against_the_verdicts(project):
-    """The heldout stage of `dvc repro` trains new seeds at the spot, the region's largest member
-    and the first size it leaves out, against the answer the report gives, and the report sets
+    """The heldout stage of `dvc repro` trains new seeds at the spot, a member of the region and
+    the first size above it left out, against the answer the report gives, and the report sets
     their times beside the verdicts; a seed the answer used is one line, exit 2, before any
     run."""
     folder, _ = project

@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("seeds", help="more seeds at each batch size's chosen rate")
     sub.add_parser("race", help="seeds where the sweet region is undecided, until decided or "
                    "the budget (params.yaml race) is spent")
-    p = sub.add_parser("heldout", help="fresh seeds at the spot, the region's largest member and "
-                       "the first batch size it leaves out, against the answer's verdicts")
+    p = sub.add_parser("heldout", help="fresh seeds at the spot, a member of the region and the "
+                       "first batch size above it left out, against the answer's verdicts")
     p.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102],
                    help="seeds no cell of the answer used (default: 100 101 102)")
     sub.add_parser("reproduce", help="retrain a sample of the committed cells here (the spot's "

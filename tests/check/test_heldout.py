@@ -5,10 +5,12 @@ import math
 from sweetspot.check import heldout
 
 
-def test_the_picks_are_the_spot_the_largest_member_and_the_first_left_out_above_it():
+def test_the_picks_are_the_spot_a_member_and_the_first_left_out_above_the_region():
     tried = [12, 16, 24, 32, 48, 64, 96, 128]
     assert heldout.picks(24, [24, 32, 48], tried) == {24: "spot", 48: "in", 64: "out"}
-    assert heldout.picks(32, [16, 32], tried) == {32: "spot", 48: "out"}  # the spot is largest
+    # the spot is the largest: the member checked is the smallest
+    assert heldout.picks(24, [16, 24], tried) == {24: "spot", 16: "in", 32: "out"}
+    assert heldout.picks(32, [32], tried) == {32: "spot", 48: "out"}  # the spot alone
     assert heldout.picks(96, [64, 96, 128], tried) == {96: "spot", 128: "in"}  # none above
 
 

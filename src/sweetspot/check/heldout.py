@@ -3,12 +3,12 @@
 
 From the cells and the seconds per step (reports/steptime.json) it finds the answer as the report
 does (estimate.estimate at the headline target), then trains seeds no cell of it used (`--seeds`,
-by default 100, 101 and 102) at three batch sizes, each at its chosen rate: the spot, the sweet
-region's largest member, and the first batch size above it the region leaves out. Each one's
-held-out time is its fresh runs' median steps times the answer's seconds per step, so only the
-seeds are new. A member agrees when its time is within race.margin of the spot's; the excluded one
-when it is slower than the spot's. Writes reports/heldout/<dataset>-<network>.json, which the
-report reads.
+by default 100, 101 and 102) at three batch sizes, each at its chosen rate: the spot, a member of
+the sweet region (its largest, or its smallest where the spot is the largest), and the first batch
+size above the region that it leaves out. Each one's held-out time is its fresh runs' median steps
+times the answer's seconds per step, so only the seeds are new. A member agrees when its time is
+within race.margin of the spot's; the excluded one when it is slower than the spot's. Writes
+reports/heldout/<dataset>-<network>.json, which the report reads.
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from sweetspot.train.networks import network_slug
 
 
 def picks(spot: int, region: list[int], tried: list[int]) -> dict[int, str]:
-    """{batch size: the answer's verdict} for the spot, the region's largest member and the first
-    batch size tried above it that the region leaves out (where there is one)."""
+    """{batch size: the answer's verdict} for the spot, a member (the region's largest, or its
+    smallest where the spot is the largest) and the first batch size tried above the region that
+    it leaves out (where there is one)."""
     chosen = {spot: "spot"}
-    largest = max(region)
-    if largest != spot:
-        chosen[largest] = "in"
-    above = [b for b in sorted(tried) if b > largest and b not in region]
+    member = max(region) if max(region) != spot else min(region)
+    if member != spot:
+        chosen[member] = "in"
+    above = [b for b in sorted(tried) if b > max(region) and b not in region]
     if above:
         chosen[above[0]] = "out"
     return chosen

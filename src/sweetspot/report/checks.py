@@ -162,9 +162,10 @@ def heldout_section(docs: list[dict]) -> list[str]:
     if not docs:
         return []
     return ["## Held out: fresh seeds against the verdicts", "",
-            "After each answer was written, seeds no cell of it used were trained at its spot, "
-            "its sweet region's largest member and the first batch size above the region "
-            "(`sweetspot heldout`); their median steps x the same seconds per step. A member "
+            "Beside each answer, seeds no cell of it used were trained at its spot, a member of "
+            "its sweet region (its largest, or its smallest where the spot is the largest) and "
+            "the first batch size above the region (the heldout stage); their median steps x "
+            "the same seconds per step. A member "
             "agrees when it is within the race's margin of the spot, an excluded one when it "
             "is slower than the spot.", "",
             *table(["problem", "batch size", "verdict", "seeds", "median steps",
