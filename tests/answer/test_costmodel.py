@@ -59,4 +59,5 @@ def test_optimal_batch_is_the_argmin_of_predicted_time():
 def test_nearest_is_in_log_scale():
     assert costmodel.nearest([16, 32, 64], 23) == 32  # log2: 4.52 is nearer 5 than 4
     assert costmodel.nearest([16, 32, 64], 22) == 16
+    assert costmodel.nearest([16, 32, 64], 0.0) == 16  # t0 fitted at 0 under load: no crash
     assert costmodel.nearest([], 22) is None

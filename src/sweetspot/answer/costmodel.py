@@ -37,7 +37,10 @@ def fit_step_time(batch, seconds) -> tuple[float, float]:
 
 
 def nearest(batch_sizes, b: float) -> int | None:
-    """The batch size closest to `b` in log scale (the grids are geometric); None if none."""
+    """The batch size closest to `b` in log scale (the grids are geometric); None if none. A
+    B* of 0 (t0 fitted at 0: no per-step overhead seen) is nearest the smallest."""
+    if b <= 0:
+        return min(batch_sizes, default=None)
     return min(batch_sizes, key=lambda size: abs(math.log(size / b)), default=None)
 
 
