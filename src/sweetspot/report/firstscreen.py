@@ -82,8 +82,9 @@ def spot_sentence(spot: dict) -> str:
                 f"resamples of seeds and timing rounds ({compare.NAMED:.0%} names a spot alone) "
                 "and")
     shares = spot["per_batch"].set_index("batch_size")["share"]
+    either = " or ".join(map(str, tied))
     return (f"No batch size wins {compare.NAMED:.0%} of the resamples of seeds and timing rounds: "
-            f"**{named(spot)}** win {' and '.join(f'{shares[b]:.0%}' for b in tied)}, a tie the "
+            f"**{either}** win {' and '.join(f'{shares[b]:.0%}' for b in tied)}, a tie the "
             f"data do not break. Batch {spot['batch_size']}, which wins most,")
 
 
