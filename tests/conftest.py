@@ -42,7 +42,7 @@ TINY = {
     "advice": {"rounds": 3, "split_batch_sizes": [32], "memory_batch_sizes": [1, 64, 1024],
                "pipeline_batch_sizes": [32], "question_epochs": 1,
                "block_powers": [4, 5]},
-    "race": {"max_seeds": 3, "max_cells": 2},
+    "race": {"max_seeds": 6, "max_cells": 2},
 }
 
 

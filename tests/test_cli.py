@@ -144,6 +144,7 @@ BAD_PARAMS = [
      "advice.pipeline_batch_sizes: batch size 8192 is larger than the training set (6000)"),
     ("race", {"race": {"margin": 0}}, "race.margin: must be in (0, 1)"),
     ("race", {"race": {"max_cells": -1}}, "race.max_cells: must be >= 0"),
+    ("race", {"race": {"max_seeds": 2}}, "race.max_seeds: 2 cannot hold the 2 seeds"),
     ("forecast", {"train": {"network": "torch.nn:Flatten"}},
      "torch.nn:Flatten gives outputs of shape [784]"),
 ]

@@ -53,6 +53,10 @@ def test_project_params_load():
         ({"sweep.loaders": ["tensor", "dali"]}, "sweep.loaders: unknown value 'dali'"),
         ({"sweep.extremes": [64]}, "sweep.extremes: [64] already in sweep.batch_sizes"),
         ({"bench.repeats": 0}, "bench.repeats: must be > 0"),
+        ({"train.eval_every_examples": 0}, "train.eval_every_examples: must be > 0"),
+        ({"train.fine_every_examples": 0}, "train.fine_every_examples: must be > 0"),
+        ({"train.fine_within": 1}, "train.fine_within: must be in [0, 1)"),
+        ({"race.max_seeds": 3}, "race.max_seeds: 3 cannot hold the 3 seeds"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path, change, message):

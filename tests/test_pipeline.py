@@ -147,7 +147,7 @@ def test_steptime_and_the_steps_table(project):
     order = [(r["round"], r["batch_size"]) for r in times["rows"]]
     assert order == [(i, b) for i in range(3) for b in times["batch_sizes"]]  # interleaved
     table = pd.read_csv(folder / "reports/steps_to_target.csv")
-    assert list(table.columns) == estimate.STEPS_COLUMNS
+    assert list(table.columns) == [*estimate.STEPS_COLUMNS, "resolution"]
     cells = sum(len(json.loads((folder / f"reports/cells/{s}/plan.json").read_text())["cells"])
                 for s in ("refine", "seeds", "race")) + 2
     assert len(table) == 2 * cells  # a row per run and target

@@ -75,6 +75,8 @@ class TrainConfig(Section):
     compile: bool
     target_accuracy: Annotated[Float, must(lambda v: 0 < v <= 1, "must be in (0, 1]")]
     eval_every_examples: Count
+    fine_every_examples: Count
+    fine_within: Annotated[Float, must(lambda v: 0 <= v < 1, "must be in [0, 1)")]
     max_epochs: Count
     max_seconds: Annotated[Float, Field(ge=0)]  # 0 = no limit
     stop_at_target: bool
@@ -224,6 +226,12 @@ def load(path: Path = PARAMS_FILE, **overrides: dict) -> Params:
     untimed = sorted(set(built["sweep"].loaders) - set(built["steptime"].loaders))
     if untimed:
         raise ConfigError(f"steptime.loaders: add {untimed[0]}: sweep.loaders trains with it")
+    sweep, race = built["sweep"], built["race"]
+    held = len(sweep.seeds) + len(sweep.extra_seeds)  # seeds at a chosen rate before the race
+    if race.max_cells and race.max_seeds <= held:
+        raise ConfigError(f"race.max_seeds: {race.max_seeds} cannot hold the {held} seeds the "
+                          "sweep already trains at a chosen rate: raise it, or race.max_cells 0 "
+                          "(no race)")
     return Params(**built)
 
 

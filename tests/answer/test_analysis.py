@@ -33,7 +33,7 @@ def test_time_to_target_is_the_first_crossing_not_the_best_point():
              point(40, 0.99, 4.0)]
     hit = time_to_target(curve, 0.97)
     assert hit == {"time": 2.0, "step": 20, "examples": 1280, "epoch": 20 * 64 / 6000,
-                   "reached": True}
+                   "reached": True, "resolution": 10}
     assert time_to_target(pd.DataFrame(curve), 0.98)["time"] == 4.0  # DataFrames too
     assert time_to_target(curve, 0.97)["time"] < time_to_target(curve, 0.99)["time"]
 
@@ -41,7 +41,7 @@ def test_time_to_target_is_the_first_crossing_not_the_best_point():
 def test_time_to_target_unreached_is_censored_at_inf():
     hit = time_to_target([point(10, 0.90, 1.0), point(20, 0.95, 2.0)], 0.97)
     assert hit["reached"] is False
-    assert all(hit[k] == INF for k in ("time", "step", "examples", "epoch"))
+    assert all(hit[k] == INF for k in ("time", "step", "examples", "epoch", "resolution"))
     assert time_to_target([], 0.5)["reached"] is False
 
 
@@ -126,6 +126,21 @@ def test_a_runs_seconds_are_read_over_as_many_intervals_as_the_timing_has_rounds
                            "curve": curve}], [0.97], samples=2)
     assert table["run_seconds"].tolist() == [pytest.approx(0.02)]
     assert table["quiet_time"].tolist() == [pytest.approx(60 * 0.02)]
+
+
+def test_fine_intervals_are_not_read_for_a_runs_seconds_and_resolve_its_hit():
+    # coarse intervals of 10 steps at 10 ms, then fine ones of 2 steps that read faster (a short
+    # block's clock reads what a coarse block would not): the run's seconds come from the coarse
+    # ones only; the hit, at a fine evaluation, is read to within its 2 steps
+    curve = interval_curve([0.01] * 4, target_at=4)
+    for _ in range(3):
+        curve.append({**curve[-1], "step": curve[-1]["step"] + 2,
+                      "time": curve[-1]["time"] + 2 * 0.005, "fine": True})
+    curve[-1]["test_acc"], curve[3]["test_acc"] = 0.98, 0.96
+    assert analysis.run_seconds(curve, 20) == pytest.approx(0.01)
+    assert time_to_target(curve, 0.97)["step"] == 46
+    assert time_to_target(curve, 0.97)["resolution"] == 2
+    assert time_to_target(curve[:4], 0.95)["resolution"] == 10
 
 
 def test_quiet_time_spreads_the_fastest_epoch_start_over_an_epochs_steps():

@@ -64,7 +64,7 @@ def row(found, batch):
 def test_steps_table_blanks_censored_rows_and_names_the_problem():
     results = [run(32, 1.0, 0, steps=200), run(32, 1.0, 1), run(64, 1.0, 0, diverged=True)]
     t = estimate.steps_table(results, [0.97], dataset="MNIST", network="mlp", optimizer="sgd")
-    assert list(t.columns) == estimate.STEPS_COLUMNS
+    assert list(t.columns) == [*estimate.STEPS_COLUMNS, "resolution"]
     assert (t["dataset"] == "MNIST").all() and (t["network"] == "mlp").all()
     assert (t["optimizer"] == "sgd").all() and (t["loader"] == "tensor").all()
     hit = t[(t["batch_size"] == 32) & (t["seed"] == 0)].iloc[0]
@@ -287,8 +287,8 @@ def test_beside_measured_is_the_median_at_the_chosen_rate_and_its_ratio():
     results += [run(64, 1.0, 0, steps=60, seconds=0.9), run(64, 1.0, 1), run(64, 1.0, 2)]
     steps = estimate.steps_table(results, [0.97], dataset="MNIST", network="mlp", optimizer="sgd")
     found = estimate.estimate(steps, flat({32: 0.01, 64: 0.015}), 0.97, resamples=200)
-    out = estimate.beside_measured(found["per_batch"], analysis.target_table(results, [0.97]),
-                                   0.97)
+    out = estimate.beside_measured(found["per_batch"],
+                                   analysis.target_table(results, [0.97], samples=20), 0.97)
     b32 = out[out["batch_size"] == 32].iloc[0]
     assert b32["lr"] == 1.0 and b32["estimate"] == pytest.approx(1.0)
     assert b32["measured"] == pytest.approx(1.2)  # uniform runs: the quiet time is the clock's

@@ -273,7 +273,7 @@ def timed_here(results, factor):
     the one steptime measured; every cell trained here."""
     seconds = {b: [(T0 + C * b) / factor] * 7 for b in (16, 32, 64, 128, 256, 1024)}
     spots = estimate.answers(results, seconds, [0.97], resamples=50)
-    table = analysis.target_table(results, [0.97])
+    table = analysis.target_table(results, [0.97], samples=7)
     return spots, {"sample": sampled(), "cells": len(results),
                    "trained_here": [f"cell{i}" for i in range(len(results))], "elsewhere_on": [],
                    "self_check": estimate.self_check(estimate.beside_measured(
@@ -337,10 +337,12 @@ def test_reproduced_here_checks_the_sample_and_names_the_cells_trained_here(answ
                                                        "cpu_model": "AMD EPYC"}}
              for i, r in enumerate(results)]
     sample = {**sampled(), "runs": named[2:4]}  # the sample: batch 16's two seeds at lr 1
-    here = reproduced_here(named, spots[0.97]["per_batch"], [0.97], sample)
+    here = reproduced_here(named, spots[0.97]["per_batch"], [0.97], sample, 20)
     assert here["trained_here"] == ["cell2", "cell3"] and here["cells"] == 24
     assert here["elsewhere_on"] == ["AMD EPYC (vector width unrecorded)"]
     assert here["self_check"]["median"] == pytest.approx(1.0)  # these runs: the cost model's
-    assert reproduced_here(named, spots[0.97]["per_batch"], [0.97], None) is None
+    assert reproduced_here(named, spots[0.97]["per_batch"], [0.97], None, 20) is None
+    unread = reproduced_here(named, spots[0.97]["per_batch"], [0.97], sample, None)
+    assert unread["self_check"] is None  # no seconds' rounds: no run's own seconds to read
 
 

@@ -158,3 +158,24 @@ def test_the_noise_scale_every_kth_evaluation(tiny_data):
     assert [i for i, p in enumerate(third["curve"]) if "b_simple" in p] == [0, 3, 6, 9]
     assert third["curve"][0]["b_simple"] == every["curve"][0]["b_simple"]
     assert [p["test_acc"] for p in third["curve"]] == [p["test_acc"] for p in every["curve"]]
+
+
+def test_evaluation_turns_fine_near_the_target_and_trains_the_same_steps(tiny_data):
+    """Within train.fine_within below the target the run evaluates every fine_every_examples
+    until it reaches it: the same weights at every step (the coarse evaluations read the same
+    accuracy), the hit no later and read to within a fine interval's steps. The noise scale
+    counts coarse evaluations only."""
+    base = dict(max_epochs=2, target_accuracy=0.88, stop_at_target=True)
+    coarse = train_one(tiny_cfg(**base, fine_within=0.0), tiny_data)
+    fine = train_one(tiny_cfg(**base, fine_within=0.03, fine_every_examples=300), tiny_data)
+    at = {p["step"]: p["test_acc"] for p in fine["curve"]}
+    assert all(at[p["step"]] == p["test_acc"] for p in coarse["curve"])
+    first = next(i for i, p in enumerate(fine["curve"]) if p["fine"])
+    near = [p["test_acc"] for p in fine["curve"][first - 2:first]]
+    assert near[1] >= 0.88 - 0.03 > near[0]  # the first within 0.03 turned it fine
+    steps = [p["step"] for p in fine["curve"][first - 1:]]
+    assert {b - a for a, b in zip(steps, steps[1:], strict=False)} <= {4, 5}  # 300 examples
+    assert fine["steps_to_target"] <= coarse["steps_to_target"]
+    assert not any("b_simple" in p for p in fine["curve"][first:])
+    assert [p.get("b_simple") for p in fine["curve"][:first]] == [
+        p.get("b_simple") for p in coarse["curve"][:first]]

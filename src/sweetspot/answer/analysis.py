@@ -15,8 +15,6 @@ import pandas as pd
 from sweetspot.answer.hit import first_hit
 
 INF = math.inf
-SAMPLES = 20  # a run's intervals its own seconds per step are read over: params.yaml's
-#               steptime.rounds as committed (estimate.answers passes the rounds measured)
 NESTED = ("curve", "epoch_rows", "test_predictions")  # per run, not a column: summarised here
 HIT_KEYS = ("time_to_target", "steps_to_target", "examples_to_target", "epochs_to_target")
 # What a run measured (rather than how it was configured): not an identifying column.
@@ -66,20 +64,23 @@ def _seconds_per_epoch(row: dict) -> float:
 
 
 def time_to_target(curve: list[dict] | pd.DataFrame, target: float) -> dict:
-    """first_hit's time (s, training clock), step, examples, epoch, and reached=True; inf and
+    """first_hit's time (s, training clock), step, examples, epoch, and reached=True, with its
+    resolution (the steps since the evaluation before it: the hit lies within them); inf and
     False when there is none."""
     points = curve.to_dict("records") if isinstance(curve, pd.DataFrame) else curve
     p = first_hit(points, target)
     if p is None:
-        return {"time": INF, "step": INF, "examples": INF, "epoch": INF, "reached": False}
+        return {"time": INF, "step": INF, "examples": INF, "epoch": INF, "reached": False,
+                "resolution": INF}
+    before = max((q["step"] for q in points if q["step"] < p["step"]), default=0)
     return {"time": float(p["time"]), "step": float(p["step"]), "examples": float(p["examples"]),
-            "epoch": float(p["epoch"]), "reached": True}
+            "epoch": float(p["epoch"]), "reached": True, "resolution": float(p["step"] - before)}
 
 
 def run_seconds(curve: list[dict] | pd.DataFrame, samples: int) -> float:
     """A run's own seconds per step, read as steptime reads the machine's (row_seconds over its
-    fastest round): the fastest of its first `samples` evaluation intervals that started no
-    epoch, plus the fastest extra time of an interval that started one (its shuffle or new
+    fastest round): the fastest of its first `samples` coarse evaluation intervals that started
+    no epoch, plus the fastest extra time of an interval that started one (its shuffle or new
     iterator) spread over an epoch's steps. Load only adds time, so neither minimum moves while
     one stretch of the run was quiet; `samples` (steptime's rounds) keeps the two minima over
     as many readings, so a long run's many intervals do not pull its own lower."""
@@ -89,9 +90,9 @@ def run_seconds(curve: list[dict] | pd.DataFrame, samples: int) -> float:
     n_train = round(curve[-1]["examples"] / curve[-1]["epoch"])
     plain, starting = [], []  # (steps, seconds) of each interval between evaluations
     before = {"step": 0, "time": 0.0, "examples": 0}
-    for p in curve:
+    for p in curve:  # a fine interval (train.fine_every_examples) is shorter than steptime's
         steps, seconds = p["step"] - before["step"], p["time"] - before["time"]
-        if steps > 0:
+        if steps > 0 and not p.get("fine"):
             (starting if before["examples"] % n_train == 0 else plain).append((steps, seconds))
         before = p
     rate = min(t / n for n, t in (plain or starting)[:samples])
@@ -100,22 +101,26 @@ def run_seconds(curve: list[dict] | pd.DataFrame, samples: int) -> float:
     return rate + start / steps_per_epoch
 
 
-def quiet_time(curve: list[dict], hit: dict, samples: int) -> float:
+def quiet_time(curve: list[dict], hit: dict, samples: int | None) -> float:
     """A run's time to its target, robust to load as the estimate is: its steps to the target x
-    its own seconds per step (run_seconds). `hit`: time_to_target's answer; inf when not
-    reached."""
-    return run_seconds(curve, samples) * hit["step"] if hit["reached"] else INF
+    its own seconds per step (run_seconds; NaN without `samples`). `hit`: time_to_target's
+    answer; inf when not reached."""
+    if not hit["reached"]:
+        return INF
+    return run_seconds(curve, samples) * hit["step"] if samples else math.nan
 
 
 def target_table(results: list[dict], targets: list[float],
-                 samples: int = SAMPLES) -> pd.DataFrame:
+                 samples: int | None = None) -> pd.DataFrame:
     """One row per (run, target), read off each run's curve. Columns: the run's identifying
     columns (batch_size, lr, seed and any other configuration scalars such as loader), target,
-    time (s), steps, examples, epochs (to target; inf if censored), reached, outcome (this target:
+    time (s), steps, examples, epochs (to target; inf if censored), reached, resolution (steps
+    since the evaluation before the hit), outcome (this target:
     reached | diverged | not_reached), run_outcome, run_target (the run's own stopping target: a
     higher target is censored by design), mean_step_time (s), seconds_per_epoch (s), best_test_acc,
-    run_seconds (s, the run's own seconds per step over its first `samples` intervals) and
-    quiet_time (s, its time to target at those seconds).
+    run_seconds (s, the run's own seconds per step over its first `samples` intervals: the
+    rounds of the seconds it stands beside, fastest.rounds; NaN without) and quiet_time (s, its
+    time to target at those seconds).
     """
     cells = cells_table(results)
     id_cols = [c for c in cells.columns if c not in RUN_METRICS]
@@ -133,12 +138,13 @@ def target_table(results: list[dict], targets: list[float],
                 **{c: cell[c] for c in id_cols},
                 "target": float(target), "time": hit["time"], "steps": hit["step"],
                 "examples": hit["examples"], "epochs": hit["epoch"], "reached": hit["reached"],
+                "resolution": hit["resolution"],
                 "outcome": outcome, "run_outcome": run_outcome,
                 "run_target": cell.get("target_accuracy", math.nan),
                 "mean_step_time": cell.get("mean_step_time", math.nan),
                 "seconds_per_epoch": cell["seconds_per_epoch"],
                 "best_test_acc": cell.get("best_test_acc", math.nan),
-                "run_seconds": run_seconds(curve or [], samples),
+                "run_seconds": run_seconds(curve or [], samples) if samples else math.nan,
                 "quiet_time": quiet_time(curve, hit, samples),
             })
     return pd.DataFrame(rows)

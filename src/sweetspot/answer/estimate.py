@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from sweetspot.answer import analysis
+from sweetspot.answer import analysis, fastest
 from sweetspot.answer.analysis import INF
 from sweetspot.answer.fastest import machine_seconds
 
@@ -35,7 +35,8 @@ ERROR_GOAL = 0.15  # validate: the median absolute error a prediction is held to
 def steps_table(results: list[dict], targets: list[float], *, dataset: str = "",
                 network: str = "", optimizer: str = "") -> pd.DataFrame:
     """One row per (run, target): steps, examples and epochs to the target, blank (NaN) when the
-    run was censored (outcome not_reached or diverged). The table a machine does not change."""
+    run was censored (outcome not_reached or diverged), and the resolution they were read at (the
+    steps since the evaluation before the hit). The table a machine does not change."""
     t = analysis.target_table(results, targets)
     if t.empty:
         return pd.DataFrame(columns=STEPS_COLUMNS)
@@ -43,10 +44,10 @@ def steps_table(results: list[dict], targets: list[float], *, dataset: str = "",
     out = t.assign(dataset=dataset, network=network, optimizer=optimizer, censored=censored)
     if "loader" not in out:
         out["loader"] = "tensor"
-    for key in ("steps", "examples", "epochs"):
+    for key in ("steps", "examples", "epochs", "resolution"):
         out[key] = out[key].astype(float).where(~censored)
-    return out[STEPS_COLUMNS].sort_values(["target", "batch_size", "lr", "seed", "loader"],
-                                          ignore_index=True)
+    return out[[*STEPS_COLUMNS, "resolution"]].sort_values(
+        ["target", "batch_size", "lr", "seed", "loader"], ignore_index=True)
 
 
 def _steps(rows: pd.DataFrame) -> np.ndarray:
@@ -54,10 +55,21 @@ def _steps(rows: pd.DataFrame) -> np.ndarray:
     return np.where(rows["censored"].astype(bool), INF, rows["steps"].astype(float))
 
 
+def _resolution(runs: pd.DataFrame) -> float:
+    """The largest resolution of the reached runs (NaN: none, or a table from before it)."""
+    reached = runs["resolution"].dropna() if "resolution" in runs else pd.Series(dtype=float)
+    return float(reached.max()) if len(reached) else math.nan
+
+
+def _finite(x) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
 def choose_by_steps(table: pd.DataFrame, target: float) -> pd.DataFrame:
     """Per batch size, the rate with the smallest median steps to target over its runs (ties: the
     smaller rate). Columns: batch_size, lr, median_steps (inf: more than half censored), n_runs,
-    n_reached, reached, steps (the chosen rate's steps, inf where censored)."""
+    n_reached, reached, steps (the chosen rate's steps, inf where censored), resolution (the
+    largest of its reached runs' resolutions: every hit read to within it)."""
     at = table[np.isclose(table["target"].astype(float), target)]
     rows = []
     for b, per_batch in at.groupby("batch_size", sort=True):
@@ -68,10 +80,10 @@ def choose_by_steps(table: pd.DataFrame, target: float) -> pd.DataFrame:
             if best is None or median < best["median_steps"]:
                 best = {"batch_size": int(b), "lr": float(lr), "median_steps": median,
                         "n_runs": len(steps), "n_reached": int(np.isfinite(steps).sum()),
-                        "steps": steps}
+                        "steps": steps, "resolution": _resolution(runs)}
         rows.append(best)
     chosen = pd.DataFrame(rows, columns=["batch_size", "lr", "median_steps", "n_runs",
-                                         "n_reached", "steps"])
+                                         "n_reached", "steps", "resolution"])
     chosen["reached"] = np.isfinite(chosen["median_steps"].astype(float))
     return chosen
 
@@ -161,7 +173,7 @@ def sweet_spot(per_batch: pd.DataFrame, boot: np.ndarray, target: float) -> dict
     return {"batch_size": int(best["batch_size"]), "lr": float(best["lr"]), "target": target,
             "estimate": float(best["estimate"]), "low": float(best["low"]),
             "high": float(best["high"]), "share": float(best["share"]),
-            "median_steps": float(best["median_steps"]),
+            "median_steps": float(best["median_steps"]), "resolution": _finite(best["resolution"]),
             "seconds_per_step": float(best["seconds_per_step"]),
             "region": sorted(region, key=lambda r: r["batch_size"]), "censored": censored}
 
@@ -230,8 +242,8 @@ def answers(results: list[dict], seconds: dict[int, list[float]], targets: list[
     spot by measured time alone ("direct", from each run's quiet time, as robust to load as the
     estimate; None without runs)."""
     steps = steps_table(results, targets)
-    rounds = min((len(v) for v in seconds.values()), default=analysis.SAMPLES)
-    measured = analysis.target_table(results if runs is None else runs, targets, rounds)
+    measured = analysis.target_table(results if runs is None else runs, targets,
+                                     fastest.rounds(seconds))
     out = {}
     for target in targets:
         found = estimate(steps, seconds, target, resamples)

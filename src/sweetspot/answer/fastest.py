@@ -15,6 +15,12 @@ def round_seconds(doc: dict) -> dict[int, list[float]]:
     return {int(b): v["rounds"] for b, v in doc["per_batch"].items()}
 
 
+def rounds(seconds: dict[int, list[float]]) -> int | None:
+    """How many rounds the seconds were timed in (round_seconds' lists; None: no seconds): as
+    many intervals as a run's own seconds are read over (analysis.run_seconds)."""
+    return min((len(v) for v in seconds.values()), default=None)
+
+
 def machine_seconds(rounds, axis: int = -1):
     """The machine's seconds per step from its timed rounds: their minimum. Load from other
     processes only ever adds time, so the fastest round is the one it touched least, and no

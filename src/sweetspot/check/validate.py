@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sweetspot import paths
-from sweetspot.answer import analysis
+from sweetspot.answer import analysis, fastest
 from sweetspot.answer.estimate import ERROR_GOAL, beside_measured, direct_spot, median_error
 from sweetspot.check import predict
 from sweetspot.config import Params
@@ -94,7 +94,8 @@ def main(params: Params, steps: str | None) -> int:
     plan = {b: rate[b] for b in neighbours(spot, grid)}
     seeds = [*params.sweep.seeds, *params.sweep.extra_seeds]
     runs = train_runs(params, plan, seeds)
-    measured_table = analysis.target_table(runs, [target], params.steptime.rounds)
+    measured_table = analysis.target_table(
+        runs, [target], fastest.rounds(fastest.round_seconds(result["steptime"])))
     predicted = pd.DataFrame([r for r in found["per_batch"] if r["batch_size"] in plan])
     check = goal(beside_measured(predicted, measured_table, target), spot, grid)
     doc = document(result, table_md5, target, plan, seeds, check, runs, measured_table)

@@ -114,7 +114,8 @@ def eval_off_clock(params: Params, data: Data, repeats: int, n: int = 6000) -> d
     when evaluation is off the clock; eval_over_train = evaluation seconds per clock second."""
     subset = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
     base = dataclasses.replace(params.train, train_examples=n, max_epochs=1, target_accuracy=1.0,
-                               noise_scale=False, max_seconds=0, lr_warmup_steps=0)
+                               noise_scale=False, max_seconds=0, lr_warmup_steps=0,
+                               fine_within=0.0)
     runs = {"rare": [], "often": []}
     for _ in range(repeats):
         for name, every in (("rare", n), ("often", base.batch_size)):

@@ -107,7 +107,7 @@ def final_model(results: list[dict], per_batch: pd.DataFrame, spot: dict,
 
 
 def reproduced_here(results: list[dict], per_batch: pd.DataFrame, targets: list[float],
-                    sample: dict | None, rounds: int = analysis.SAMPLES) -> dict | None:
+                    sample: dict | None, rounds: int | None) -> dict | None:
     """What was reproduced on this machine (the reproduce stage's sample): its steps against the
     committed cells', the answer's check of itself on its runs (timed here: measured over
     estimated, estimate.self_check), and which of the cells were trained on the host the sample
@@ -210,7 +210,7 @@ def build(params: Params) -> Answer:
         final=final_model(headline, per_batch, spots[targets[0]],
                           test_labels(params.data.dataset)),
         here=reproduced_here(headline, per_batch, targets, sample,
-                             timing[loader]["steptime"]["rounds"]),
+                             fastest.rounds(seconds[loader])),
         raced=raced,
         held=heldout.documents(), problems=summaries(own, summary_file(params)), summary=own,
         advice=advice.build(params, results, per_loader, targets[0], cost, steps,

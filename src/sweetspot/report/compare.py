@@ -75,9 +75,14 @@ def label(s: dict) -> str:
     return f"{s['network_key']} on {s['dataset']}"
 
 
+def either(batch_sizes: list[int]) -> str:
+    """The batch sizes an answer names, as it names them: "24", "24 or 32"; "-" for none."""
+    return " or ".join(map(str, batch_sizes)) or "-"
+
+
 def named(s: dict) -> str:
     """The spot, or the tie the data leave ("24 or 32"), as the summary has it."""
-    return " or ".join(map(str, s.get("tie") or [])) or fmt(s["spot"], ".0f", "-")
+    return either(s.get("tie") or ([] if s["spot"] is None else [int(s["spot"])]))
 
 
 def region(s: dict) -> str:

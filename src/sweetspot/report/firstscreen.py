@@ -45,7 +45,8 @@ def headline(answer: Answer) -> list[str]:
         f"target in the fewest steps: {grids(answer.params)}). {region_members(spot)}",
         f"{spot_sentence(spot)} reaches {targets[0]:g} test accuracy in "
         f"**{spot['estimate']:.2f} s** of training, estimated as {spot['median_steps']:.0f} steps "
-        f"(median over seeds) x {spot['seconds_per_step'] * 1e6:.0f} µs per step (the fastest "
+        f"(median over seeds{resolution(spot)}) x {spot['seconds_per_step'] * 1e6:.0f} µs per "
+        f"step (the fastest "
         f"timing round), 95% interval {spot['low']:.2f}-{spot['high']:.2f} s. "
         + measured(here, spot),
         certainty(answer), ""]
@@ -57,6 +58,15 @@ def headline(answer: Answer) -> list[str]:
                         for t in targets])
         lines.append("")
     return lines
+
+
+def resolution(spot: dict) -> str:
+    """How finely the spot's steps were read: every hit within this many steps of its evaluation
+    before it (train.fine_every_examples near the target)."""
+    steps = spot.get("resolution")
+    if steps is None:
+        return ""
+    return f", each read to within {steps:.0f} steps, {steps / spot['median_steps']:.1%}"
 
 
 def measured(here: pd.Series, spot: dict) -> str:
@@ -71,7 +81,7 @@ def measured(here: pd.Series, spot: dict) -> str:
 
 def named(spot: dict) -> str:
     """The spot, or the tie the resamples leave: "24 or 32" (compare.tie)."""
-    return " or ".join(map(str, compare.tie(spot))) if spot["batch_size"] is not None else "-"
+    return compare.either(compare.tie(spot) if spot["batch_size"] is not None else [])
 
 
 def spot_sentence(spot: dict) -> str:
@@ -82,10 +92,9 @@ def spot_sentence(spot: dict) -> str:
                 f"resamples of seeds and timing rounds ({compare.NAMED:.0%} names a spot alone) "
                 "and")
     shares = spot["per_batch"].set_index("batch_size")["share"]
-    either = " or ".join(map(str, tied))
     return (f"No batch size wins {compare.NAMED:.0%} of the resamples of seeds and timing rounds: "
-            f"**{either}** win {' and '.join(f'{shares[b]:.0%}' for b in tied)}, a tie the "
-            f"data do not break. Batch {spot['batch_size']}, which wins most,")
+            f"**{compare.either(tied)}** win {' and '.join(f'{shares[b]:.0%}' for b in tied)}, a "
+            f"tie the data do not break. Batch {spot['batch_size']}, which wins most,")
 
 
 def grids(params) -> str:

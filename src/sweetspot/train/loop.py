@@ -2,9 +2,10 @@
 
 The clock covers training steps only: the device is synchronised before it is read, warm-up runs
 on a throwaway copy before it starts, and it pauses at one place, for evaluation (every
-`train.eval_every_examples` and at each epoch's end), logging and the stopping checks. The first
-evaluation at or above the target defines time, steps, examples and epochs to target. Reads and
-writes nothing: `train/run.py` wraps a run in MLflow.
+`train.eval_every_examples`, every `train.fine_every_examples` once the test accuracy came within
+`train.fine_within` of the target, and at each epoch's end), logging and the stopping checks. The
+first evaluation at or above the target defines time, steps, examples and epochs to target. Reads
+and writes nothing: `train/run.py` wraps a run in MLflow.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
     tally = Tally()
     loss_sum = torch.zeros((), device=device)  # sum of batch losses, read only while paused
     at_eval = at_epoch = Mark(0.0, 0, 0.0)  # at the last evaluation, and the last epoch's end
-    next_eval = cfg.eval_every_examples
+    next_eval, fine = cfg.eval_every_examples, False  # fine: evaluating every fine_every_examples
     t0 = clock(device)
     for xb, yb in (batch for _ in range(cfg.max_epochs) for batch in epoch()):
         if tally.steps <= cfg.lr_warmup_steps and cfg.lr_warmup_steps:  # ramp the rate
@@ -130,10 +131,12 @@ def train_one(cfg: TrainConfig, data: Data, on_eval=None, on_epoch=None) -> dict
             continue
         tally.train_time += clock(device) - t0  # the clock pauses here ...
         paused = time.perf_counter()
-        next_eval = (tally.seen // cfg.eval_every_examples + 1) * cfg.eval_every_examples
         now = Mark(loss_sum.item(), tally.steps, tally.train_time)
-        point = record_evaluation(cfg, model, data, tally, _mean_loss(now, at_eval), noise)
+        point = record_evaluation(cfg, model, data, tally, _mean_loss(now, at_eval), noise, fine)
         at_eval = now
+        fine = finely(cfg, fine, tally.curve)
+        every = min(cfg.fine_every_examples if fine else math.inf, cfg.eval_every_examples)
+        next_eval = (tally.seen // every + 1) * every
         if on_eval:
             on_eval(point)
         tally.eval_time += time.perf_counter() - paused
@@ -167,23 +170,32 @@ def stop_reason(cfg: TrainConfig, tally: Tally) -> str | None:
     return None
 
 
+def finely(cfg: TrainConfig, fine: bool, curve: list[dict]) -> bool:
+    """Whether the next interval is fine: from the first evaluation within train.fine_within
+    below the target until the target is reached (0: never)."""
+    near = cfg.fine_within > 0 and curve[-1]["test_acc"] >= cfg.target_accuracy - cfg.fine_within
+    return (fine or near) and not first_hit(curve, cfg.target_accuracy)
+
+
 def _mean_loss(now: Mark, then: Mark) -> float:
     """Mean batch loss between two marks."""
     return (now.loss_sum - then.loss_sum) / max(now.steps - then.steps, 1)
 
 
 def record_evaluation(cfg: TrainConfig, model: nn.Module, data: Data, tally: Tally,
-                      train_loss: float, noise: NoiseTracker | None) -> dict:
-    """Evaluate, record the curve point, and note a divergence."""
+                      train_loss: float, noise: NoiseTracker | None, fine: bool) -> dict:
+    """Evaluate, record the curve point (fine: it closes a fine interval), and note a
+    divergence. The noise scale counts the coarse evaluations only, so fine ones move none."""
     test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
     point = {"step": tally.steps, "examples": tally.seen, "epoch": tally.seen / len(data.x_train),
              "time": tally.train_time, "train_loss": train_loss, "test_loss": test_loss,
-             "test_acc": test_acc}
+             "test_acc": test_acc, "fine": fine}
+    coarse = sum(not p["fine"] for p in tally.curve)  # coarse evaluations before this one
     tally.curve.append(point)
     if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
         tally.diverged = True
         return point
-    if noise and (len(tally.curve) - 1) % cfg.noise_every == 0:  # the first, then every k-th
+    if noise and not fine and coarse % cfg.noise_every == 0:  # the first, then every k-th
         point["b_simple"] = noise.estimate()
     return point
 

@@ -17,7 +17,7 @@ from sweetspot.train import run
 
 QUESTION = {"network": "mlp", "lr": 0.1, "loader": "torchvision", "optimizer": "sgd",
             "width": 256, "activation": "sigmoid", "stop_at_target": False, "max_seconds": 0,
-            "loader_workers": 0, "lr_warmup_steps": 0}
+            "loader_workers": 0, "lr_warmup_steps": 0, "fine_within": 0.0}  # once an epoch
 
 def main(params: Params, epochs: int, out: Path | None = None) -> int:
     """Batch 1, then one batch of the whole training set: per-epoch lines as the question printed
