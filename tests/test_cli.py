@@ -25,6 +25,7 @@ GOOD = {
     "machine": ["machine"],
     "plan": ["plan"],
     "refine": ["refine"],
+    "rates": ["rates"],
     "seeds": ["seeds"],
     "race": ["race"],
     "heldout": ["heldout"],
@@ -145,6 +146,7 @@ BAD_PARAMS = [
     ("race", {"race": {"margin": 0}}, "race.margin: must be in (0, 1)"),
     ("race", {"race": {"max_cells": -1}}, "race.max_cells: must be >= 0"),
     ("race", {"race": {"max_seeds": 2}}, "race.max_seeds: 2 cannot hold the 2 seeds"),
+    ("rates", {"sweep": {"rate_ratio": 1}}, "sweep.rate_ratio: must be a finite number > 1"),
     ("forecast", {"train": {"network": "torch.nn:Flatten"}},
      "torch.nn:Flatten gives outputs of shape [784]"),
 ]

@@ -56,6 +56,7 @@ def test_project_params_load():
         ({"train.eval_every_examples": 0}, "train.eval_every_examples: must be > 0"),
         ({"train.fine_every_examples": 0}, "train.fine_every_examples: must be > 0"),
         ({"train.fine_within": 1}, "train.fine_within: must be in [0, 1)"),
+        ({"sweep.rate_ratio": 0.5}, "sweep.rate_ratio: must be a finite number > 1"),
         ({"race.max_seeds": 3}, "race.max_seeds: 3 cannot hold the 3 seeds"),
     ],
 )

@@ -51,8 +51,8 @@ def test_another_network_and_dataset_is_forecast_swept_and_compared(tmp_path, an
     for command in BACK:
         sh(*command, cwd=folder)
     ran = ran_stages(sh("dvc", "repro", cwd=folder).stdout)
-    assert "report" in ran and not [s for s in ran if s.startswith(("sweep", "refine", "seeds",
-                                                                    "race"))]
+    assert "report" in ran and not [s for s in ran if s.startswith(("sweep", "refine", "rates",
+                                                                    "seeds", "race"))]
     assert sh("git", "status", "--porcelain", "--untracked-files=all", "reports/cells",
               cwd=folder).stdout == ""  # no cell of the experiment left behind
     text = (folder / "reports/report.md").read_text()

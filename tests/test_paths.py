@@ -53,6 +53,8 @@ def test_dvc_outs_are_the_paths_the_code_writes():
     assert Cell(64, 1.0, 0, "tensor").name == "b64-lr1.0-s0-tensor"
     assert stage_outs(STAGES["refine"]) == [str(paths.REFINE)]
     assert stage_outs(STAGES["seeds"]) == [str(paths.SEEDS)]
+    assert stage_outs(STAGES["rates"]) == [str(paths.RATES)]
+    assert str(paths.RATES) in STAGES["seeds"]["deps"]  # seeds at the rate the neighbours left
     assert stage_outs(STAGES["race"]) == [str(paths.RACE)]
     # the race keeps its cells between runs (a re-measurement retrains none it still needs)
     assert STAGES["race"]["outs"][0][str(paths.RACE)] == {"cache": False, "persist": True}
@@ -96,7 +98,8 @@ def test_the_machines_factor_depends_on_the_machine_and_nothing_else_does():
 
 def test_every_cell_travels_with_the_repository():
     """The cells are committed outputs (cache: false), so a clone trains none of them."""
-    for stage, out in (("sweep", 0), ("extremes", 0), ("refine", 0), ("seeds", 0), ("race", 0)):
+    for stage, out in (("sweep", 0), ("extremes", 0), ("refine", 0), ("rates", 0), ("seeds", 0),
+                       ("race", 0)):
         (entry,) = STAGES[stage]["outs"][out].values()
         assert entry["cache"] is False, stage
     assert not (REPO / paths.CELLS / ".gitignore").exists()
@@ -113,7 +116,7 @@ def test_cells_depend_on_every_train_setting_except_their_own():
            "stop_at_target", "experiment",  # set per cell by the sweep, or naming only
            "loader_workers"}  # changes no batch, so no step (tests/data/test_load.py)
     assert keys == set(config.read_yaml(REPO / paths.PARAMS_FILE)["train"]) - own
-    for stage in ("refine", "seeds", "race"):
+    for stage in ("refine", "rates", "seeds", "race"):
         planned = {p.split(".", 1)[1] for p in STAGES[stage]["params"] if p.startswith("train.")}
         assert planned == keys, stage
 
@@ -148,9 +151,9 @@ def test_each_stage_depends_on_the_code_its_command_runs():
     train = imported("sweetspot/train/run.py") - BOOKKEEPING
     assert code_deps("sweep") == code_deps("extremes") == train
     assert "sweetspot/train/loop.py" in train and "sweetspot/train/noise.py" in train
-    for stage in ("refine", "seeds"):  # plan with sweep.py, then train as a cell does
-        assert code_deps(stage) == train | (imported("sweetspot/sweep/sweep.py") - BOOKKEEPING)
-    assert code_deps("plan") == imported("sweetspot/sweep/sweep.py") - BOOKKEEPING
+    for stage in ("refine", "rates", "seeds"):  # plan with planned.py, then train as a cell
+        assert code_deps(stage) == train | (imported("sweetspot/sweep/planned.py") - BOOKKEEPING)
+    assert code_deps("plan") == imported("sweetspot/sweep/planned.py") - BOOKKEEPING
     assert code_deps("race") == train | (imported("sweetspot/sweep/race.py") - BOOKKEEPING)
     assert code_deps("machine") == imported("sweetspot/measure/machine.py") - BOOKKEEPING
     reproduce = imported("sweetspot/check/reproduce.py") - BOOKKEEPING

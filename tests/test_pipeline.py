@@ -44,8 +44,8 @@ def test_repro_writes_the_answer(project):
     advice = ("cores", "memory", "blocks", "pipeline")
     assert ran.index("question") < ran.index("report")  # the question's own run, committed
     assert [s for s in ran if s not in ("machine", "question", *advice)] == [
-        "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "plan", "refine", "seeds",
-        "race", "reproduce", "heldout", "report"]
+        "sweep@32-1.0-0-tensor", "sweep@128-1.0-0-tensor", "steptime", "plan", "refine", "rates",
+        "seeds", "race", "reproduce", "heldout", "report"]
     assert ran.index("machine") < min(ran.index(s) for s in ("steptime", *advice))
     assert max(ran.index(s) for s in advice) < ran.index("report")
     # MLflow's pickle warning said once, by the report, not by each cell; the report's last
@@ -149,7 +149,7 @@ def test_steptime_and_the_steps_table(project):
     table = pd.read_csv(folder / "reports/steps_to_target.csv")
     assert list(table.columns) == [*estimate.STEPS_COLUMNS, "resolution"]
     cells = sum(len(json.loads((folder / f"reports/cells/{s}/plan.json").read_text())["cells"])
-                for s in ("refine", "seeds", "race")) + 2
+                for s in ("refine", "rates", "seeds", "race")) + 2
     assert len(table) == 2 * cells  # a row per run and target
     assert set(table["target"]) == {0.8, 0.85} and set(table["dataset"]) == {"MNIST"}
     reached = table[~table["censored"]]
@@ -168,8 +168,8 @@ def test_every_cell_is_a_child_of_the_sweep_run(project):
     parent = parents[0]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     planned = [json.loads((folder / f"reports/cells/{stage}/plan.json").read_text())["cells"]
-               for stage in ("refine", "seeds", "race")]
-    assert len(planned[1]) >= 1  # at least the sweet spot reached the target: one more seed
+               for stage in ("refine", "rates", "seeds", "race")]
+    assert len(planned[2]) >= 1  # at least the sweet spot reached the target: one more seed
     measured = ("sweep", "steptime", "cores", "memory", "blocks", "pipeline")  # train no cell
     asked = [r for r in runs if r.data.tags.get("dvc_stage") == "question"]
     assert sorted(int(r.data.params["batch_size"]) for r in asked) == [1, 6000]
@@ -220,10 +220,11 @@ def test_a_sample_of_the_cells_is_retrained_here_and_reproduces_its_steps(projec
 
 
 def sweep_cells(folder: Path) -> list[Path]:
-    """Every cell the report reads: the two grid cells, then those refine, seeds and race
+    """Every cell the report reads: the two grid cells, then those refine, rates, seeds and race
     planned."""
     grid = [folder / "reports/cells/coarse" / f"b{b}-lr1.0-s0-tensor.json" for b in (32, 128)]
-    return grid + [folder / f"reports/cells/{s}/{name}.json" for s in ("refine", "seeds", "race")
+    return grid + [folder / f"reports/cells/{s}/{name}.json"
+                   for s in ("refine", "rates", "seeds", "race")
                    for name in json.loads((folder / f"reports/cells/{s}/plan.json").read_text())[
                        "cells"]]
 
@@ -247,8 +248,8 @@ def test_a_report_only_edit_leaves_every_cell_and_timing_stage_up_to_date(projec
             assert not [s for s in now if s.startswith(timing)], (module, now)
             if module == "report/writeup.py":
                 assert now == {"report"}
-            else:  # the plan, refine, seeds and the race run again, and keep every cell
-                assert {"plan", "refine", "seeds", "race"} <= now
+            else:  # the plan, refine, rates, seeds and the race run again, and keep every cell
+                assert {"plan", "refine", "rates", "seeds", "race"} <= now
                 sh("dvc", "repro", "race", cwd=folder)
                 assert {p: p.read_bytes() for p in sweep_cells(folder)} == cells
         finally:

@@ -12,8 +12,8 @@ from sweetspot.measure.machine import STACK
 from sweetspot.track import outage
 
 # The commands that build train.network (checked before they start)
-TRAINS = ("sweep", "refine", "seeds", "race", "heldout", "reproduce", "steptime", "predict",
-          "validate", "machine", "cores", "memory", "blocks", "pipeline")
+TRAINS = ("sweep", "refine", "rates", "seeds", "race", "heldout", "reproduce", "steptime",
+          "predict", "validate", "machine", "cores", "memory", "blocks", "pipeline")
 ADVICE = {"cores": "processors: the question's pipeline at every split of the CPUs between "
                    "loader workers and torch threads", "memory": "the step against this "
                    "machine's caches, bandwidth and matmul rate", "blocks": "seconds per step "
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("steptime", help="seconds per step here, every batch size the sweep may train")
     sub.add_parser("plan", help="which batch sizes refinement adds (reports/refine_plan.json)")
     sub.add_parser("refine", help="train the 3*2^n neighbours of the coarse sweet region")
+    sub.add_parser("rates", help="the chosen rate's neighbours (sweep.rate_ratio) at every batch "
+                   "size the sweet region could hold")
     sub.add_parser("seeds", help="more seeds at each batch size's chosen rate")
     sub.add_parser("race", help="seeds where the sweet region is undecided, until decided or "
                    "the budget (params.yaml race) is spent")
@@ -179,11 +181,11 @@ def dispatch(argv: list[str] | None = None) -> int:
         return machine.main(params, steptime.probe)
     if args.command == "sweep":
         return _sweep(args, params)
-    if args.command in ("plan", "refine", "seeds"):
-        from sweetspot.sweep import sweep
+    if args.command in ("plan", "refine", "rates", "seeds"):
+        from sweetspot.sweep import planned
 
-        return {"plan": sweep.plan_main, "refine": sweep.refine_main,
-                "seeds": sweep.seeds_main}[args.command](params)
+        return {"plan": planned.plan_main, "refine": planned.refine_main,
+                "rates": planned.rates_main, "seeds": planned.seeds_main}[args.command](params)
     if args.command in ("race", "heldout", "reproduce"):
         from sweetspot.check import heldout, reproduce
         from sweetspot.sweep import race

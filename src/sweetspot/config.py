@@ -121,6 +121,7 @@ class SweepConfig(Section):
     targets: grid(Float, 1.0)
     max_epochs: Count
     refine: bool
+    rate_ratio: Annotated[Float, must(lambda v: 1 < v < math.inf, "must be a finite number > 1")]
     resamples: Annotated[Int, Field(ge=100)]
 
     def check(self) -> None:

@@ -16,6 +16,7 @@ CELLS = REPORTS / "cells"  # one JSON per training run, by sweep stage
 COARSE = CELLS / "coarse"
 EXTREMES = CELLS / "extremes"
 REFINE = CELLS / "refine"
+RATES = CELLS / "rates"  # the chosen rates' neighbours (sweep.rate_ratio)
 SEEDS = CELLS / "seeds"
 RACE = CELLS / "race"  # seeds where the sweet region is undecided (race.py)
 PLAN = "plan.json"  # what refine/seeds/race decided to train, beside their cells

@@ -346,3 +346,18 @@ def test_reproduced_here_checks_the_sample_and_names_the_cells_trained_here(answ
     assert unread["self_check"] is None  # no seconds' rounds: no run's own seconds to read
 
 
+
+
+def test_the_first_screen_says_how_far_the_spots_time_moves_to_its_rates_neighbours(answer):
+    results, _, _, spots = answer
+    spot = spots[0.97]
+    b = spot["batch_size"]
+    slower = fake_run(b, 1.732, 0)  # a neighbour that takes 1.25x the steps, on one seed
+    for p in slower["curve"]:
+        p["step"] *= 1.25
+    steps = estimate.steps_table([*results, slower], [0.97])
+    said = firstscreen.rate_moves(steps, spot)
+    assert said == (f" Its rate against the others tried at batch {b}: lr 0.3 never reaches it "
+                    "(2 seeds), lr 1.732 takes 1.25x its steps (1 seed); at one batch size the "
+                    "seconds per step do not depend on the rate, so the time moves as much.")
+    assert firstscreen.rate_moves(steps[steps["lr"] == 1.0], spot) == ""

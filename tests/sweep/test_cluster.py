@@ -136,18 +136,19 @@ def test_ray_cells_are_the_serial_cells_and_dvc_records_them(tmp_path, mnist_roo
     log = finish(ray_sweep(folder), folder)
     assert "ray: done" in log, log
     by_ray = cells(folder)
-    assert {p.split("/")[0] for p in by_ray} == {"coarse", "refine", "seeds"}
+    assert {p.split("/")[0] for p in by_ray} == {"coarse", "refine", "rates", "seeds"}
     # the cells and steptime are recorded; what no cell decides is left to dvc repro
     after = {"race", "reproduce", "heldout", "report", "bench", "cores", "memory", "blocks",
              "pipeline", "question"}
     assert stale(folder) == after
     assert all(r.info.status == "FINISHED" for r in runs(folder))
 
-    # the serial path over the same plan (the same step times, so the same refinement); refine
-    # and seeds keep the cells they still plan, so their folders go first: all retrain
-    for stage in ("refine", "seeds"):
+    # the serial path over the same plan (the same step times, so the same refinement); refine,
+    # rates and seeds keep the cells they still plan, so their folders go first: all retrain
+    for stage in ("refine", "rates", "seeds"):
         shutil.rmtree(folder / "reports" / "cells" / stage)
-    sh("dvc", "repro", "--force", "--single-item", "sweep", "plan", "refine", "seeds", cwd=folder)
+    sh("dvc", "repro", "--force", "--single-item", "sweep", "plan", "refine", "rates", "seeds",
+       cwd=folder)
     assert cells(folder) == by_ray  # losses, accuracies, steps, noise scale: bit for bit
     assert stale(folder) == after  # no cell left to dvc repro
 

@@ -90,6 +90,16 @@ def test_a_close_rate_on_one_seed_gets_the_chosen_rates_seeds():
     assert sorted(end[(end["batch_size"] == 32) & (end["lr"] == 0.3)]["seed"]) == THREE
 
 
+def test_a_chosen_rate_on_fewer_seeds_gets_the_close_rates_seeds():
+    # 0.5 is chosen on its one lucky seed; 1.0, within the margin on three, lends it its seeds
+    truth = {(32, 1.0): (1000, 0.02), (32, 0.5): (1000, 0.02), (64, 1.0): (1400, 0.02)}
+    start = table(truth, {(32, 1.0): THREE, (32, 0.5): [0], (64, 1.0): THREE})
+    start.loc[(start["lr"] == 0.5), "steps"] = 950.0
+    decided = race.verdicts(start, SECONDS, 0.97, 0.10, 500)
+    assert decided["batch"][32]["lr"] == 0.5 and decided["rates"] == {32: {0.5: [1, 2]}}
+    assert race.next_cells(start, decided, BUDGET, 0)[:2] == [(32, 0.5, 1), (32, 0.5, 2)]
+
+
 def test_a_far_rate_gets_no_seeds():
     truth = {(32, 1.0): (1000, 0.02), (32, 0.3): (2000, 0.02), (64, 1.0): (1400, 0.02)}
     rounds, _, _ = racing(truth, {(32, 1.0): THREE, (32, 0.3): [0], (64, 1.0): THREE})

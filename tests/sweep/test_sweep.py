@@ -265,6 +265,33 @@ def test_seeds_plan_per_loader():
                                             Cell(128, 1.0, 1, "torchvision")]
 
 
+def test_rates_plan_trains_the_chosen_rates_neighbours_where_the_region_could_be():
+    # chosen: 0.3 at 32 (fewer steps), 1.0 at 64; 128 is not near the best, 256 never reached
+    results = [result(32, 0.3, hit=2.0), result(32, 1.0, hit=3.0),
+               result(64, 0.3, hit=2.0), result(64, 1.0, hit=1.0),
+               result(128, 1.0, hit=1.0), result(256, 1.0)]
+    p = params(batch_sizes=[32, 64, 128, 256], seeds=[0, 1], extra_seeds=[2], rate_ratio=1.732)
+    near = {"tensor": [32, 64, 256]}
+    assert sweep.rates_plan(p, results, near) == [
+        Cell(32, 0.1732, 0, "tensor"), Cell(32, 0.1732, 1, "tensor"),
+        Cell(32, 0.5196, 0, "tensor"), Cell(32, 0.5196, 1, "tensor"),
+        Cell(64, 0.5774, 0, "tensor"), Cell(64, 0.5774, 1, "tensor"),
+        Cell(64, 1.732, 0, "tensor"), Cell(64, 1.732, 1, "tensor")]
+    # a neighbour already tried is not trained again (3.0 = 1.732 x 1.732, to 4 digits: 3.0)
+    tried = results + [result(64, 1.732, hit=3.0), result(64, 0.5774, hit=3.0)]
+    assert [c for c in sweep.rates_plan(p, tried, near) if c.batch_size == 64] == []
+    # the policies that scale one rate tune none
+    assert sweep.rates_plan(params(lr_policy="linear", lrs=[1.0]), results, near) == []
+
+
+def test_near_best_is_the_coarse_batch_sizes_near_the_best_and_refinements_around_them():
+    plan = {"coarse_near_best": {"tensor": [32, 64], "torchvision": [64]},
+            "cells": [{"batch_size": 24, "loader": "tensor"},
+                      {"batch_size": 48, "loader": "tensor"},
+                      {"batch_size": 96, "loader": "torchvision"}]}
+    assert sweep.near_best(plan) == {"tensor": [24, 32, 48, 64], "torchvision": [64, 96]}
+
+
 def test_seeds_plan_is_empty_without_extra_seeds():
     results = [result(64, 1.0, hit=1.0)]
     assert sweep.seeds_plan(params(batch_sizes=[64], lrs=[1.0], extra_seeds=[]), results) == []

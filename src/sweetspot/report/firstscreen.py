@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from sweetspot.advice import claims, ends
+from sweetspot.answer.analysis import censored_median
 from sweetspot.answer.estimate import REGION_RULE
 from sweetspot.fmt import fmt, sizes, table
 from sweetspot.report import compare
@@ -48,7 +50,7 @@ def headline(answer: Answer) -> list[str]:
         f"(median over seeds{resolution(spot)}) x {spot['seconds_per_step'] * 1e6:.0f} µs per "
         f"step (the fastest "
         f"timing round), 95% interval {spot['low']:.2f}-{spot['high']:.2f} s. "
-        + measured(here, spot),
+        + measured(here, spot) + rate_moves(answer.steps, spot),
         certainty(answer), ""]
     lines += [" ".join(filter(None, [pipeline_sentence(answer), epoch_sentence(answer)])), ""]
     if len(targets) > 1:
@@ -97,10 +99,37 @@ def spot_sentence(spot: dict) -> str:
             f"tie the data do not break. Batch {spot['batch_size']}, which wins most,")
 
 
+def rate_moves(steps: pd.DataFrame | None, spot: dict) -> str:
+    """How far the spot's time moves from its rate to the other rates tried at its batch size
+    (the rates stage's neighbours among them): their median steps over the spot's, its seconds per
+    step not depending on the rate."""
+    if steps is None:
+        return ""
+    at = steps[(steps["batch_size"] == spot["batch_size"])
+               & np.isclose(steps["target"].astype(float), spot["target"])
+               & ~np.isclose(steps["lr"].astype(float), spot["lr"])]
+    moves = []
+    for lr, runs in at.groupby("lr", sort=True):
+        median = censored_median(runs["steps"], ~runs["censored"].astype(bool))
+        ratio = median / spot["median_steps"]
+        seeds = f"{len(runs)} seed" + "s" * (len(runs) > 1)
+        moves.append(f"lr {lr:g} " + (f"takes {ratio:.2f}x its steps" if math.isfinite(ratio)
+                                      else "never reaches it") + f" ({seeds})")
+    if not moves:
+        return ""
+    return (f" Its rate against the others tried at batch {spot['batch_size']}: "
+            f"{', '.join(moves)}; at one batch size the seconds per step do not depend on the "
+            "rate, so the time moves as much.")
+
+
 def grids(params) -> str:
-    """The rates tried: the grid's, and the small end's (sweep.extremes_lrs)."""
+    """The rates tried: the grid's, its chosen rates' neighbours x and / sweep.rate_ratio where
+    the region could be, and the small end's (sweep.extremes_lrs)."""
     s = params.sweep
     text = ", ".join(f"{lr:g}" for lr in s.lrs)
+    if s.lr_policy == "tuned":
+        text += f", and the chosen rate x and / {s.rate_ratio:g} near the best"
+
     if s.extremes:
         text += (f" (batch sizes {sizes(s.extremes, s.extremes)}: "
                  + ", ".join(f"{lr:g}" for lr in s.extremes_lrs) + ")")

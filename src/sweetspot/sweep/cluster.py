@@ -26,10 +26,11 @@ from unittest import mock
 from sweetspot import paths
 from sweetspot.config import Params
 from sweetspot.errors import ConfigError, ToolError
-from sweetspot.sweep import sweep
+from sweetspot.sweep import planned, sweep
 from sweetspot.track import outage, tracking
 
-PHASES = {"refine": paths.REFINE, "seeds": paths.SEEDS}  # planned stages: their cell folders
+# planned stages, in order: their cell folders
+PHASES = {"refine": paths.REFINE, "rates": paths.RATES, "seeds": paths.SEEDS}
 
 
 @dataclass(frozen=True)
@@ -125,10 +126,10 @@ def mark_orphans(stages: set[str], since_ms: int) -> int:
 
 
 def plan_jobs(params: Params, stage: str) -> tuple[list[Job], dict]:
-    cells, plan = sweep.planned(params, stage)
+    cells, plan = planned.cells_of(params, stage)
     for cell in cells:
         sweep.cell_params(params, cell)
-    sweep.clear_folder(PHASES[stage])
+    planned.clear_folder(PHASES[stage])
     return [Job(stage, stage, c, paths.cell_file(PHASES[stage], c.name)) for c in cells], plan
 
 
@@ -181,10 +182,10 @@ def main(params: Params, address: str | None, threads: int, retries: int, force:
             failed = run_jobs(ray, task, params, jobs, retries)
             training += time.perf_counter() - phase
             if not failed:
-                sweep.write_plan(PHASES[stage], [j.cell.name for j in jobs], plan)
+                planned.write_plan(PHASES[stage], [j.cell.name for j in jobs], plan)
                 dvc("commit", "--force", "--quiet", stage)
         if force and not failed:  # the race keeps cells on unchanged steps: retrain them too
-            sweep.clear_folder(paths.RACE)
+            planned.clear_folder(paths.RACE)
     finally:
         killed = mark_orphans(stages, since_ms)
         ray.shutdown()

@@ -11,15 +11,16 @@ A batch size, by the region's rule and race.margin:
 - in: inside it, and the spot's time over its own is at most 1 + margin in 95% of resamples of
   the seeds (the seconds per step are the machine's, fixed: the seeds are what is undecided);
 - undecided: inside it, but the seeds allow it to be more than `margin` slower.
-And a rate: at a batch size in the region, a rate other than the chosen one whose median steps
-are within `margin` of the chosen rate's, with fewer seeds, is undecided too (the chosen rate
-rests on the seeds stage's seeds, the other on one): it gets the seeds the chosen rate has.
+And a rate: at a batch size in the region, the chosen rate and the rates whose median steps are
+within `margin` of it are undecided between them while they lack a seed the batch size has (the
+chosen rate rests on the seeds stage's seeds, a neighbour on the grid's, or the other way round):
+each gets every seed the batch size has.
 
-Each round adds one seed at the chosen rate to every undecided batch size and to the spot, and
-the missing seeds to every undecided rate, in that order, within race.max_seeds per batch size
+Each round adds the missing seeds to every undecided rate, then one seed at the chosen rate to
+the spot and to every undecided batch size, in that order, within race.max_seeds per batch size
 and race.max_cells in all. Pure: the same steps and seconds give the same cells. The stage
 (`main`) keeps the cells it trained (a persistent output) and retrains none while the grid's
-cells have the same steps (sweep.basis: a committed cell retrained to the same steps
+cells have the same steps (planned.basis: a committed cell retrained to the same steps
 changes nothing here): a re-measurement of the seconds alone adds cells only where a
 decision changed, and drops the cells no decision needs any more.
 """
@@ -35,7 +36,7 @@ import pandas as pd
 from sweetspot import paths
 from sweetspot.answer import analysis, estimate, fastest
 from sweetspot.config import Params
-from sweetspot.sweep import sweep
+from sweetspot.sweep import planned, sweep
 
 IN, OUT, UNDECIDED, SPOT = "in", "out", "undecided", "spot"
 QUANTILE = 0.95  # "in": the spot's time over its own <= 1 + margin in this share of resamples
@@ -97,17 +98,23 @@ def verdicts(table: pd.DataFrame, seconds: dict[int, list[float]], target: float
 
 def close_rates(table: pd.DataFrame, per_batch: pd.DataFrame, target: float, region,
                 margin: float) -> dict:
-    """{batch size in the region: [rates within `margin` of the chosen one's median steps (the
-    estimate's per_batch), with fewer runs than it]}."""
+    """{batch size in the region: {rate: the seeds it lacks}}: the chosen rate and every rate
+    whose median steps are within `margin` of it each get every seed the batch size has (at any
+    rate), so the median chooses between them on the same seeds (the chosen may be the one on
+    fewer: the rates stage's neighbours start on the grid's seed alone)."""
     chosen = per_batch.set_index("batch_size")
     at = table[np.isclose(table["target"].astype(float), target)]
     out = {}
     for b in region:
-        lr, n, median = chosen.loc[b, "lr"], chosen.loc[b, "n_runs"], chosen.loc[b, "median_steps"]
-        for other, runs in at[at["batch_size"] == b].groupby("lr", sort=True):
-            steps = analysis.censored_median(runs["steps"], ~runs["censored"].astype(bool))
-            if other != lr and len(runs) < n and steps <= (1 + margin) * median:
-                out.setdefault(b, []).append(float(other))
+        mine = at[at["batch_size"] == b]
+        every = {int(s) for s in mine["seed"]}
+        close = {float(lr): {int(s) for s in runs["seed"]}
+                 for lr, runs in mine.groupby("lr", sort=True)
+                 if analysis.censored_median(runs["steps"], ~runs["censored"].astype(bool))
+                 <= (1 + margin) * chosen.loc[b, "median_steps"]}
+        lacking = {lr: sorted(every - seeds) for lr, seeds in close.items() if every - seeds}
+        if lacking:
+            out[b] = lacking
     return out
 
 
@@ -124,8 +131,7 @@ def next_cells(table: pd.DataFrame, decided: dict, budget: Budget, added: int) -
     undecided = [b for b, v in sorted(batch.items()) if v["status"] == UNDECIDED]
     cells = []
     for b, rates in sorted(decided["rates"].items()):
-        want = seeds_at(table, b, batch[b]["lr"])
-        cells += [(b, lr, s) for lr in rates for s in want if s not in seeds_at(table, b, lr)]
+        cells += [(b, lr, s) for lr, seeds in sorted(rates.items()) for s in seeds]
     if undecided:
         for b in [decided["spot"], *undecided]:
             lr = batch[b]["lr"]
@@ -179,10 +185,10 @@ def main(params: Params) -> int:
     s, r = params.sweep, params.race
     results = sweep.read_cells(sweep.all_paths(params))
     seconds = {k: fastest.round_seconds(doc) for k, doc in sweep.step_times(params).items()}
-    plan = {"basis": sweep.basis(params), "target": s.targets[0]}
-    reuse = sweep.kept(paths.RACE, plan)
+    plan = {"basis": planned.basis(params), "target": s.targets[0]}
+    reuse = planned.kept(paths.RACE, plan)
     if not reuse:
-        sweep.clear_folder(paths.RACE)
+        planned.clear_folder(paths.RACE)
     target, names = s.targets[0], []
     for loader in s.loaders:
         mine = [c for c in results if c["loader"] == loader]
@@ -196,7 +202,7 @@ def main(params: Params) -> int:
         print(f"race ({loader}): {len(rounds)} round(s), {sum(map(len, rounds))} cell(s); "
               f"undecided {[b for b, v in decided['batch'].items() if v['status'] == UNDECIDED]}",
               file=sys.stderr)
-    sweep.write_plan(paths.RACE, names, plan)  # kept cells no decision needs now go
+    planned.write_plan(paths.RACE, names, plan)  # kept cells no decision needs now go
     return 0
 
 

@@ -4,27 +4,27 @@ Reads params.yaml (`train` for the network, `sweep` for the grid) and data/<data
 one JSON per cell (paths.py): reports/cells/coarse/ (the `sweep` matrix stage, one DVC stage per
 cell, so an interrupted `dvc repro` re-runs only missing cells), then reports/refine_plan.json
 (the `plan` stage: which batch sizes refinement adds, from the coarse cells and the seconds),
-reports/cells/refine/ (the plan's cells) and reports/cells/seeds/ (more seeds at each batch
-size's chosen rate), each with the plan it trained. Run: `dvc repro`.
+reports/cells/refine/ (the plan's cells), reports/cells/rates/ (the chosen rates' neighbours on a
+finer ratio where the region could be) and reports/cells/seeds/ (more seeds at each batch size's
+chosen rate), each with the plan it trained. Run: `dvc repro`.
 
 A cell's budget is epochs, never seconds: its steps to target are the problem's alone, the same
 on any machine and under any load. Refinement depends on the plan file, not on the seconds, so
 re-measuring them retrains nothing unless the plan changes. The plan (grid, rates, refinement,
-seeds) is pure functions of params and results; only the `*_main` functions train and write.
+seeds) is pure functions of params and results; only `main` and run_cell train (planned.py runs
+the planned stages).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from sweetspot import paths
-from sweetspot.answer import estimate, fastest, procedure
+from sweetspot.answer import estimate, procedure
 from sweetspot.config import LR_POLICIES, Params
 from sweetspot.errors import ConfigError
 
@@ -122,6 +122,37 @@ def refine_plan(params: Params, results: list[dict],
     return cells, plan
 
 
+def rates_plan(params: Params, results: list[dict], near: dict[str, list[int]]) -> list[Cell]:
+    """The chosen rate's neighbours, x and / sweep.rate_ratio (4 significant digits), at
+    sweep.seeds, at every batch size of `near` ({loader: batch sizes the region could hold}) that
+    reached the headline target, where not yet tried: rates between the grid's, so that which
+    batch size drew the luckier rate decides less. Only the tuned policy tunes rates; the others
+    scale one."""
+    s = params.sweep
+    if s.lr_policy != "tuned":
+        return []
+    cells = []
+    for loader in s.loaders:
+        tried = {(r["batch_size"], float(f"{r['lr']:.4g}")) for r in results
+                 if r["loader"] == loader}
+        for row in estimate.choose_by_steps(_steps(results, loader, s.targets[0]),
+                                            s.targets[0]).itertuples():
+            if row.reached and row.batch_size in near.get(loader, []):
+                rates = [float(f"{row.lr * k:.4g}") for k in (1 / s.rate_ratio, s.rate_ratio)]
+                cells += [Cell(row.batch_size, lr, seed, loader) for lr in rates
+                          if (row.batch_size, lr) not in tried for seed in s.seeds]
+    return cells
+
+
+def near_best(plan: dict) -> dict[str, list[int]]:
+    """From the refine plan: per loader, the coarse batch sizes near the best and those refinement
+    added around them, the batch sizes the sweet region could hold."""
+    near = {loader: set(sizes) for loader, sizes in plan["coarse_near_best"].items()}
+    for cell in plan["cells"]:
+        near.setdefault(cell["loader"], set()).add(cell["batch_size"])
+    return {loader: sorted(sizes) for loader, sizes in near.items()}
+
+
 def seeds_plan(params: Params, results: list[dict]) -> list[Cell]:
     """sweep.extra_seeds for every batch size that reached the headline target, at the rate the
     estimate chooses (the smallest median steps), as the grid's base rate, so the cell runs it."""
@@ -157,7 +188,14 @@ def planned_paths(folder: Path) -> list[Path]:
 
 
 def all_paths(params: Params) -> list[Path]:
-    return grid_paths(params) + planned_paths(paths.REFINE) + planned_paths(paths.SEEDS)
+    return before(params, paths.SEEDS) + planned_paths(paths.SEEDS)
+
+
+def before(params: Params, folder: Path) -> list[Path]:
+    """The cells a planned stage's plan is drawn from: those of the stages before it."""
+    order = [paths.REFINE, paths.RATES, paths.SEEDS]
+    return grid_paths(params) + [p for f in order[:order.index(folder)]
+                                 for p in planned_paths(f)]
 
 
 def step_times(params: Params) -> dict[str, dict]:
@@ -195,97 +233,3 @@ def main(params: Params, cell: Cell, out: Path | None) -> int:
     """One coarse cell (`sweetspot sweep --batch-size B --base-lr LR --seed S --loader L`)."""
     run_cell(params, cell, out or paths.cell_file(paths.COARSE, cell.name), "coarse")
     return 0
-
-
-def clear_folder(out_dir: Path) -> None:
-    """A refine/seeds folder before its cells train: no cell or plan left from an earlier plan."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*out_dir.glob("*.json"), *out_dir.glob("*.json.tmp")]:
-        stale.unlink()
-
-
-def write_plan(out_dir: Path, names: list[str], plan: dict) -> None:
-    """The cells `names` and the plan: the cells kept from before that it no longer names go,
-    then the plan file, written last, marks its folder complete."""
-    for stale in out_dir.glob("*.json"):
-        if stale.name != paths.PLAN and stale.stem not in names:
-            stale.unlink()
-    paths.write_json(out_dir / paths.PLAN, {**plan, "cells": list(names)})
-
-
-def basis(params: Params) -> str:
-    """What a planned cell's steps rest on besides its own settings: the steps of the grid's cells
-    (steps_table), which DVC retrains whenever the data, the training code or a training setting
-    changes. A planned cell (refine's, seeds', the race's) depends on no other cell, so while this
-    is the same every cell still planned stands: a grid cell restored with the same steps, an
-    edit to the answer's statistics, or new seconds that move a plan retrain none of them."""
-    table = estimate.steps_table(read_cells(grid_paths(params)), list(params.sweep.targets))
-    return hashlib.md5(table.to_csv(index=False).encode()).hexdigest()
-
-
-def kept(out_dir: Path, plan: dict) -> bool:
-    """Whether the cells in out_dir may stay: they rest on the same grid steps (basis) as this
-    plan. A stage re-run by DVC keeps every cell it still plans and trains only the new ones;
-    after a change to the training code or settings (the grid's steps then change) all retrain."""
-    old = out_dir / paths.PLAN
-    return ("basis" in plan and old.exists()
-            and json.loads(old.read_text()).get("basis") == plan["basis"])
-
-
-def _train_plan(params: Params, cells: list[Cell], out_dir: Path, stage: str, plan: dict) -> int:
-    """Train the planned cells into out_dir, one after another (keeping those `kept` allows),
-    then write the plan."""
-    for cell in cells:
-        cell_params(params, cell)  # every cell checks before the first trains
-    keep = kept(out_dir, plan)
-    if not keep:
-        clear_folder(out_dir)
-    todo = [c for c in cells if not (keep and paths.cell_file(out_dir, c.name).exists())]
-    print(f"{stage}: training {len(todo)} of {len(cells)} cell(s): {[c.name for c in todo]}",
-          file=sys.stderr)
-    for cell in todo:
-        run_cell(params, cell, paths.cell_file(out_dir, cell.name), stage)
-    write_plan(out_dir, [c.name for c in cells], plan)
-    return 0
-
-
-def planned(params: Params, stage: str) -> tuple[list[Cell], dict]:
-    """What the refine or seeds stage trains: refine, the cells of the `plan` stage's file; seeds,
-    from the cells before it. Returns (cells, plan), the plan with the steps it was drawn from
-    (basis)."""
-    if stage == "refine":
-        if not paths.REFINE_PLAN.exists():
-            raise ConfigError(f"{paths.REFINE_PLAN} is missing: run `dvc repro plan`")
-        plan = json.loads(paths.REFINE_PLAN.read_text())
-        cells = [Cell(c["batch_size"], c["base_lr"], c["seed"], c["loader"])
-                 for c in plan.pop("cells")]
-        return cells, {**plan, "basis": basis(params)}
-    results = read_cells(grid_paths(params) + planned_paths(paths.REFINE))
-    return seeds_plan(params, results), {"target": params.sweep.targets[0],
-                                         "basis": basis(params)}
-
-
-def plan_main(params: Params) -> int:
-    """The `plan` stage: which batch sizes refinement adds, from the coarse cells and the seconds
-    per step, into reports/refine_plan.json (its cells as fields, so refine reads no seconds)."""
-    coarse = read_cells([p for p in grid_paths(params) if p.parent == paths.COARSE])
-    seconds = {loader: fastest.round_seconds(doc) for loader, doc in step_times(params).items()}
-    cells, plan = refine_plan(params, coarse, seconds)
-    for cell in cells:
-        cell_params(params, cell)  # every cell checks before the plan is written
-    paths.write_json(paths.REFINE_PLAN, {**plan, "cells": [dataclasses.asdict(c) for c in cells]})
-    print(f"plan: refine around {plan['coarse_near_best']}: adds batch sizes "
-          f"{plan['batch_sizes'] or 'none'} ({len(cells)} cells); wrote {paths.REFINE_PLAN}")
-    return 0
-
-
-def refine_main(params: Params) -> int:
-    """Train the 3*2^n neighbours of the coarse sweet spot (128 -> 96 and 192) at every rate."""
-    cells, plan = planned(params, "refine")
-    return _train_plan(params, cells, paths.REFINE, "refine", plan)
-
-
-def seeds_main(params: Params) -> int:
-    """More seeds for every batch size that reached the headline target, at its chosen rate."""
-    cells, plan = planned(params, "seeds")
-    return _train_plan(params, cells, paths.SEEDS, "seeds", plan)
