@@ -280,8 +280,10 @@ def test_rates_plan_trains_the_chosen_rates_neighbours_where_the_region_could_be
     # a neighbour already tried is not trained again (3.0 = 1.732 x 1.732, to 4 digits: 3.0)
     tried = results + [result(64, 1.732, hit=3.0), result(64, 0.5774, hit=3.0)]
     assert [c for c in sweep.rates_plan(p, tried, near) if c.batch_size == 64] == []
-    # the policies that scale one rate tune none
+    # the policies that scale one rate tune none, and no refinement refines no rate
     assert sweep.rates_plan(params(lr_policy="linear", lrs=[1.0]), results, near) == []
+    assert sweep.rates_plan(params(batch_sizes=[32, 64, 128, 256], refine=False), results,
+                            near) == []
 
 
 def test_near_best_is_the_coarse_batch_sizes_near_the_best_and_refinements_around_them():

@@ -126,10 +126,11 @@ def rates_plan(params: Params, results: list[dict], near: dict[str, list[int]]) 
     """The chosen rate's neighbours, x and / sweep.rate_ratio (4 significant digits), at
     sweep.seeds, at every batch size of `near` ({loader: batch sizes the region could hold}) that
     reached the headline target, where not yet tried: rates between the grid's, so that which
-    batch size drew the luckier rate decides less. Only the tuned policy tunes rates; the others
-    scale one."""
+    batch size drew the luckier rate decides less. Only the tuned policy tunes rates (the others
+    scale one), and only with sweep.refine (no refinement of batch sizes or of rates without).
+    """
     s = params.sweep
-    if s.lr_policy != "tuned":
+    if s.lr_policy != "tuned" or not s.refine:
         return []
     cells = []
     for loader in s.loaders:
