@@ -113,7 +113,8 @@ def test_quiet_time_takes_the_runs_fastest_stretch_as_its_speed():
     curve = interval_curve([0.01, 0.01, 0.03, 0.03, 0.01, 0.01])
     hit = time_to_target(curve, 0.97)
     assert hit["time"] == pytest.approx(1.0)  # the clock pays for the burst ...
-    assert analysis.quiet_time(curve, hit, 20) == pytest.approx(0.6)  # ... the quiet time does not
+    own = analysis.run_seconds(curve, 20)
+    assert analysis.quiet_time(own, hit) == pytest.approx(0.6)  # ... the quiet time does not
 
 
 def test_a_runs_seconds_are_read_over_as_many_intervals_as_the_timing_has_rounds():
@@ -153,16 +154,18 @@ def test_quiet_time_spreads_the_fastest_epoch_start_over_an_epochs_steps():
         for p in curve[i:]:
             p["time"] += extra
     hit = time_to_target(curve, 0.97)
-    assert analysis.quiet_time(curve, hit, 20) == pytest.approx(120 * 0.01 + 3 * 0.05)
-    assert analysis.run_seconds(curve, 20) == pytest.approx(0.01 + 0.05 / 40)
+    own = analysis.run_seconds(curve, 20)
+    assert analysis.quiet_time(own, hit) == pytest.approx(120 * 0.01 + 3 * 0.05)
+    assert own == pytest.approx(0.01 + 0.05 / 40)
     early = time_to_target(interval_curve(per_step, target_at=5), 0.97)  # hit in epoch 2
-    assert early["step"] == 60 and analysis.quiet_time(curve, early, 20) == pytest.approx(
+    assert early["step"] == 60 and analysis.quiet_time(own, early) == pytest.approx(
         60 * 0.01 + 1.5 * 0.05)
 
 
 def test_quiet_time_of_an_unreached_run_is_censored():
     curve = interval_curve([0.01, 0.01], target_at=5)
-    assert analysis.quiet_time(curve, time_to_target(curve, 0.97), 20) == math.inf
+    own = analysis.run_seconds(curve, 20)
+    assert analysis.quiet_time(own, time_to_target(curve, 0.97)) == math.inf
     table = target_table([{"batch_size": 100, "lr": 1.0, "seed": 0, "outcome": "not_reached",
                            "curve": curve}], [0.97])
     assert table["quiet_time"].tolist() == [math.inf]

@@ -77,15 +77,16 @@ def time_to_target(curve: list[dict] | pd.DataFrame, target: float) -> dict:
             "epoch": float(p["epoch"]), "reached": True, "resolution": float(p["step"] - before)}
 
 
-def run_seconds(curve: list[dict] | pd.DataFrame, samples: int) -> float:
+def run_seconds(curve: list[dict] | pd.DataFrame, samples: int | None) -> float:
     """A run's own seconds per step, read as steptime reads the machine's (row_seconds over its
     fastest round): the fastest of its first `samples` coarse evaluation intervals that started
     no epoch, plus the fastest extra time of an interval that started one (its shuffle or new
     iterator) spread over an epoch's steps. Load only adds time, so neither minimum moves while
     one stretch of the run was quiet; `samples` (steptime's rounds) keeps the two minima over
-    as many readings, so a long run's many intervals do not pull its own lower."""
+    as many readings, so a long run's many intervals do not pull its own lower. NaN without
+    `samples` (no seconds' rounds to match) or without steps."""
     curve = curve.to_dict("records") if isinstance(curve, pd.DataFrame) else curve
-    if not curve or not curve[-1]["step"]:
+    if not samples or not curve or not curve[-1]["step"]:
         return math.nan
     n_train = round(curve[-1]["examples"] / curve[-1]["epoch"])
     plain, starting = [], []  # (steps, seconds) of each interval between evaluations
@@ -101,13 +102,11 @@ def run_seconds(curve: list[dict] | pd.DataFrame, samples: int) -> float:
     return rate + start / steps_per_epoch
 
 
-def quiet_time(curve: list[dict], hit: dict, samples: int | None) -> float:
+def quiet_time(seconds_per_step: float, hit: dict) -> float:
     """A run's time to its target, robust to load as the estimate is: its steps to the target x
-    its own seconds per step (run_seconds; NaN without `samples`). `hit`: time_to_target's
-    answer; inf when not reached."""
-    if not hit["reached"]:
-        return INF
-    return run_seconds(curve, samples) * hit["step"] if samples else math.nan
+    its own seconds per step (run_seconds). `hit`: time_to_target's answer; inf when not
+    reached."""
+    return seconds_per_step * hit["step"] if hit["reached"] else INF
 
 
 def target_table(results: list[dict], targets: list[float],
@@ -126,9 +125,10 @@ def target_table(results: list[dict], targets: list[float],
     id_cols = [c for c in cells.columns if c not in RUN_METRICS]
     rows = []
     for result, (_, cell) in zip(results, cells.iterrows(), strict=True):
+        curve = result.get("curve") or []
+        own = run_seconds(curve, samples)  # the run's, whatever the target
         for target in targets:
-            curve = result.get("curve")
-            hit = time_to_target([] if curve is None else curve, target)
+            hit = time_to_target(curve, target)
             run_outcome = cell.get("outcome")
             if hit["reached"]:
                 outcome = "reached"
@@ -144,7 +144,6 @@ def target_table(results: list[dict], targets: list[float],
                 "mean_step_time": cell.get("mean_step_time", math.nan),
                 "seconds_per_epoch": cell["seconds_per_epoch"],
                 "best_test_acc": cell.get("best_test_acc", math.nan),
-                "run_seconds": run_seconds(curve or [], samples) if samples else math.nan,
-                "quiet_time": quiet_time(curve, hit, samples),
+                "run_seconds": own, "quiet_time": quiet_time(own, hit),
             })
     return pd.DataFrame(rows)

@@ -61,10 +61,6 @@ def _resolution(runs: pd.DataFrame) -> float:
     return float(reached.max()) if len(reached) else math.nan
 
 
-def _finite(x) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
 def choose_by_steps(table: pd.DataFrame, target: float) -> pd.DataFrame:
     """Per batch size, the rate with the smallest median steps to target over its runs (ties: the
     smaller rate). Columns: batch_size, lr, median_steps (inf: more than half censored), n_runs,
@@ -173,7 +169,8 @@ def sweet_spot(per_batch: pd.DataFrame, boot: np.ndarray, target: float) -> dict
     return {"batch_size": int(best["batch_size"]), "lr": float(best["lr"]), "target": target,
             "estimate": float(best["estimate"]), "low": float(best["low"]),
             "high": float(best["high"]), "share": float(best["share"]),
-            "median_steps": float(best["median_steps"]), "resolution": _finite(best["resolution"]),
+            "median_steps": float(best["median_steps"]),
+            "resolution": None if math.isnan(best["resolution"]) else float(best["resolution"]),
             "seconds_per_step": float(best["seconds_per_step"]),
             "region": sorted(region, key=lambda r: r["batch_size"]), "censored": censored}
 

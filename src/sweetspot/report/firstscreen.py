@@ -48,8 +48,7 @@ def headline(answer: Answer) -> list[str]:
         f"{spot_sentence(spot)} reaches {targets[0]:g} test accuracy in "
         f"**{spot['estimate']:.2f} s** of training, estimated as {spot['median_steps']:.0f} steps "
         f"(median over seeds{resolution(spot)}) x {spot['seconds_per_step'] * 1e6:.0f} µs per "
-        f"step (the fastest "
-        f"timing round), 95% interval {spot['low']:.2f}-{spot['high']:.2f} s. "
+        f"step (the fastest timing round), 95% interval {spot['low']:.2f}-{spot['high']:.2f} s. "
         + measured(here, spot) + rate_moves(answer.steps, spot),
         certainty(answer), ""]
     lines += [" ".join(filter(None, [pipeline_sentence(answer), epoch_sentence(answer)])), ""]
@@ -129,7 +128,6 @@ def grids(params) -> str:
     text = ", ".join(f"{lr:g}" for lr in s.lrs)
     if s.lr_policy == "tuned":
         text += f", and the chosen rate x and / {s.rate_ratio:g} near the best"
-
     if s.extremes:
         text += (f" (batch sizes {sizes(s.extremes, s.extremes)}: "
                  + ", ".join(f"{lr:g}" for lr in s.extremes_lrs) + ")")
